@@ -1,0 +1,118 @@
+"""What a run shows and leaves behind: TensorBoard images, the progress bar, the final image."""
+
+from pathlib import Path
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+from PIL import Image
+from torch import Tensor
+
+from nst.errors import NSTError
+from nst.images import save_image
+
+
+def _add_image(trainer: Trainer, tag: str, image: Tensor, step: int) -> None:
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_image(tag, image.detach()[0].float().clamp(0, 1).cpu(), step)
+
+
+class ImageLogger(Callback):
+    """Shows the optimisation in TensorBoard's Images tab.
+
+    Args:
+        every_n_steps: Log the current image every this many steps (0: only at the start and the end).
+    """
+
+    def __init__(self, every_n_steps: int = 50) -> None:
+        if every_n_steps < 0:
+            raise NSTError(f"image_log.every_n_steps must be ≥ 0, got {every_n_steps}")
+        self.every_n_steps = every_n_steps
+        self._last_logged: int | None = None
+
+    @rank_zero_only
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.global_step == 0:  # a resumed run has shown these already
+            data = trainer.datamodule
+            _add_image(trainer, "image/content", data.content, 0)
+            _add_image(trainer, "image/style", data.style, 0)
+            self._log_current(trainer, pl_module)
+
+    @rank_zero_only
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *_: object) -> None:
+        # global_step already counts the step that just ended
+        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
+            self._log_current(trainer, pl_module)
+
+    @rank_zero_only
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._last_logged != trainer.global_step:
+            self._log_current(trainer, pl_module)
+
+    def _log_current(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        _add_image(trainer, "image/current", pl_module.image, trainer.global_step)
+        self._last_logged = trainer.global_step
+
+
+class FinalImage(Callback):
+    """Writes the result of a finished run as ``final.png`` in the run directory.
+
+    Args:
+        path: Also write the result here; the format follows the extension (.png, .jpg, .webp, .tif, …).
+        overwrite: Replace an existing file at ``path`` (otherwise the run refuses to start).
+    """
+
+    FILENAME = "final.png"
+
+    def __init__(self, path: str | None = None, overwrite: bool = False) -> None:
+        self.path = path
+        self.overwrite = overwrite
+        if path is not None:
+            suffix = Path(path).suffix.lower()
+            if suffix not in Image.registered_extensions():
+                raise NSTError(
+                    f"output.path {path} has no image extension Pillow can write (e.g. .png, .jpg)"
+                )
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        # Checked before the run, not after it: a long run must not end in a refusal.
+        if self.path and Path(self.path).exists() and not self.overwrite:
+            raise NSTError(
+                f"output.path {self.path} exists; choose another path or pass --output.overwrite true"
+            )
+
+    @rank_zero_only
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.log_dir is not None:
+            save_image(pl_module.image, Path(trainer.log_dir) / self.FILENAME)
+        if self.path:
+            save_image(pl_module.image, self.path)
+
+
+class StepProgressBar(TQDMProgressBar):
+    """One bar over all steps of the run, with the losses.
+
+    Each Lightning epoch here is a single optimisation step, so the stock bar would
+    restart at 1/1 on every step.
+    """
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        bar = self.train_progress_bar
+        bar.reset(total=trainer.max_steps if trainer.max_steps > 0 else None)
+        bar.initial = bar.n = trainer.global_step
+        bar.set_description("step")
+
+    def on_train_epoch_start(self, *_: object) -> None:
+        pass
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *_: object) -> None:
+        bar = self.train_progress_bar
+        if self._should_update(trainer.global_step, bar.total):
+            bar.n = trainer.global_step
+            bar.set_postfix(self.get_metrics(trainer, pl_module))
+
+    def on_train_epoch_end(self, *_: object) -> None:
+        pass

@@ -1,0 +1,91 @@
+"""Checkpoints that make every run continuable: periodic, at the end, and on Ctrl-C or SIGTERM.
+
+A stop signal does not interrupt a step half-way. It is noted, the step in progress
+finishes, ``last.ckpt`` is written at that step boundary (the same point periodic
+checkpoints are taken, which Lightning resumes exactly), and the run ends with
+:class:`RunInterrupted`. A second Ctrl-C stops at once, keeping the last checkpoint.
+"""
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+
+class RunInterrupted(Exception):
+    """The run stopped on a signal after saving a checkpoint it can be resumed from."""
+
+    def __init__(self, signum: int, step: int, checkpoint: str) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name} after step {step}")
+        self.signum = signum
+        self.step = step
+        self.checkpoint = checkpoint
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Keeps ``checkpoints/last.ckpt`` of the run directory current.
+
+    Args:
+        every_n_steps: Write the checkpoint every this many steps (0: only at the end or on a stop signal).
+    """
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, every_n_steps: int = 50) -> None:
+        # No "best" checkpoints (nothing is validated) and no last-v1.ckpt copies: one file, overwritten.
+        super().__init__(
+            save_last=True, save_top_k=0, every_n_train_steps=every_n_steps, enable_version_counter=False
+        )
+        self.every_n_steps = every_n_steps
+        self._stop_signal: int | None = None
+        self._previous_handlers: dict[int, object] = {}
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._stop_signal = None
+        if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+            for signum in self._SIGNALS:
+                self._previous_handlers[signum] = signal.signal(signum, self._request_stop)
+
+    def _request_stop(self, signum: int, frame: FrameType | None) -> None:
+        if self._stop_signal is not None:  # asked twice: stop now, keep the last checkpoint
+            self._restore_handlers()
+            raise KeyboardInterrupt
+        self._stop_signal = signum
+        print(
+            f"\n{signal.Signals(signum).name}: saving a checkpoint after this step "
+            "(Ctrl-C again stops at once) ...",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
+        super().on_train_batch_end(trainer, pl_module, *args)
+        if self._stop_signal is not None:
+            path = self.save_now(trainer)
+            self._restore_handlers()
+            raise RunInterrupted(self._stop_signal, trainer.global_step, path)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._restore_handlers()
+        self.save_now(trainer)
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        self._restore_handlers()
+
+    def save_now(self, trainer: Trainer) -> str:
+        """Write ``last.ckpt`` for the current step unless it was written at this step already."""
+        if self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        return self.last_model_path or str(
+            Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
+        )
+
+    def _restore_handlers(self) -> None:
+        while self._previous_handlers:
+            signum, handler = self._previous_handlers.popitem()
+            signal.signal(signum, handler)

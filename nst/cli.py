@@ -1,0 +1,142 @@
+"""The command line: LightningCLI with run directories, resume and clean errors.
+
+python cli.py fit --config configs/starry.yaml
+python cli.py fit --config configs/starry.yaml --ckpt_path last
+"""
+
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+
+from nst import runs
+from nst.callbacks import FinalImage, ImageLogger, StepProgressBar
+from nst.checkpointing import RunCheckpoint, RunInterrupted
+from nst.data import StyleTransferData
+from nst.errors import NSTError
+from nst.module import StyleTransfer
+
+LOGGER = "lightning.pytorch.loggers.TensorBoardLogger"
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "max_steps": 500,
+    "devices": 1,
+    "log_every_n_steps": 5,
+    "num_sanity_val_steps": 0,
+    # name None: named after the config file, see _choose_run_dir
+    "logger": {"class_path": LOGGER, "init_args": {"save_dir": "logs", "name": None}},
+}
+
+
+class RunConfig(SaveConfigCallback):
+    """Saves the resolved config in the run directory; a resumed run adds ``config.resumeN.yaml``."""
+
+    def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
+        if trainer.log_dir is not None and trainer.is_global_zero:
+            n = 0
+            while (Path(trainer.log_dir) / self.config_filename).exists():
+                n += 1
+                self.config_filename = f"config.resume{n}.yaml"
+        super().setup(trainer, pl_module, stage)
+
+
+class StyleTransferCLI(LightningCLI):
+    """LightningCLI with one run directory per run and ``--ckpt_path last`` that finds it."""
+
+    def __init__(self, *args: Any, new_run_dirs: list[Path] | None = None, **kwargs: Any) -> None:
+        # Directories this process created, so that a failed start can remove them again.
+        self.new_run_dirs = new_run_dirs if new_run_dirs is not None else []
+        super().__init__(*args, **kwargs)
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        # validate/test/predict have no meaning for an optimisation without data splits.
+        return {"fit": LightningCLI.subcommands()["fit"]}
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(ImageLogger, "image_log")
+        parser.add_lightning_class_args(FinalImage, "output")
+
+    def before_instantiate_classes(self) -> None:
+        if self.subcommand == "fit":
+            self._choose_run_dir(self.config.fit)
+
+    def _choose_run_dir(self, config: Any) -> None:
+        logger = config.trainer.logger
+        if not (hasattr(logger, "class_path") and logger.class_path.endswith("TensorBoardLogger")):
+            return  # a logger of the user's own: its directories are its business
+        args = logger.init_args
+        if args.name is None:
+            args.name = _config_stem(config)
+        root = Path(args.save_dir) / args.name
+        if args.version is not None:
+            return
+        if config.ckpt_path == "last":
+            run_dir = runs.latest_run(root)
+            if run_dir is None:
+                raise NSTError(
+                    f"no run of {args.name!r} to resume: {root} holds no checkpoints/last.ckpt; "
+                    "start a fresh run without --ckpt_path"
+                )
+            args.version = run_dir.name
+            config.ckpt_path = str(runs.checkpoint_of(run_dir))
+            print(f"Resuming {run_dir}", file=sys.stderr)
+        else:
+            version = runs.create_run_dir(root)
+            args.version = version
+            self.new_run_dirs.append(root / f"version_{version}")
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
+        given = config.get("callbacks") or []
+        given = [*(given if isinstance(given, list) else [given]), *callbacks]
+        if config.get("enable_progress_bar") is not False and not any(
+            isinstance(c, ProgressBar) for c in given
+        ):
+            callbacks = [*callbacks, StepProgressBar()]
+        return super()._instantiate_trainer(config, callbacks)
+
+
+def _config_stem(config: Any) -> str:
+    files = config.get("config") or []
+    return Path(str(files[-1])).stem if files else "nst"
+
+
+def _quiet_lightning() -> None:
+    # Advice meant for datasets; here an epoch is one step by design.
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point; ``args`` as on the command line (tests call it in-process)."""
+    _quiet_lightning()
+    new_run_dirs: list[Path] = []
+    try:
+        StyleTransferCLI(
+            StyleTransfer,
+            StyleTransferData,
+            args=args,
+            trainer_defaults=TRAINER_DEFAULTS,
+            seed_everything_default=0,
+            save_config_callback=RunConfig,
+            new_run_dirs=new_run_dirs,
+        )
+    except RunInterrupted as stop:
+        print(
+            f"{stop}; saved {stop.checkpoint}\nContinue with the same command plus --ckpt_path last",
+            file=sys.stderr,
+        )
+        sys.exit(128 + stop.signum)
+    except BaseException as error:
+        # A run that failed before its first checkpoint leaves nothing behind that looks like a result.
+        for run_dir in new_run_dirs:
+            runs.remove_if_unfinished(run_dir)
+        if isinstance(error, NSTError) and not os.environ.get("NST_DEBUG"):
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        raise

@@ -1,0 +1,85 @@
+"""Images given by URL are downloaded once into a cache, as torchvision does with weights.
+
+The cache lives in ``$TORCH_HOME/nst/images`` (default ``~/.cache/torch/nst/images``).
+A file enters it only whole and only once Pillow recognises it as an image, so a
+broken download never poisons later runs.
+"""
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+from PIL import Image
+
+from nst.errors import NSTError
+
+MAX_BYTES = 100 * 2**20  # larger than any painting scan a style transfer needs
+TIMEOUT_S = 30
+_USER_AGENT = "nst-style-transfer/0.1 (Python urllib)"  # Wikimedia refuses requests without one
+
+
+def is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+def cache_dir() -> Path:
+    torch_home = os.getenv("TORCH_HOME") or os.path.join(os.getenv("XDG_CACHE_HOME", "~/.cache"), "torch")
+    return Path(os.path.expanduser(torch_home)) / "nst" / "images"
+
+
+def cached_path(url: str) -> Path:
+    """Where ``url`` is (or will be) cached: a hash of the URL keeps same-named files apart."""
+    name = os.path.basename(urlparse(url).path) or "image"
+    digest = hashlib.sha256(url.encode()).hexdigest()[:12]
+    return cache_dir() / f"{digest}-{name}"
+
+
+def fetch(url: str) -> Path:
+    """Return the cached file for ``url``, downloading it first if it is not cached yet."""
+    target = cached_path(url)
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".part-")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            _download(url, out)
+        _check_image(url, tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def _download(url: str, out) -> None:
+    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+            size = 0
+            while chunk := response.read(2**16):
+                size += len(chunk)
+                if size > MAX_BYTES:
+                    raise NSTError(
+                        f"{url} is larger than {MAX_BYTES // 2**20} MiB; download and shrink it yourself"
+                    )
+                out.write(chunk)
+    except urllib.error.HTTPError as error:
+        raise NSTError(f"cannot download {url}: HTTP {error.code} {error.reason}") from error
+    except (urllib.error.URLError, TimeoutError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise NSTError(
+            f"cannot download {url} ({reason}); check the address or the network, or pass a local file instead"
+        ) from error
+
+
+def _check_image(url: str, path: Path) -> None:
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except Exception as error:
+        raise NSTError(f"{url} did not return an image ({error})") from error

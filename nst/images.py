@@ -1,0 +1,80 @@
+"""Reading, resizing and writing images as [1, 3, H, W] float tensors in [0, 1]."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+from torchvision.transforms.functional import pil_to_tensor, to_pil_image
+
+from nst import download
+from nst.errors import NSTError
+
+
+def read_image(source: str, role: str = "image") -> Image.Image:
+    """Open a local path or URL as an RGB PIL image, upright as its EXIF orientation says."""
+    path = download.fetch(source) if download.is_url(source) else Path(source)
+    if not path.exists():
+        raise NSTError(f"{role} {source} does not exist; check the path")
+    if not path.is_file():
+        raise NSTError(f"{role} {source} is not a file; give the path of an image")
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            image = ImageOps.exif_transpose(opened)
+    except UnidentifiedImageError as error:
+        raise NSTError(f"{role} {source} is not an image Pillow can read") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise NSTError(f"{role} {source} cannot be decoded ({error}); re-save or replace the file") from error
+    return _to_rgb(image)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    # Transparent pixels become white, as on a page, rather than whatever colour they hide.
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def resize_long_side(image: Image.Image, long_side: int) -> Image.Image:
+    """Scale so the longer side is ``long_side`` pixels, keeping the aspect ratio."""
+    scale = long_side / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image if size == image.size else image.resize(size, Image.Resampling.BICUBIC)
+
+
+def to_tensor(image: Image.Image) -> Tensor:
+    return (pil_to_tensor(image).float() / 255).unsqueeze(0)
+
+
+def load_image(source: str, long_side: int, role: str = "image") -> Tensor:
+    """Read ``source`` (path or URL) and return it as [1, 3, H, W] with the given long side."""
+    return to_tensor(resize_long_side(read_image(source, role), long_side))
+
+
+def resize_tensor(image: Tensor, size: tuple[int, int]) -> Tensor:
+    """Resize a [B, 3, H, W] image tensor to ``size`` = (H, W), staying in [0, 1]."""
+    if tuple(image.shape[-2:]) == size:
+        return image
+    return torch.nn.functional.interpolate(image, size=size, mode="bicubic", antialias=True).clamp(0, 1)
+
+
+def save_image(image: Tensor, path: str | os.PathLike) -> None:
+    """Write a [3, H, W] or [1, 3, H, W] image atomically: a crash never leaves half a file."""
+    path = Path(path)
+    pixels = image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().squeeze(0)
+    pil = to_pil_image(pixels)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            pil.save(out, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,217 @@
+"""The LightningModule: the generated image as a parameter, optimised against a frozen VGG19.
+
+Gatys, Ecker & Bethge, "Image Style Transfer Using Convolutional Neural Networks" (CVPR 2016).
+"""
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch import LightningModule
+from torch import Tensor, nn
+
+from nst.errors import NSTError
+from nst.images import read_image, resize_tensor, to_tensor
+from nst.losses import content_loss, gram, style_loss, tv_loss
+from nst.vgg import VGGFeatures, build_features, depth_for, layer_index
+from nst.weights import check_weights_option, load_weights
+
+INIT_KEYWORDS = ("content", "noise", "style")
+DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+_FULL_PRECISION = ("32-true", "64-true", "32", "64")
+
+
+class StyleTransfer(LightningModule):
+    """Gatys-style optimisation of an image against content and style targets.
+
+    Logged losses are weighted, so ``loss/total`` is the sum of ``loss/content``,
+    ``loss/style`` and ``loss/tv``, and the ``loss/style/<layer>`` curves sum to ``loss/style``.
+
+    Args:
+        content_layers: VGG19 layers whose features the result must share with the content image.
+        style_layers: VGG19 layers whose Gram matrices the result must share with the style image.
+        style_layer_weights: One weight per style layer (default: 1 each).
+        content_weight: Weight of the content loss (feature MSE).
+        style_weight: Weight of the style loss (MSE of Gram matrices normalised by C·H·W).
+        tv_weight: Weight of the total-variation smoothness term.
+        init: Starting image: ``content``, ``noise`` (uniform, seeded by seed_everything), ``style``,
+            or a path to an image (resized to the content's size).
+        optimizer: ``lbfgs`` (one function evaluation per step, history kept across steps) or ``adam``.
+        lr: Learning rate (default: 1.0 for L-BFGS, 0.02 for Adam).
+        lbfgs_history: Number of past steps L-BFGS keeps to model curvature.
+        weights: VGG19 weights: ``imagenet`` (torchvision's file in its TORCH_HOME cache, downloaded once),
+            a path to a ``.pth`` state dict (torchvision's file or ``vgg19().features``), or ``random`` (seeded).
+        pooling: ``max`` (torchvision's network) or ``avg`` (Gatys et al.'s choice, smoother results).
+    """
+
+    def __init__(
+        self,
+        content_layers: list[str] = ["conv4_2"],
+        style_layers: list[str] = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"],
+        style_layer_weights: list[float] | None = None,
+        content_weight: float = 1.0,
+        style_weight: float = 1e6,
+        tv_weight: float = 0.0,
+        init: str = "content",
+        optimizer: Literal["lbfgs", "adam"] = "lbfgs",
+        lr: float | None = None,
+        lbfgs_history: int = 100,
+        weights: str = "imagenet",
+        pooling: Literal["max", "avg"] = "max",
+    ) -> None:
+        super().__init__()
+        _check_layers(content_layers, style_layers, style_layer_weights)
+        _check_weight("model.content_weight", content_weight)
+        _check_weight("model.style_weight", style_weight)
+        _check_weight("model.tv_weight", tv_weight)
+        check_weights_option(weights)
+        if lr is not None and not (math.isfinite(lr) and lr > 0):
+            raise NSTError(f"model.lr must be a positive number, got {lr}")
+        self.save_hyperparameters()
+        # The frozen VGG19 is rebuilt from `weights`, never stored: checkpoints hold the image only.
+        self.strict_loading = False
+        self.register_parameter("image", None)
+        self.vgg: VGGFeatures | None = None
+        self.content_targets: dict[str, Tensor] = {}
+        self.style_targets: dict[str, Tensor] = {}
+
+    @property
+    def style_layer_weights(self) -> list[float]:
+        return self.hparams.style_layer_weights or [1.0] * len(self.hparams.style_layers)
+
+    # -- building ---------------------------------------------------------------------------
+
+    def configure_model(self) -> None:
+        if self.vgg is None:
+            layers = [*self.hparams.content_layers, *self.hparams.style_layers]
+            features = build_features(depth_for(layers), self.hparams.pooling)
+            self.vgg = VGGFeatures(layers, load_weights(features, self.hparams.weights))
+
+    def setup(self, stage: str) -> None:
+        if self.image is None:
+            content, style = self._pair()
+            self.image = nn.Parameter(self._initial_image(content, style))
+
+    def _pair(self) -> tuple[Tensor, Tensor]:
+        data = self.trainer.datamodule
+        if data is None or getattr(data, "content", None) is None:
+            raise NSTError("StyleTransfer needs a StyleTransferData datamodule passed to trainer.fit")
+        return data.content, data.style
+
+    def _initial_image(self, content: Tensor, style: Tensor) -> Tensor:
+        init = self.hparams.init
+        if init == "content":
+            return content.clone()
+        if init == "noise":
+            return torch.rand_like(content)
+        if init == "style":
+            return resize_tensor(style, tuple(content.shape[-2:]))
+        if not Path(init).is_file():
+            raise NSTError(f"model.init {init!r} is not content, noise, style or an existing image file")
+        height, width = content.shape[-2:]
+        return to_tensor(read_image(init, "init image").resize((width, height)))
+
+    def on_fit_start(self) -> None:
+        # Targets are computed once per run, under the same autocast as the training step,
+        # and kept out of the state dict (they are cheap to recompute, large to store).
+        content, style = (t.to(self.device) for t in self._pair())
+        with torch.no_grad(), self.trainer.precision_plugin.forward_context():
+            content_features = self.vgg(content)
+            style_features = self.vgg(style)
+        self.content_targets = {n: content_features[n].float() for n in self.hparams.content_layers}
+        self.style_targets = {n: gram(style_features[n]) for n in self.hparams.style_layers}
+
+    # -- optimisation -----------------------------------------------------------------------
+
+    def compute_losses(self, image: Tensor) -> dict[str, Tensor]:
+        """Weighted loss terms of ``image``: content, style, tv, total, and style/<layer>."""
+        h = self.hparams
+        features = self.vgg(image)
+        zero = image.new_zeros((), dtype=torch.float32)
+        content = sum((content_loss(features[n], self.content_targets[n]) for n in h.content_layers), zero)
+        per_layer = {
+            f"style/{name}": h.style_weight * weight * style_loss(features[name], self.style_targets[name])
+            for name, weight in zip(h.style_layers, self.style_layer_weights, strict=True)
+        }
+        style = sum(per_layer.values(), zero)
+        tv = h.tv_weight * tv_loss(image) if h.tv_weight else zero
+        content = h.content_weight * content
+        return {"content": content, "style": style, "tv": tv, "total": content + style + tv, **per_layer}
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        losses = self.compute_losses(self.image)
+        shown = ("total", "content", "style")
+        self.log_dict({f"loss/{k}": v for k, v in losses.items() if k in shown}, prog_bar=True)
+        self.log_dict({f"loss/{k}": v for k, v in losses.items() if k not in shown})
+        return losses["total"]
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # The image stays in [0, 1] by projection after every step (clamping), not by a sigmoid
+        # reparametrisation, which would flatten gradients at saturated pixels. For L-BFGS the
+        # projection makes the curvature pairs of clamped pixels slightly inexact; in exchange
+        # every evaluation sees a valid image.
+        with torch.no_grad():
+            self.image.clamp_(0, 1)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        h = self.hparams
+        lr = h.lr or DEFAULT_LR[h.optimizer]
+        if h.optimizer == "adam":
+            return torch.optim.Adam([self.image], lr=lr)
+        precision = str(self.trainer.precision)
+        if precision not in _FULL_PRECISION:
+            raise NSTError(
+                f"L-BFGS needs full precision, but trainer.precision is {precision}: its line of descent "
+                "breaks down under reduced precision; use trainer.precision=32-true or model.optimizer=adam"
+            )
+        # max_iter=1: one function evaluation per Lightning step, so trainer.max_steps counts
+        # iterations; L-BFGS keeps its history in the optimizer state across steps.
+        return torch.optim.LBFGS([self.image], lr=lr, max_iter=1, history_size=h.lbfgs_history)
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint["state_dict"]
+        checkpoint["state_dict"] = {k: v for k, v in state.items() if not k.startswith("vgg.")}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("state_dict", {}).get("image")
+        if saved is None:
+            raise NSTError("the checkpoint holds no image: it was not written by nst")
+        if self.image is None:  # loading outside fit: take the shape from the checkpoint
+            self.image = nn.Parameter(torch.empty_like(saved))
+        elif self.image.shape != saved.shape:
+            raise NSTError(
+                f"the checkpoint's image is {_size(saved)} px but this run's is {_size(self.image)} px: "
+                "resume with the data.size the run was started with"
+            )
+
+
+def _size(image: Tensor) -> str:
+    return f"{image.shape[-1]}×{image.shape[-2]}"
+
+
+def _check_layers(content: list[str], style: list[str], style_weights: list[float] | None) -> None:
+    for option, layers in (("model.content_layers", content), ("model.style_layers", style)):
+        for name in layers:
+            layer_index(name)
+        if len(set(layers)) != len(layers):
+            raise NSTError(f"{option} lists a layer twice: {layers}")
+    if not content and not style:
+        raise NSTError(
+            "model.content_layers and model.style_layers are both empty: there is nothing to optimise"
+        )
+    if style_weights is not None:
+        if len(style_weights) != len(style):
+            raise NSTError(
+                f"model.style_layer_weights has {len(style_weights)} entries for {len(style)} style layers"
+            )
+        for weight in style_weights:
+            _check_weight("model.style_layer_weights", weight)
+
+
+def _check_weight(option: str, value: float) -> None:
+    if not (math.isfinite(value) and value >= 0):
+        raise NSTError(f"{option} must be a finite number ≥ 0, got {value}")

@@ -1,0 +1,48 @@
+"""Run directories: ``logs/<config name>/version_N``, one per run, never shared, never reused by accident."""
+
+import re
+import shutil
+from pathlib import Path
+
+_VERSION = re.compile(r"version_(\d+)$")
+
+
+def _versions(root: Path) -> list[int]:
+    if not root.is_dir():
+        return []
+    return [int(m.group(1)) for p in root.iterdir() if (m := _VERSION.match(p.name))]
+
+
+def create_run_dir(root: Path) -> int:
+    """Create ``root/version_N`` with the next free N and return N.
+
+    ``mkdir`` either creates the directory or fails, so two runs started at the same
+    moment from the same config end up in different directories.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    version = max(_versions(root), default=-1) + 1
+    while True:
+        try:
+            (root / f"version_{version}").mkdir()
+            return version
+        except FileExistsError:
+            version += 1
+
+
+def checkpoint_of(run_dir: Path) -> Path:
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+def latest_run(root: Path) -> Path | None:
+    """The run under ``root`` whose ``last.ckpt`` was written most recently."""
+    runs = [root / f"version_{v}" for v in _versions(root)]
+    resumable = [run for run in runs if checkpoint_of(run).is_file()]
+    return max(resumable, key=lambda run: checkpoint_of(run).stat().st_mtime, default=None)
+
+
+def remove_if_unfinished(run_dir: Path) -> bool:
+    """Delete a run directory that holds no checkpoint: it has nothing to resume or show."""
+    if run_dir.is_dir() and not any(run_dir.rglob("*.ckpt")):
+        shutil.rmtree(run_dir)
+        return True
+    return False

@@ -1,0 +1,100 @@
+"""The frozen VGG19 feature extractor: layer names, truncation, pooling, normalisation.
+
+Layers are named as in Simonyan & Zisserman and Gatys et al.: ``convB_L`` and
+``reluB_L`` for layer L of block B, ``poolB`` at the end of block B. Their positions
+equal the indices of torchvision's ``vgg19().features``, so torchvision state dicts
+load without renaming.
+"""
+
+import difflib
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from nst.errors import NSTError
+
+_CONVS_PER_BLOCK = (2, 2, 4, 4, 4)  # VGG19, configuration "E"
+_CHANNELS = (64, 128, 256, 512, 512)
+
+# ImageNet statistics the torchvision weights were trained with.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _layer_names() -> tuple[str, ...]:
+    names: list[str] = []
+    for block, convs in enumerate(_CONVS_PER_BLOCK, start=1):
+        for layer in range(1, convs + 1):
+            names += [f"conv{block}_{layer}", f"relu{block}_{layer}"]
+        names.append(f"pool{block}")
+    return tuple(names)
+
+
+LAYER_NAMES = _layer_names()
+_INDEX = {name: i for i, name in enumerate(LAYER_NAMES)}
+
+
+def layer_index(name: str) -> int:
+    """Index of a named layer in torchvision's ``vgg19().features``."""
+    if name not in _INDEX:
+        close = difflib.get_close_matches(name, LAYER_NAMES, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise NSTError(
+            f"unknown VGG19 layer {name!r}: {hint}names are conv1_1 … conv5_4, relu1_1 … relu5_4, pool1 … pool5"
+        )
+    return _INDEX[name]
+
+
+def build_features(depth: int, pooling: str = "max") -> nn.Sequential:
+    """The first ``depth`` layers of VGG19's feature stack, uninitialised (on the meta device).
+
+    ReLUs are not in-place: an in-place ReLU would overwrite a conv output that a
+    loss has kept.
+    """
+    if pooling not in ("max", "avg"):
+        raise NSTError(f"unknown pooling {pooling!r}: use max or avg")
+    layers: list[nn.Module] = []
+    channels = 3
+    with torch.device("meta"):
+        for convs, width in zip(_CONVS_PER_BLOCK, _CHANNELS, strict=True):
+            for _ in range(convs):
+                layers += [nn.Conv2d(channels, width, kernel_size=3, padding=1), nn.ReLU()]
+                channels = width
+            # Gatys et al. prefer average pooling for smoother gradients; max is torchvision's.
+            layers.append(nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2))
+    return nn.Sequential(*layers[:depth])
+
+
+class VGGFeatures(nn.Module):
+    """Maps [B, 3, H, W] RGB images in [0, 1] to the feature maps of the named layers.
+
+    It owns the ImageNet normalisation, so callers never see normalised pixels, and it
+    is cut after the deepest requested layer. Its parameters are frozen.
+    """
+
+    def __init__(self, layers: Iterable[str], features: nn.Sequential) -> None:
+        super().__init__()
+        self.layers = tuple(dict.fromkeys(layers))
+        self._wanted = {layer_index(name): name for name in self.layers}
+        self.features = features.requires_grad_(False).eval()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode: bool = True) -> "VGGFeatures":
+        # Always in eval mode: Lightning switches modules to train mode at fit start.
+        return super().train(False)
+
+    def forward(self, image: Tensor) -> dict[str, Tensor]:
+        x = (image - self.mean) / self.std
+        out: dict[str, Tensor] = {}
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in self._wanted:
+                out[self._wanted[i]] = x
+        return out
+
+
+def depth_for(layers: Sequence[str]) -> int:
+    """How many layers of the feature stack are needed to reach all of ``layers``."""
+    return max(layer_index(name) for name in layers) + 1
