@@ -98,12 +98,15 @@ class StepProgressBar(TQDMProgressBar):
     restart at 1/1 on every step.
     """
 
+    @property
+    def train_description(self) -> str:
+        return "step"
+
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
         bar = self.train_progress_bar
         bar.reset(total=trainer.max_steps if trainer.max_steps > 0 else None)
         bar.initial = bar.n = trainer.global_step
-        bar.set_description("step")
 
     def on_train_epoch_start(self, *_: object) -> None:
         pass

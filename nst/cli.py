@@ -4,6 +4,7 @@ python cli.py fit --config configs/starry.yaml
 python cli.py fit --config configs/starry.yaml --ckpt_path last
 """
 
+import logging
 import os
 import sys
 import warnings
@@ -83,7 +84,7 @@ class StyleTransferCLI(LightningCLI):
                     f"no run of {args.name!r} to resume: {root} holds no checkpoints/last.ckpt; "
                     "start a fresh run without --ckpt_path"
                 )
-            args.version = run_dir.name
+            args.version = runs.version_of(run_dir)
             config.ckpt_path = str(runs.checkpoint_of(run_dir))
             print(f"Resuming {run_dir}", file=sys.stderr)
         else:
@@ -106,10 +107,20 @@ def _config_stem(config: Any) -> str:
     return Path(str(files[-1])).stem if files else "nst"
 
 
+class _NoAdverts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
 def _quiet_lightning() -> None:
-    # Advice meant for datasets; here an epoch is one step by design.
+    # Advice meant for datasets and trained networks; here an epoch is one step and the
+    # frozen VGG stays in eval mode by design.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")
+    warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")  # Lightning vs newer torch
+    for handler in logging.getLogger("lightning.pytorch").handlers:
+        handler.addFilter(_NoAdverts())
 
 
 def main(args: list[str] | None = None) -> None:

@@ -48,7 +48,7 @@ def resize_long_side(image: Image.Image, long_side: int) -> Image.Image:
 
 
 def to_tensor(image: Image.Image) -> Tensor:
-    return (pil_to_tensor(image).float() / 255).unsqueeze(0)
+    return (pil_to_tensor(image).float() / 255).unsqueeze(0).contiguous()
 
 
 def load_image(source: str, long_side: int, role: str = "image") -> Tensor:

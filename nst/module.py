@@ -91,7 +91,7 @@ class StyleTransfer(LightningModule):
     def setup(self, stage: str) -> None:
         if self.image is None:
             content, style = self._pair()
-            self.image = nn.Parameter(self._initial_image(content, style))
+            self.image = nn.Parameter(self._initial_image(content, style).contiguous())
 
     def _pair(self) -> tuple[Tensor, Tensor]:
         data = self.trainer.datamodule

@@ -13,6 +13,10 @@ def _versions(root: Path) -> list[int]:
     return [int(m.group(1)) for p in root.iterdir() if (m := _VERSION.match(p.name))]
 
 
+def version_of(run_dir: Path) -> int:
+    return int(_VERSION.match(run_dir.name).group(1))
+
+
 def create_run_dir(root: Path) -> int:
     """Create ``root/version_N`` with the next free N and return N.
 
