@@ -113,11 +113,9 @@ class _NoAdverts(logging.Filter):
 
 
 def _quiet_lightning() -> None:
-    # Advice meant for datasets and trained networks; here an epoch is one step and the
-    # frozen VGG stays in eval mode by design.
+    # Advice meant for datasets; here an epoch is one step by design.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
-    warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")  # Lightning vs newer torch
     for handler in logging.getLogger("lightning.pytorch").handlers:
         handler.addFilter(_NoAdverts())

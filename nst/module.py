@@ -82,13 +82,13 @@ class StyleTransfer(LightningModule):
 
     # -- building ---------------------------------------------------------------------------
 
-    def configure_model(self) -> None:
+    def setup(self, stage: str) -> None:
+        # Built here rather than in __init__ or configure_model (which load_from_checkpoint
+        # also calls), so that reading an image out of a checkpoint needs no weights.
         if self.vgg is None:
             layers = [*self.hparams.content_layers, *self.hparams.style_layers]
             features = build_features(depth_for(layers), self.hparams.pooling)
             self.vgg = VGGFeatures(layers, load_weights(features, self.hparams.weights))
-
-    def setup(self, stage: str) -> None:
         if self.image is None:
             content, style = self._pair()
             self.image = nn.Parameter(self._initial_image(content, style).contiguous())

@@ -77,13 +77,10 @@ class VGGFeatures(nn.Module):
         super().__init__()
         self.layers = tuple(dict.fromkeys(layers))
         self._wanted = {layer_index(name): name for name in self.layers}
-        self.features = features.requires_grad_(False).eval()
+        # Frozen. Train/eval mode makes no difference: the stack has no dropout or batch norm.
+        self.features = features.requires_grad_(False)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-
-    def train(self, mode: bool = True) -> "VGGFeatures":
-        # Always in eval mode: Lightning switches modules to train mode at fit start.
-        return super().train(False)
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         x = (image - self.mean) / self.std

@@ -1,0 +1,41 @@
+import pytest
+import torch
+
+from nst.losses import content_loss, gram, style_loss, tv_loss
+
+
+def test_gram_matches_hand_computation():
+    # C=2, H=1, W=2: rows a=(1, 2), b=(3, 4); F·Fᵀ = [[5, 11], [11, 25]], divided by C·H·W = 4
+    features = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])
+    expected = torch.tensor([[[5.0, 11.0], [11.0, 25.0]]]) / 4
+    assert torch.allclose(gram(features), expected)
+
+
+def test_gram_is_fp32_under_bf16_input():
+    features = torch.randn(1, 4, 3, 3).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        result = gram(features)
+    assert result.dtype == torch.float32
+    assert torch.allclose(result, gram(features.float()))
+
+
+def test_content_loss_is_mean_squared_error():
+    a = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]])
+    b = torch.tensor([[[[1.0, 1.0], [2.0, 1.0]]]])
+    assert content_loss(a, b).item() == pytest.approx((1 + 0 + 0 + 4) / 4)
+
+
+def test_style_loss_compares_gram_matrices():
+    features = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])
+    target = torch.zeros(1, 2, 2)
+    # mean of squares of [[1.25, 2.75], [2.75, 6.25]]
+    expected = (1.25**2 + 2 * 2.75**2 + 6.25**2) / 4
+    assert style_loss(features, target).item() == pytest.approx(expected)
+    assert style_loss(features, gram(features)).item() == 0
+
+
+def test_tv_loss_by_hand():
+    image = torch.tensor([[[[0.0, 1.0], [1.0, 3.0]]]])
+    # vertical differences 1, 2 -> mean of squares 2.5; horizontal 1, 2 -> 2.5
+    assert tv_loss(image).item() == pytest.approx(5.0)
+    assert tv_loss(torch.full((1, 3, 4, 4), 0.3)).item() == 0

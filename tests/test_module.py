@@ -1,0 +1,135 @@
+"""The LightningModule driven by a plain Trainer on tiny images with a random VGG."""
+
+import pytest
+import torch
+from lightning.pytorch import Callback, Trainer
+
+from nst import StyleTransfer, StyleTransferData
+from nst.errors import NSTError
+
+SHALLOW = {
+    "weights": "random",
+    "content_layers": ["conv2_2"],
+    "style_layers": ["conv1_1", "conv2_1", "conv3_1"],
+}
+
+
+class LossHistory(Callback):
+    def __init__(self):
+        self.totals: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, *args):
+        self.totals.append(trainer.callback_metrics["loss/total"].item())
+
+
+def fit(tmp_path, images, steps=8, size=64, precision="32-true", **model):
+    module = StyleTransfer(**{**SHALLOW, **model})
+    data = StyleTransferData(str(images["content"]), str(images["style"]), size=size)
+    history = LossHistory()
+    trainer = Trainer(
+        max_steps=steps,
+        precision=precision,
+        callbacks=[history],
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, data)
+    return module, history.totals
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_a_64px_run_lowers_the_loss_and_keeps_the_image_in_range(tmp_path, images, optimizer):
+    module, totals = fit(tmp_path, images, steps=10, optimizer=optimizer, init="noise")
+    assert module.image.shape == (1, 3, 48, 64)
+    assert totals[-1] < 0.5 * totals[0]
+    assert module.image.min() >= 0 and module.image.max() <= 1
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_one_vgg_evaluation_per_step_and_targets_once(tmp_path, images, monkeypatch, optimizer):
+    calls = []
+    original = StyleTransfer.compute_losses
+
+    def counting(self, image):
+        calls.append(self.global_step)
+        return original(self, image)
+
+    monkeypatch.setattr(StyleTransfer, "compute_losses", counting)
+    forwards = []
+    target_calls = []
+    original_fit_start = StyleTransfer.on_fit_start
+
+    def fit_start(self):
+        self.vgg.register_forward_hook(lambda *a: forwards.append(1))
+        original_fit_start(self)
+        target_calls.append(len(forwards))
+
+    monkeypatch.setattr(StyleTransfer, "on_fit_start", fit_start)
+    fit(tmp_path, images, steps=5, size=32, optimizer=optimizer)
+    assert calls == [0, 1, 2, 3, 4]
+    assert target_calls == [2]  # the content and the style image, once
+    assert len(forwards) == 2 + 5
+
+
+def test_init_options(tmp_path, images):
+    data = StyleTransferData(str(images["content"]), str(images["style"]), size=32)
+    data.setup("fit")
+    for init, expected in (("content", data.content), ("style", None), (str(images["style"]), None)):
+        module = StyleTransfer(**SHALLOW, init=init)
+        image = module._initial_image(data.content, data.style)
+        assert image.shape == data.content.shape
+        if expected is not None:
+            assert torch.equal(image, expected)
+    torch.manual_seed(0)
+    first = StyleTransfer(**SHALLOW, init="noise")._initial_image(data.content, data.style)
+    torch.manual_seed(0)
+    again = StyleTransfer(**SHALLOW, init="noise")._initial_image(data.content, data.style)
+    assert torch.equal(first, again) and 0.4 < first.mean() < 0.6
+    with pytest.raises(NSTError, match=r"model\.init 'nois'"):
+        StyleTransfer(**SHALLOW, init="nois")._initial_image(data.content, data.style)
+
+
+def test_bf16_mixed_with_adam(tmp_path, images):
+    module, totals = fit(
+        tmp_path, images, steps=6, size=32, precision="bf16-mixed", optimizer="adam", lr=0.05
+    )
+    assert all(torch.isfinite(torch.tensor(totals)))
+    assert totals[-1] < totals[0]
+    assert module.image.dtype == torch.float32
+
+
+def test_lbfgs_refuses_reduced_precision(tmp_path, images):
+    with pytest.raises(NSTError, match=r"L-BFGS needs full precision.*model\.optimizer=adam"):
+        fit(tmp_path, images, steps=1, size=32, precision="bf16-mixed", optimizer="lbfgs")
+
+
+def test_checkpoint_holds_the_image_only_and_loads_outside_fit(tmp_path, images):
+    module, _ = fit(tmp_path, images, steps=3, size=32, optimizer="adam")
+    path = tmp_path / "x.ckpt"
+    module.trainer.save_checkpoint(path)
+    checkpoint = torch.load(path, weights_only=True)
+    assert list(checkpoint["state_dict"]) == ["image"]
+    loaded = StyleTransfer.load_from_checkpoint(path, map_location="cpu")
+    assert torch.equal(loaded.image, module.image)
+    assert loaded.vgg is None  # exporting an image needs no network
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"style_layers": ["conv9_1"]}, "unknown VGG19 layer 'conv9_1'"),
+        ({"content_layers": [], "style_layers": []}, "both empty"),
+        ({"style_layers": ["conv1_1", "conv1_1"]}, "lists a layer twice"),
+        ({"style_layer_weights": [1.0]}, "1 entries for 3 style layers"),
+        ({"style_weight": -1.0}, "model.style_weight must be a finite number"),
+        ({"content_weight": float("nan")}, "model.content_weight must be a finite number"),
+        ({"weights": "imagnet"}, "unknown model.weights"),
+        ({"lr": 0.0}, "model.lr must be a positive number"),
+    ],
+)
+def test_bad_model_options(kwargs, message):
+    with pytest.raises(NSTError, match=message):
+        StyleTransfer(**{**SHALLOW, **kwargs})
