@@ -29,7 +29,10 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "log_every_n_steps": 5,
     "num_sanity_val_steps": 0,
     # name None: named after the config file, see _choose_run_dir
-    "logger": {"class_path": LOGGER, "init_args": {"save_dir": "logs", "name": None}},
+    "logger": {
+        "class_path": LOGGER,
+        "init_args": {"save_dir": "logs", "name": None, "default_hp_metric": False},
+    },
 }
 
 

@@ -75,7 +75,12 @@ def tiny_config(workdir: Path, images: dict[str, Path]):
                 "style_layers": ["conv1_1", "conv2_1", "conv3_1"],
                 **model,
             },
-            "trainer": {"max_steps": 4, "enable_progress_bar": False, "enable_model_summary": False},
+            "trainer": {
+                "max_steps": 4,
+                "log_every_n_steps": 1,
+                "enable_progress_bar": False,
+                "enable_model_summary": False,
+            },
             "checkpoint": {"every_n_steps": 2},
         }
         path = workdir / f"{name}.yaml"

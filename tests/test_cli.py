@@ -1,0 +1,161 @@
+"""The command line end to end, in-process: runs, run directories, TensorBoard, resume, interruption."""
+
+import os
+import signal
+
+import pytest
+import torch
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from nst import StyleTransfer
+from nst.cli import main
+
+
+def run(*args: str) -> None:
+    main(["fit", *args])
+
+
+def final_image(run_dir) -> torch.Tensor:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]["image"]
+
+
+def test_a_run_leaves_its_results_in_its_own_directory(tiny_config, workdir):
+    config = tiny_config()
+    run("--config", str(config))
+    run_dir = workdir / "logs" / "tiny" / "version_0"
+    assert {"final.png", "config.yaml", "hparams.yaml", "checkpoints"} <= {p.name for p in run_dir.iterdir()}
+    assert Image.open(run_dir / "final.png").size == (32, 24)
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 4
+    assert "max_steps: 4" in (run_dir / "config.yaml").read_text()
+
+    events = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    expected = {"loss/content", "loss/style", "loss/tv", "loss/total"}
+    expected |= {f"loss/style/{name}" for name in ("conv1_1", "conv2_1", "conv3_1")}
+    assert expected <= scalars
+    assert {"image/content", "image/style", "image/current"} <= set(events.Tags()["images"])
+    assert [e.step for e in events.Images("image/current")] == [0, 4]
+
+    # A second fresh run never touches the first.
+    before = (run_dir / "final.png").read_bytes()
+    run("--config", str(config))
+    assert (workdir / "logs" / "tiny" / "version_1" / "final.png").is_file()
+    assert (run_dir / "final.png").read_bytes() == before
+
+
+def test_output_path_and_command_line_overrides(tiny_config, workdir, images):
+    out = workdir / "result.jpg"
+    run(
+        "--config",
+        str(tiny_config()),
+        "--data.size",
+        "40",
+        "--trainer.max_steps",
+        "2",
+        "--output.path",
+        str(out),
+    )
+    assert Image.open(out).size == (40, 30)
+    with pytest.raises(SystemExit) as exit_info:  # an existing file is never overwritten unasked
+        run("--config", str(tiny_config()), "--output.path", str(out))
+    assert exit_info.value.code == 2
+    run("--config", str(tiny_config()), "--output.path", str(out), "--output.overwrite", "true")
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_resumed_run_equals_uninterrupted_run(tiny_config, workdir, optimizer):
+    run("--config", str(tiny_config("whole", optimizer=optimizer)), "--trainer.max_steps", "6")
+    halves = tiny_config("halves", optimizer=optimizer)
+    run("--config", str(halves), "--trainer.max_steps", "3")
+    run("--config", str(halves), "--trainer.max_steps", "6", "--ckpt_path", "last")
+
+    whole = workdir / "logs" / "whole" / "version_0"
+    resumed = workdir / "logs" / "halves" / "version_0"
+    assert not (workdir / "logs" / "halves" / "version_1").exists()  # continued in its own directory
+    assert torch.equal(final_image(whole), final_image(resumed))
+    assert (whole / "final.png").read_bytes() == (resumed / "final.png").read_bytes()
+    assert (resumed / "config.resume1.yaml").is_file() and (resumed / "config.yaml").is_file()
+
+    events = EventAccumulator(str(resumed), size_guidance={"scalars": 0})
+    events.Reload()
+    steps = [e.step for e in events.Scalars("loss/total")]
+    assert sorted(steps) == list(range(6))  # one curve: the resumed part continues, nothing repeats
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_signal_saves_a_checkpoint_that_resumes_exactly(
+    tiny_config, workdir, monkeypatch, capsys, signum, code
+):
+    run("--config", str(tiny_config("whole")), "--trainer.max_steps", "6")
+
+    def signal_at_step_2(self, *args):
+        if self.global_step == 2:
+            os.kill(os.getpid(), signum)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(StyleTransfer, "on_train_batch_end", signal_at_step_2, raising=False)
+        with pytest.raises(SystemExit) as exit_info:
+            run("--config", str(tiny_config("stopped")), "--trainer.max_steps", "6")
+    assert exit_info.value.code == code
+    stopped = workdir / "logs" / "stopped" / "version_0"
+    assert not (stopped / "final.png").exists()  # an unfinished run shows no result
+    assert torch.load(stopped / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+    assert "--ckpt_path last" in capsys.readouterr().err
+
+    run("--config", str(tiny_config("stopped")), "--trainer.max_steps", "6", "--ckpt_path", "last")
+    assert torch.equal(final_image(workdir / "logs" / "whole" / "version_0"), final_image(stopped))
+
+
+def test_resume_without_an_earlier_run_is_refused(tiny_config, workdir, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run("--config", str(tiny_config()), "--ckpt_path", "last")
+    assert exit_info.value.code == 2
+    assert "no run of 'tiny' to resume" in capsys.readouterr().err
+    assert not list((workdir / "logs" / "tiny").glob("version_*"))
+
+
+def test_resume_with_another_image_size_is_explained(tiny_config, workdir, capsys):
+    run("--config", str(tiny_config()), "--trainer.max_steps", "2")
+    with pytest.raises(SystemExit):
+        run(
+            "--config",
+            str(tiny_config()),
+            "--data.size",
+            "48",
+            "--trainer.max_steps",
+            "3",
+            "--ckpt_path",
+            "last",
+        )
+    assert "resume with the data.size the run was started with" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (["--data.content", "missing.jpg"], "content image missing.jpg does not exist"),
+        (["--data.style", "."], "style image . is not a file"),
+        (["--model.style_layers", "[conv1_1,conv9_9]"], "unknown VGG19 layer 'conv9_9'"),
+        (["--model.weights", "imagnet"], "unknown model.weights 'imagnet'"),
+        (["--model.weights", "nowhere/vgg.pth"], "weights file not found"),
+        (["--model.weights", "imagenet"], "cannot download the ImageNet VGG19 weights"),
+        (
+            ["--data.content", "http://127.0.0.1:9/painting.jpg"],
+            "cannot download http://127.0.0.1:9/painting.jpg",
+        ),
+        (["--data.size", "0"], "data.size must be a positive number"),
+        (["--trainer.precision", "bf16-mixed"], "L-BFGS needs full precision"),
+    ],
+)
+def test_bad_input_gets_one_line_and_leaves_nothing(tiny_config, workdir, capsys, override, message):
+    with pytest.raises(SystemExit) as exit_info:
+        run("--config", str(tiny_config()), *override)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], err
+    assert "Traceback" not in err
+    assert not list(workdir.glob("logs/tiny/version_*"))
