@@ -124,20 +124,32 @@ def _quiet_lightning() -> None:
         handler.addFilter(_NoAdverts())
 
 
-def main(args: list[str] | None = None) -> None:
+def make_cli(
+    args: list[str] | None = None,
+    run: bool = True,
+    new_run_dirs: list[Path] | None = None,
+    callbacks: list[Callback] | None = None,
+) -> StyleTransferCLI:
+    """Build (and by default run) the CLI; ``callbacks`` are added to the trainer's."""
+    defaults = {**TRAINER_DEFAULTS, "callbacks": callbacks} if callbacks else TRAINER_DEFAULTS
+    return StyleTransferCLI(
+        StyleTransfer,
+        StyleTransferData,
+        args=args,
+        run=run,
+        trainer_defaults=defaults,
+        seed_everything_default=0,
+        save_config_callback=RunConfig,
+        new_run_dirs=new_run_dirs,
+    )
+
+
+def main(args: list[str] | None = None, callbacks: list[Callback] | None = None) -> None:
     """Entry point; ``args`` as on the command line (tests call it in-process)."""
     _quiet_lightning()
     new_run_dirs: list[Path] = []
     try:
-        StyleTransferCLI(
-            StyleTransfer,
-            StyleTransferData,
-            args=args,
-            trainer_defaults=TRAINER_DEFAULTS,
-            seed_everything_default=0,
-            save_config_callback=RunConfig,
-            new_run_dirs=new_run_dirs,
-        )
+        make_cli(args, new_run_dirs=new_run_dirs, callbacks=callbacks)
     except RunInterrupted as stop:
         print(
             f"{stop}; saved {stop.checkpoint}\nContinue with the same command plus --ckpt_path last",

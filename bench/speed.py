@@ -1,0 +1,99 @@
+"""Seconds per step of nst against the plain-PyTorch reference loop, measured side by side.
+
+    python bench/speed.py --size 256 --steps 60 [--content A.jpg --style B.jpg] [--rounds 2]
+
+Both programs run the Gatys setting (conv4_2 / conv1_1 … conv5_1, L-BFGS, one VGG
+forward and backward per step) on the same two images with random VGG19 weights, one
+after the other, ``--rounds`` times. nst runs through its real command line with its
+shipped defaults (TensorBoard scalars, images and a checkpoint included). Steady-state
+time excludes the first 5 steps, as the reference does. Prints a table and a JSON line.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from lightning.pytorch import Callback
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from conftest import draw_content, draw_style  # noqa: E402
+
+from nst.cli import main  # noqa: E402
+
+REFERENCE = ROOT.parent / "shared" / "bench" / "reference_gatys.py"
+WARMUP = 5
+
+
+class StepClock(Callback):
+    """Wall time at the end of each step."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_train_batch_end(self, *args: object) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.times.append(time.perf_counter())
+
+
+def run_nst(content: str, style: str, size: int, steps: int, workdir: Path, device: str) -> float:
+    clock = StepClock()
+    args = ["fit", "--config", str(ROOT / "configs" / "starry.yaml"), "--data.content", content]
+    args += ["--data.style", style, "--data.size", str(size), "--trainer.max_steps", str(steps)]
+    args += ["--model.weights", "random", "--trainer.enable_progress_bar", "false"]
+    args += ["--trainer.accelerator", device, "--trainer.logger.init_args.save_dir", str(workdir / "logs")]
+    main(args, callbacks=[clock])
+    return (clock.times[-1] - clock.times[WARMUP - 1]) / (steps - WARMUP)
+
+
+def run_reference(content: str, style: str, size: int, steps: int, device: str) -> float:
+    command = [sys.executable, str(REFERENCE), "--size", str(size), "--evals", str(steps)]
+    command += ["--content", content, "--style", style, "--device", device]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["seconds_per_eval_steady"]
+
+
+def main_bench() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--content")
+    parser.add_argument("--style")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    a = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        content, style = a.content, a.style
+        if content is None or style is None:
+            content, style = str(workdir / "content.png"), str(workdir / "style.png")
+            draw_content(a.size, a.size * 3 // 4).save(content)
+            draw_style(a.size).save(style)
+        ours, reference = [], []
+        for _ in range(a.rounds):
+            reference.append(run_reference(content, style, a.size, a.steps, a.device))
+            ours.append(run_nst(content, style, a.size, a.steps, workdir, a.device))
+
+    ratio = statistics.median(ours) / statistics.median(reference)
+    print(f"\n{'program':<12}{'s/step (median)':>18}{'all rounds':>40}")
+    print(f"{'reference':<12}{statistics.median(reference):>18.4f}{[round(x, 4) for x in reference]!s:>40}")
+    print(f"{'nst':<12}{statistics.median(ours):>18.4f}{[round(x, 4) for x in ours]!s:>40}")
+    print(
+        f"nst / reference = {ratio:.3f}  ({a.size} px, {a.steps} steps, {a.device}, {torch.get_num_threads()} threads)"
+    )
+    print(json.dumps({"size": a.size, "steps": a.steps, "device": a.device, "reference_s_per_step": reference,
+                      "nst_s_per_step": ours, "ratio": round(ratio, 4)}))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main_bench()

@@ -1,0 +1,33 @@
+"""Every shipped config parses, type-checks and builds its model and data without running."""
+
+from pathlib import Path
+
+import pytest
+
+from nst import StyleTransfer, StyleTransferData
+from nst.cli import make_cli
+
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").rglob("*.yaml"))
+
+
+def test_there_are_configs():
+    assert any(path.name == "starry.yaml" for path in CONFIGS)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_validates(path, workdir):
+    cli = make_cli(["--config", str(path)], run=False)
+    assert isinstance(cli.model, StyleTransfer)
+    assert isinstance(cli.datamodule, StyleTransferData)
+    assert cli.trainer.max_steps > 0
+    assert not (workdir / "logs").exists()  # validating starts no run
+
+
+def test_starry_is_the_paper_setting():
+    cli = make_cli(["--config", str(next(p for p in CONFIGS if p.name == "starry.yaml"))], run=False)
+    h = cli.model.hparams
+    assert h.content_layers == ["conv4_2"]
+    assert h.style_layers == ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+    assert (h.content_weight, h.style_weight, h.init, h.optimizer) == (1.0, 1e6, "content", "lbfgs")
+    assert cli.datamodule.hparams.size == 512 and cli.trainer.max_steps == 500
+    assert cli.datamodule.hparams.content.startswith("https://upload.wikimedia.org/")
