@@ -3,9 +3,11 @@
     python bench/speed.py --size 256 --steps 60 [--content A.jpg --style B.jpg] [--rounds 2]
 
 Both programs run the Gatys setting (conv4_2 / conv1_1 … conv5_1, L-BFGS, one VGG
-forward and backward per step) on the same two images with random VGG19 weights, one
-after the other, ``--rounds`` times. nst runs through its real command line with its
-shipped defaults (TensorBoard scalars, images and a checkpoint included). Steady-state
+forward and backward per step) on the same two images and the same VGG19 weights (nst's seeded random ones
+unless --weights names a file), alternating,
+``--rounds`` times. nst runs through its real command line with its
+shipped defaults (TensorBoard scalars, images and a checkpoint included), each run in a
+fresh process like the reference. Steady-state
 time excludes the first 5 steps, as the reference does. Prints a table and a JSON line.
 """
 
@@ -28,6 +30,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import draw_content, draw_style  # noqa: E402
 
 from nst.cli import main  # noqa: E402
+from nst.vgg import build_features  # noqa: E402
+from nst.weights import load_weights  # noqa: E402
 
 REFERENCE = ROOT.parent / "shared" / "bench" / "reference_gatys.py"
 WARMUP = 5
@@ -38,26 +42,41 @@ class StepClock(Callback):
 
     def __init__(self) -> None:
         self.times: list[float] = []
+        self.cuda = torch.cuda.is_available()
 
     def on_train_batch_end(self, *args: object) -> None:
-        if torch.cuda.is_available():
+        if self.cuda:
             torch.cuda.synchronize()
         self.times.append(time.perf_counter())
 
 
-def run_nst(content: str, style: str, size: int, steps: int, workdir: Path, device: str) -> float:
+def nst_once(
+    content: str, style: str, size: int, steps: int, workdir: str, device: str, weights: str
+) -> None:
+    """One nst run in this process; prints its steady seconds per step as the last line."""
     clock = StepClock()
     args = ["fit", "--config", str(ROOT / "configs" / "starry.yaml"), "--data.content", content]
     args += ["--data.style", style, "--data.size", str(size), "--trainer.max_steps", str(steps)]
-    args += ["--model.weights", "random", "--trainer.enable_progress_bar", "false"]
-    args += ["--trainer.accelerator", device, "--trainer.logger.init_args.save_dir", str(workdir / "logs")]
+    args += ["--model.weights", weights, "--trainer.enable_progress_bar", "false"]
+    args += ["--trainer.accelerator", device, "--trainer.logger.init_args.save_dir", f"{workdir}/logs"]
     main(args, callbacks=[clock])
-    return (clock.times[-1] - clock.times[WARMUP - 1]) / (steps - WARMUP)
+    print(json.dumps({"seconds_per_step": (clock.times[-1] - clock.times[WARMUP - 1]) / (steps - WARMUP)}))
 
 
-def run_reference(content: str, style: str, size: int, steps: int, device: str) -> float:
+def run_nst(
+    content: str, style: str, size: int, steps: int, workdir: Path, device: str, weights: str
+) -> float:
+    # A fresh process per run, like the reference gets: runs in one long-lived process drift.
+    command = [sys.executable, __file__, "--nst-once", "--size", str(size), "--steps", str(steps)]
+    command += ["--content", content, "--style", style, "--device", device, "--workdir", str(workdir)]
+    command += ["--weights", weights]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["seconds_per_step"]
+
+
+def run_reference(content: str, style: str, size: int, steps: int, device: str, weights: str) -> float:
     command = [sys.executable, str(REFERENCE), "--size", str(size), "--evals", str(steps)]
-    command += ["--content", content, "--style", style, "--device", device]
+    command += ["--content", content, "--style", style, "--device", device, "--weights", weights]
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])["seconds_per_eval_steady"]
 
@@ -66,11 +85,19 @@ def main_bench() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--content")
     parser.add_argument("--style")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--nst-once", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--weights", help="VGG19 .pth for both programs (default: nst's seeded random weights)"
+    )
     a = parser.parse_args()
+    if a.nst_once:
+        nst_once(a.content, a.style, a.size, a.steps, a.workdir, a.device, a.weights)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -79,10 +106,14 @@ def main_bench() -> None:
             content, style = str(workdir / "content.png"), str(workdir / "style.png")
             draw_content(a.size, a.size * 3 // 4).save(content)
             draw_style(a.size).save(style)
+        weights = a.weights
+        if weights is None:  # one network for both: same numbers through the same kernels
+            weights = str(workdir / "vgg19_random.pth")
+            torch.save(load_weights(build_features(37), "random").state_dict(), weights)
         ours, reference = [], []
         for _ in range(a.rounds):
-            reference.append(run_reference(content, style, a.size, a.steps, a.device))
-            ours.append(run_nst(content, style, a.size, a.steps, workdir, a.device))
+            reference.append(run_reference(content, style, a.size, a.steps, a.device, weights))
+            ours.append(run_nst(content, style, a.size, a.steps, workdir, a.device, weights))
 
     ratio = statistics.median(ours) / statistics.median(reference)
     print(f"\n{'program':<12}{'s/step (median)':>18}{'all rounds':>40}")

@@ -159,3 +159,15 @@ def test_bad_input_gets_one_line_and_leaves_nothing(tiny_config, workdir, capsys
     assert len(errors) == 1 and message in errors[0], err
     assert "Traceback" not in err
     assert not list(workdir.glob("logs/tiny/version_*"))
+
+
+def test_export_a_checkpoint_image(tiny_config, workdir, capsys):
+    from nst.export import main as export
+
+    run("--config", str(tiny_config()), "--trainer.max_steps", "2")
+    run_dir = workdir / "logs" / "tiny" / "version_0"
+    export([str(run_dir / "checkpoints" / "last.ckpt"), "step2.png"])
+    assert (workdir / "step2.png").read_bytes() == (run_dir / "final.png").read_bytes()
+    with pytest.raises(SystemExit):
+        export([str(run_dir / "checkpoints" / "last.ckpt"), "step2.png"])
+    assert "step2.png exists" in capsys.readouterr().err
