@@ -121,7 +121,8 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")  # Lightning vs newer torch
     for handler in logging.getLogger("lightning.pytorch").handlers:
-        handler.addFilter(_NoAdverts())
+        if not any(isinstance(f, _NoAdverts) for f in handler.filters):
+            handler.addFilter(_NoAdverts())
 
 
 def make_cli(
@@ -139,6 +140,7 @@ def make_cli(
         run=run,
         trainer_defaults=defaults,
         seed_everything_default=0,
+        auto_configure_optimizers=False,  # the module chooses and configures its optimizer
         save_config_callback=RunConfig,
         new_run_dirs=new_run_dirs,
     )

@@ -5,6 +5,7 @@ from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from nst import download
 from nst.errors import NSTError
 from nst.images import load_image
 
@@ -49,8 +50,6 @@ class StyleTransferData(LightningDataModule):
 
     def prepare_data(self) -> None:
         # Runs once per machine before setup: downloads URLs into the cache.
-        from nst import download
-
         for source in (self.hparams.content, self.hparams.style):
             if download.is_url(source):
                 download.fetch(source)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule
+from PIL import Image
 from torch import Tensor, nn
 
 from nst.errors import NSTError
@@ -110,7 +111,7 @@ class StyleTransfer(LightningModule):
         if not Path(init).is_file():
             raise NSTError(f"model.init {init!r} is not content, noise, style or an existing image file")
         height, width = content.shape[-2:]
-        return to_tensor(read_image(init, "init image").resize((width, height)))
+        return to_tensor(read_image(init, "init image").resize((width, height), Image.Resampling.BICUBIC))
 
     def on_fit_start(self) -> None:
         # Targets are computed once per run, under the same autocast as the training step,

@@ -4,6 +4,8 @@ import re
 import shutil
 from pathlib import Path
 
+from nst.errors import NSTError
+
 _VERSION = re.compile(r"version_(\d+)$")
 
 
@@ -23,14 +25,20 @@ def create_run_dir(root: Path) -> int:
     ``mkdir`` either creates the directory or fails, so two runs started at the same
     moment from the same config end up in different directories.
     """
-    root.mkdir(parents=True, exist_ok=True)
-    version = max(_versions(root), default=-1) + 1
-    while True:
-        try:
-            (root / f"version_{version}").mkdir()
-            return version
-        except FileExistsError:
-            version += 1
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        version = max(_versions(root), default=-1) + 1
+        while True:
+            try:
+                (root / f"version_{version}").mkdir()
+                return version
+            except FileExistsError:
+                version += 1
+    except OSError as error:
+        raise NSTError(
+            f"cannot create a run directory in {root} ({error.strerror}); "
+            "run from a writable directory or set --trainer.logger.init_args.save_dir"
+        ) from error
 
 
 def checkpoint_of(run_dir: Path) -> Path:

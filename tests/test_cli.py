@@ -171,3 +171,16 @@ def test_export_a_checkpoint_image(tiny_config, workdir, capsys):
     with pytest.raises(SystemExit):
         export([str(run_dir / "checkpoints" / "last.ckpt"), "step2.png"])
     assert "step2.png exists" in capsys.readouterr().err
+
+
+def test_unwritable_log_directory(tiny_config, workdir, capsys):
+    (workdir / "logs").write_text("a file where the log directory should be")
+    with pytest.raises(SystemExit) as exit_info:
+        run("--config", str(tiny_config()))
+    assert exit_info.value.code == 2
+    assert "cannot create a run directory in logs/tiny" in capsys.readouterr().err
+
+
+def test_without_a_logger_nothing_is_written_to_the_working_directory(tiny_config, workdir):
+    run("--config", str(tiny_config()), "--trainer.logger", "false", "--checkpoint.every_n_steps", "0")
+    assert not (workdir / "final.png").exists()
