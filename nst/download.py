@@ -7,15 +7,16 @@ broken download never poisons later runs.
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlparse
 
 from PIL import Image
 
 from nst.errors import NSTError
+from nst.files import atomic_write
 
 MAX_BYTES = 100 * 2**20  # larger than any painting scan a style transfer needs
 TIMEOUT_S = 30
@@ -43,20 +44,14 @@ def fetch(url: str) -> Path:
     target = cached_path(url)
     if target.is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".part-")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            _download(url, out)
-        _check_image(url, tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(target) as (out, partial):
+        _download(url, out)
+        out.flush()
+        _check_image(url, partial)
     return target
 
 
-def _download(url: str, out) -> None:
+def _download(url: str, out: BinaryIO) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:

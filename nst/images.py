@@ -1,7 +1,6 @@
 """Reading, resizing and writing images as [1, 3, H, W] float tensors in [0, 1]."""
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -11,6 +10,7 @@ from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 
 from nst import download
 from nst.errors import NSTError
+from nst.files import atomic_write
 
 
 def read_image(source: str, role: str = "image") -> Image.Image:
@@ -64,17 +64,8 @@ def resize_tensor(image: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 def save_image(image: Tensor, path: str | os.PathLike) -> None:
-    """Write a [3, H, W] or [1, 3, H, W] image atomically: a crash never leaves half a file."""
+    """Write a [3, H, W] or [1, 3, H, W] image, atomically; the format follows the extension."""
     path = Path(path)
     pixels = image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().squeeze(0)
-    pil = to_pil_image(pixels)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            pil.save(out, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_write(path) as (out, _):
+        to_pil_image(pixels).save(out, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))

@@ -3,6 +3,7 @@ import torch
 from PIL import Image
 
 from nst.errors import NSTError
+from nst.files import default_file_mode
 from nst.images import load_image, read_image, save_image
 
 
@@ -61,5 +62,6 @@ def test_save_round_trips_and_leaves_no_temporary_files(tmp_path):
     path = tmp_path / "out" / "final.png"
     save_image(image, path)
     assert sorted(p.name for p in path.parent.iterdir()) == ["final.png"]
+    assert path.stat().st_mode & 0o777 == default_file_mode()  # readable like any other file
     back = load_image(str(path), 12)
     assert (back - image).abs().max() <= 0.5 / 255 + 1e-6
