@@ -65,7 +65,8 @@ class RunCheckpoint(ModelCheckpoint):
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
         super().on_train_batch_end(trainer, pl_module, *args)
-        if self._stop_signal is not None:
+        # A signal during the last step lets the run finish: it has nothing left to resume.
+        if self._stop_signal is not None and trainer.global_step != trainer.max_steps:
             path = self.save_now(trainer)
             self._restore_handlers()
             raise RunInterrupted(self._stop_signal, trainer.global_step, path)

@@ -39,13 +39,32 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 class RunConfig(SaveConfigCallback):
     """Saves the resolved config in the run directory; a resumed run adds ``config.resumeN.yaml``."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._written: Path | None = None
+        self._start_step: int | None = None
+
     def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
         if trainer.log_dir is not None and trainer.is_global_zero:
             n = 0
             while (Path(trainer.log_dir) / self.config_filename).exists():
                 n += 1
                 self.config_filename = f"config.resume{n}.yaml"
+            self._written = Path(trainer.log_dir) / self.config_filename
         super().setup(trainer, pl_module, stage)
+
+    def on_train_start(self, trainer: Trainer, pl_module: Any) -> None:
+        self._start_step = trainer.global_step
+
+    def on_exception(self, trainer: Trainer, pl_module: Any, exception: BaseException) -> None:
+        # A resume that failed before its first step leaves no config behind to describe it.
+        resumed = self._written is not None and self._written.name != "config.yaml"
+        if (
+            resumed
+            and self._start_step in (None, trainer.global_step)
+            and not isinstance(exception, RunInterrupted)
+        ):
+            self._written.unlink(missing_ok=True)
 
 
 class StyleTransferCLI(LightningCLI):

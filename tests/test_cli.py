@@ -131,6 +131,7 @@ def test_resume_with_another_image_size_is_explained(tiny_config, workdir, capsy
             "last",
         )
     assert "resume with the data.size the run was started with" in capsys.readouterr().err
+    assert not list(workdir.glob("logs/tiny/version_0/config.resume*.yaml"))  # the failed resume left nothing
 
 
 @pytest.mark.parametrize(
@@ -184,3 +185,14 @@ def test_unwritable_log_directory(tiny_config, workdir, capsys):
 def test_without_a_logger_nothing_is_written_to_the_working_directory(tiny_config, workdir):
     run("--config", str(tiny_config()), "--trainer.logger", "false", "--checkpoint.every_n_steps", "0")
     assert not (workdir / "final.png").exists()
+
+
+def test_a_stop_signal_during_the_last_step_lets_the_run_finish(tiny_config, workdir, monkeypatch):
+    def signal_in_last_step(self, *args):
+        if self.global_step == 3:  # the callbacks of step 4 of 4 see the flag
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(StyleTransfer, "on_train_batch_end", signal_in_last_step, raising=False)
+    run("--config", str(tiny_config()))
+    assert (workdir / "logs" / "tiny" / "version_0" / "final.png").is_file()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
