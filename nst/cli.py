@@ -4,6 +4,7 @@ python cli.py fit --config configs/starry.yaml
 python cli.py fit --config configs/starry.yaml --ckpt_path last
 """
 
+import copy
 import logging
 import os
 import sys
@@ -45,7 +46,9 @@ class RunConfig(SaveConfigCallback):
         self._start_step: int | None = None
 
     def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
-        if trainer.log_dir is not None and trainer.is_global_zero:
+        if trainer.logger is None:  # log_dir would be the working directory: not ours to write into
+            return
+        if trainer.is_global_zero:
             n = 0
             while (Path(trainer.log_dir) / self.config_filename).exists():
                 n += 1
@@ -86,20 +89,24 @@ class StyleTransferCLI(LightningCLI):
         parser.add_lightning_class_args(FinalImage, "output")
 
     def before_instantiate_classes(self) -> None:
-        if self.subcommand == "fit":
-            self._choose_run_dir(self.config.fit)
-
-    def _choose_run_dir(self, config: Any) -> None:
+        if self.subcommand != "fit":
+            return
+        config = self.config.fit
         logger = config.trainer.logger
         if not (hasattr(logger, "class_path") and logger.class_path.endswith("TensorBoardLogger")):
             return  # a logger of the user's own: its directories are its business
-        args = logger.init_args
-        if args.name is None:
-            args.name = _config_stem(config)
+        if logger.init_args.name is None:
+            logger.init_args.name = _config_stem(config)
+        # The config is saved without the version and checkpoint chosen below, so that running
+        # a saved config again starts a new run instead of writing into the old one.
+        self.config_as_given = copy.deepcopy(config)
+        self._choose_run_dir(config, logger.init_args)
+
+    def _choose_run_dir(self, config: Any, args: Any) -> None:
         root = Path(args.save_dir) / args.name
         if args.version is not None:
-            return
-        if config.ckpt_path == "last":
+            run_dir = root / (f"version_{args.version}" if isinstance(args.version, int) else args.version)
+        elif config.ckpt_path == "last":
             run_dir = runs.latest_run(root)
             if run_dir is None:
                 raise NSTError(
@@ -107,12 +114,20 @@ class StyleTransferCLI(LightningCLI):
                     "start a fresh run without --ckpt_path"
                 )
             args.version = runs.version_of(run_dir)
+        else:
+            args.version = runs.create_run_dir(root)
+            self.new_run_dirs.append(root / f"version_{args.version}")
+            return
+        if config.ckpt_path == "last":
+            if not runs.checkpoint_of(run_dir).is_file():
+                raise NSTError(f"{run_dir} holds no checkpoints/last.ckpt to resume from")
             config.ckpt_path = str(runs.checkpoint_of(run_dir))
             print(f"Resuming {run_dir}", file=sys.stderr)
-        else:
-            version = runs.create_run_dir(root)
-            args.version = version
-            self.new_run_dirs.append(root / f"version_{version}")
+        elif config.ckpt_path is None and run_dir.is_dir() and any(run_dir.iterdir()):
+            raise NSTError(
+                f"{run_dir} already holds a run; resume it with --ckpt_path last, "
+                "or leave trainer.logger.init_args.version unset for a new directory"
+            )
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         given = config.get("callbacks") or []
@@ -121,7 +136,11 @@ class StyleTransferCLI(LightningCLI):
             isinstance(c, ProgressBar) for c in given
         ):
             callbacks = [*callbacks, StepProgressBar()]
-        return super()._instantiate_trainer(config, callbacks)
+        trainer = super()._instantiate_trainer(config, callbacks)
+        for callback in trainer.callbacks:
+            if isinstance(callback, RunConfig) and hasattr(self, "config_as_given"):
+                callback.config = self.config_as_given
+        return trainer
 
 
 def _config_stem(config: Any) -> str:

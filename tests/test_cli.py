@@ -196,3 +196,21 @@ def test_a_stop_signal_during_the_last_step_lets_the_run_finish(tiny_config, wor
     run("--config", str(tiny_config()))
     assert (workdir / "logs" / "tiny" / "version_0" / "final.png").is_file()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_running_a_saved_config_again_starts_a_new_run(tiny_config, workdir):
+    run("--config", str(tiny_config()), "--trainer.max_steps", "2")
+    first = workdir / "logs" / "tiny" / "version_0"
+    saved = workdir / "saved.yaml"
+    saved.write_text((first / "config.yaml").read_text())
+    before = (first / "checkpoints" / "last.ckpt").read_bytes()
+    run("--config", str(saved))
+    assert (workdir / "logs" / "tiny" / "version_1" / "final.png").is_file()
+    assert (first / "checkpoints" / "last.ckpt").read_bytes() == before
+
+
+def test_an_explicit_version_never_writes_into_a_finished_run(tiny_config, workdir, capsys):
+    run("--config", str(tiny_config()), "--trainer.max_steps", "2")
+    with pytest.raises(SystemExit):
+        run("--config", str(tiny_config()), "--trainer.logger.init_args.version", "0")
+    assert "already holds a run" in capsys.readouterr().err
