@@ -1,5 +1,6 @@
 """What a run shows and leaves behind: TensorBoard images, the progress bar, the final image."""
 
+import os
 from pathlib import Path
 
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -9,6 +10,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
 from torch import Tensor
 
+from nst import runs
 from nst.errors import NSTError
 from nst.images import save_image
 
@@ -64,8 +66,6 @@ class FinalImage(Callback):
         overwrite: Replace an existing file at ``path`` (otherwise the run refuses to start).
     """
 
-    FILENAME = "final.png"
-
     def __init__(self, path: str | None = None, overwrite: bool = False) -> None:
         self.path = path
         self.overwrite = overwrite
@@ -78,18 +78,25 @@ class FinalImage(Callback):
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         # Checked before the run, not after it: a long run must not end in a refusal.
-        if self.path and Path(self.path).exists() and not self.overwrite:
-            raise NSTError(
-                f"output.path {self.path} exists; choose another path or pass --output.overwrite true"
-            )
+        if not self.path:
+            return
+        path = Path(self.path)
+        if path.exists() and not self.overwrite:
+            raise NSTError(f"output.path {path} exists; choose another path or pass --output.overwrite true")
+        folder = next(p for p in [path.parent, *path.parent.parents] if p.exists())
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise NSTError(f"output.path {path} cannot be written: {folder} is not a writable folder")
 
     @rank_zero_only
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Without a logger Lightning's log_dir is the working directory: not ours to write into.
         if trainer.logger is not None and trainer.log_dir is not None:
-            save_image(pl_module.image, Path(trainer.log_dir) / self.FILENAME)
+            save_image(pl_module.image, Path(trainer.log_dir) / runs.RESULT)
         if self.path:
-            save_image(pl_module.image, self.path)
+            try:
+                save_image(pl_module.image, self.path)
+            except OSError as error:
+                raise NSTError(f"cannot write output.path {self.path} ({error})") from error
 
 
 class StepProgressBar(TQDMProgressBar):

@@ -3,7 +3,8 @@
 A stop signal does not interrupt a step half-way. It is noted, the step in progress
 finishes, ``last.ckpt`` is written at that step boundary (the same point periodic
 checkpoints are taken, which Lightning resumes exactly), and the run ends with
-:class:`RunInterrupted`. A second Ctrl-C stops at once, keeping the last checkpoint.
+:class:`RunInterrupted`. A second Ctrl-C stops at once (also :class:`RunInterrupted`), keeping the last
+checkpoint written.
 """
 
 import signal
@@ -15,14 +16,17 @@ from types import FrameType
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from nst.errors import NSTError
+
 
 class RunInterrupted(Exception):
-    """The run stopped on a signal after saving a checkpoint it can be resumed from."""
+    """The run stopped on a signal; ``checkpoint`` is what it can be resumed from (None: nothing yet)."""
 
-    def __init__(self, signum: int, step: int, checkpoint: str) -> None:
-        super().__init__(f"stopped by {signal.Signals(signum).name} after step {step}")
+    def __init__(self, signum: int, checkpoint: str | None, step: int | None = None) -> None:
+        when = f" after step {step}" if step is not None else ""
+        saved = f"saved {checkpoint}" if checkpoint else "no checkpoint had been written yet"
+        super().__init__(f"stopped by {signal.Signals(signum).name}{when}; {saved}")
         self.signum = signum
-        self.step = step
         self.checkpoint = checkpoint
 
 
@@ -36,6 +40,8 @@ class RunCheckpoint(ModelCheckpoint):
     _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, every_n_steps: int = 50) -> None:
+        if every_n_steps < 0:
+            raise NSTError(f"checkpoint.every_n_steps must be ≥ 0, got {every_n_steps}")
         # No "best" checkpoints (nothing is validated) and no last-v1.ckpt copies: one file, overwritten.
         super().__init__(
             save_last=True, save_top_k=0, every_n_train_steps=every_n_steps, enable_version_counter=False
@@ -43,6 +49,12 @@ class RunCheckpoint(ModelCheckpoint):
         self.every_n_steps = every_n_steps
         self._stop_signal: int | None = None
         self._previous_handlers: dict[int, object] = {}
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        # Without a logger there is no run directory (checkpoints go to ./checkpoints):
+        # then Lightning's last-v1.ckpt numbering keeps an earlier run's file.
+        self._enable_version_counter = trainer.logger is None
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
@@ -54,7 +66,12 @@ class RunCheckpoint(ModelCheckpoint):
     def _request_stop(self, signum: int, frame: FrameType | None) -> None:
         if self._stop_signal is not None:  # asked twice: stop now, keep the last checkpoint
             self._restore_handlers()
-            raise KeyboardInterrupt
+            written = (
+                self.last_model_path
+                if self.last_model_path and Path(self.last_model_path).is_file()
+                else None
+            )
+            raise RunInterrupted(signum, written)
         self._stop_signal = signum
         print(
             f"\n{signal.Signals(signum).name}: saving a checkpoint after this step "
@@ -69,7 +86,7 @@ class RunCheckpoint(ModelCheckpoint):
         if self._stop_signal is not None and trainer.global_step != trainer.max_steps:
             path = self.save_now(trainer)
             self._restore_handlers()
-            raise RunInterrupted(self._stop_signal, trainer.global_step, path)
+            raise RunInterrupted(self._stop_signal, path, step=trainer.global_step)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._restore_handlers()

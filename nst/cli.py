@@ -7,6 +7,7 @@ python cli.py fit --config configs/starry.yaml --ckpt_path last
 import copy
 import logging
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -163,6 +164,12 @@ def _quiet_lightning() -> None:
             handler.addFilter(_NoAdverts())
 
 
+def _remove_unfinished(new_run_dirs: list[Path]) -> None:
+    # A run that stopped before its first checkpoint leaves nothing behind that looks like a result.
+    for run_dir in new_run_dirs:
+        runs.remove_if_unfinished(run_dir)
+
+
 def make_cli(
     args: list[str] | None = None,
     run: bool = True,
@@ -191,15 +198,15 @@ def main(args: list[str] | None = None, callbacks: list[Callback] | None = None)
     try:
         make_cli(args, new_run_dirs=new_run_dirs, callbacks=callbacks)
     except RunInterrupted as stop:
-        print(
-            f"{stop}; saved {stop.checkpoint}\nContinue with the same command plus --ckpt_path last",
-            file=sys.stderr,
-        )
+        if stop.checkpoint is None:
+            _remove_unfinished(new_run_dirs)
+        hint = "\nContinue with the same command plus --ckpt_path last" if stop.checkpoint else ""
+        print(f"{stop}{hint}", file=sys.stderr)
         sys.exit(128 + stop.signum)
     except BaseException as error:
-        # A run that failed before its first checkpoint leaves nothing behind that looks like a result.
-        for run_dir in new_run_dirs:
-            runs.remove_if_unfinished(run_dir)
+        _remove_unfinished(new_run_dirs)
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # Lightning's Ctrl-C path leaves it so
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         if isinstance(error, NSTError) and not os.environ.get("NST_DEBUG"):
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)

@@ -6,6 +6,7 @@ broken download never poisons later runs.
 """
 
 import hashlib
+import http.client
 import os
 import urllib.error
 import urllib.request
@@ -44,10 +45,16 @@ def fetch(url: str) -> Path:
     target = cached_path(url)
     if target.is_file():
         return target
-    with atomic_write(target) as (out, partial):
-        _download(url, out)
-        out.flush()
-        _check_image(url, partial)
+    try:
+        with atomic_write(target) as (out, partial):
+            _download(url, out)
+            out.flush()
+            _check_image(url, partial)
+    except OSError as error:  # the cache itself; network errors arrive as NSTError
+        raise NSTError(
+            f"cannot write the image cache {target.parent} ({error.strerror or error}); "
+            "set TORCH_HOME to a writable directory"
+        ) from error
     return target
 
 
@@ -65,7 +72,7 @@ def _download(url: str, out: BinaryIO) -> None:
                 out.write(chunk)
     except urllib.error.HTTPError as error:
         raise NSTError(f"cannot download {url}: HTTP {error.code} {error.reason}") from error
-    except (urllib.error.URLError, TimeoutError, OSError) as error:
+    except (urllib.error.URLError, http.client.HTTPException, ValueError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise NSTError(
             f"cannot download {url} ({reason}); check the address or the network, or pass a local file instead"

@@ -15,12 +15,12 @@ from torch import Tensor, nn
 from nst.errors import NSTError
 from nst.images import read_image, resize_tensor, to_tensor
 from nst.losses import content_loss, gram, style_loss, tv_loss
-from nst.vgg import VGGFeatures, build_features, depth_for, layer_index
+from nst.vgg import VGGFeatures, build_features, depth_for, layer_index, min_side
 from nst.weights import check_weights_option, load_weights
 
 INIT_KEYWORDS = ("content", "noise", "style")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
-_FULL_PRECISION = ("32-true", "64-true", "32", "64")
+_FULL_PRECISION = ("32-true", "64-true")
 
 
 class StyleTransfer(LightningModule):
@@ -69,6 +69,8 @@ class StyleTransfer(LightningModule):
         check_weights_option(weights)
         if lr is not None and not (math.isfinite(lr) and lr > 0):
             raise NSTError(f"model.lr must be a positive number, got {lr}")
+        if lbfgs_history < 1:
+            raise NSTError(f"model.lbfgs_history must be at least 1, got {lbfgs_history}")
         self.save_hyperparameters()
         # The frozen VGG19 is rebuilt from `weights`, never stored: checkpoints hold the image only.
         self.strict_loading = False
@@ -92,6 +94,8 @@ class StyleTransfer(LightningModule):
             self.vgg = VGGFeatures(layers, load_weights(features, self.hparams.weights))
         if self.image is None:
             content, style = self._pair()
+            self._check_large_enough(content, "content image", "data.size")
+            self._check_large_enough(style, "style image", "data.style_size")
             self.image = nn.Parameter(self._initial_image(content, style).contiguous())
 
     def _pair(self) -> tuple[Tensor, Tensor]:
@@ -99,6 +103,16 @@ class StyleTransfer(LightningModule):
         if data is None or getattr(data, "content", None) is None:
             raise NSTError("StyleTransfer needs a StyleTransferData datamodule passed to trainer.fit")
         return data.content, data.style
+
+    def _check_large_enough(self, image: Tensor, role: str, option: str) -> None:
+        layers = [*self.hparams.content_layers, *self.hparams.style_layers]
+        deepest = max(layers, key=layer_index)
+        need = min_side(deepest)
+        if min(image.shape[-2:]) < need:
+            raise NSTError(
+                f"the {role} is {_size(image)} px, too small for {deepest}, which needs at least "
+                f"{need} px on each side; raise {option}"
+            )
 
     def _initial_image(self, content: Tensor, style: Tensor) -> Tensor:
         init = self.hparams.init
@@ -150,11 +164,13 @@ class StyleTransfer(LightningModule):
 
     def _metrics_written_this_step(self) -> bool:
         # self.log costs ~0.3 ms a value, which adds up to percents of a step at small sizes
-        # and on GPUs; so values are logged only on the steps whose metrics the logger writes
-        # (every trainer.log_every_n_steps, and the last). The progress bar updates with them.
+        # and on GPUs; so values are handed over only on the steps whose metrics the logger
+        # writes (multiples of trainer.log_every_n_steps), plus the first and the last step
+        # for the progress bar, which updates with them.
         trainer = self.trainer
         step = self.global_step + 1
-        return step % trainer.log_every_n_steps == 0 or step == trainer.max_steps or step == 1
+        every = trainer.log_every_n_steps
+        return (every > 0 and step % every == 0) or step in (1, trainer.max_steps)
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)
@@ -192,11 +208,35 @@ class StyleTransfer(LightningModule):
             raise NSTError("the checkpoint holds no image: it was not written by nst")
         if self.image is None:  # loading outside fit: take the shape from the checkpoint
             self.image = nn.Parameter(torch.empty_like(saved))
-        elif self.image.shape != saved.shape:
+            return
+        self._check_same_run(checkpoint)
+        if self.image.shape != saved.shape:
             raise NSTError(
                 f"the checkpoint's image is {_size(saved)} px but this run's is {_size(self.image)} px: "
                 "resume with the data.size the run was started with"
             )
+
+    def _check_same_run(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse to continue a run with settings that would make it a different run.
+
+        Weights and learning rate may change on resume (that is a user's experiment);
+        images, sizes, layers, network and optimizer may not.
+        """
+        saved_model = checkpoint.get("hyper_parameters", {})
+        saved_data = checkpoint.get("datamodule_hyper_parameters", {})
+        data = self.trainer.datamodule
+        pairs = [(f"model.{k}", saved_model.get(k), self.hparams.get(k)) for k in _RUN_IDENTITY_MODEL]
+        pairs += [(f"data.{k}", saved_data.get(k), data.hparams.get(k)) for k in _RUN_IDENTITY_DATA]
+        changed = [name for name, before, now in pairs if before is not None and before != now]
+        if changed:
+            raise NSTError(
+                f"the run being resumed was made with a different {', '.join(changed)}; "
+                "resume with its settings (see its config.yaml) or start a fresh run without --ckpt_path"
+            )
+
+
+_RUN_IDENTITY_MODEL = ("content_layers", "style_layers", "weights", "pooling", "optimizer")
+_RUN_IDENTITY_DATA = ("content", "style", "size", "style_size")
 
 
 def _size(image: Tensor) -> str:

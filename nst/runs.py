@@ -7,6 +7,7 @@ from pathlib import Path
 from nst.errors import NSTError
 
 _VERSION = re.compile(r"version_(\d+)$")
+RESULT = "final.png"  # written only by a run that finished
 
 
 def _versions(root: Path) -> list[int]:
@@ -53,8 +54,8 @@ def latest_run(root: Path) -> Path | None:
 
 
 def remove_if_unfinished(run_dir: Path) -> bool:
-    """Delete a run directory that holds no checkpoint: it has nothing to resume or show."""
-    if run_dir.is_dir() and not any(run_dir.rglob("*.ckpt")):
+    """Delete a run directory that holds neither a checkpoint nor a result: it has nothing to resume or show."""
+    if run_dir.is_dir() and not any(run_dir.rglob("*.ckpt")) and not (run_dir / RESULT).exists():
         shutil.rmtree(run_dir)
         return True
     return False

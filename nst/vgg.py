@@ -95,3 +95,9 @@ class VGGFeatures(nn.Module):
 def depth_for(layers: Sequence[str]) -> int:
     """How many layers of the feature stack are needed to reach all of ``layers``."""
     return max(layer_index(name) for name in layers) + 1
+
+
+def min_side(name: str) -> int:
+    """Smallest image side for which layer ``name`` still has at least one pixel."""
+    pools = sum(1 for other in LAYER_NAMES[: layer_index(name) + 1] if other.startswith("pool"))
+    return 2**pools

@@ -117,20 +117,16 @@ def test_resume_without_an_earlier_run_is_refused(tiny_config, workdir, capsys):
     assert not list((workdir / "logs" / "tiny").glob("version_*"))
 
 
-def test_resume_with_another_image_size_is_explained(tiny_config, workdir, capsys):
+@pytest.mark.parametrize(
+    "change",
+    [["--data.size", "48"], ["--model.optimizer", "adam"], ["--model.style_layers", "[conv1_1]"]],
+)
+def test_resume_with_other_settings_is_refused(tiny_config, workdir, capsys, change):
     run("--config", str(tiny_config()), "--trainer.max_steps", "2")
-    with pytest.raises(SystemExit):
-        run(
-            "--config",
-            str(tiny_config()),
-            "--data.size",
-            "48",
-            "--trainer.max_steps",
-            "3",
-            "--ckpt_path",
-            "last",
-        )
-    assert "resume with the data.size the run was started with" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        run("--config", str(tiny_config()), *change, "--trainer.max_steps", "3", "--ckpt_path", "last")
+    assert exit_info.value.code == 2
+    assert f"made with a different {change[0][2:]}" in capsys.readouterr().err
     assert not list(workdir.glob("logs/tiny/version_0/config.resume*.yaml"))  # the failed resume left nothing
 
 
@@ -149,9 +145,19 @@ def test_resume_with_another_image_size_is_explained(tiny_config, workdir, capsy
         ),
         (["--data.size", "0"], "data.size must be a positive number"),
         (["--trainer.precision", "bf16-mixed"], "L-BFGS needs full precision"),
+        (["--data.content", "broken.png"], "content image broken.png cannot be decoded"),
+        (
+            ["--data.size", "3"],
+            "too small for conv3_1, which needs at least 4 px on each side; raise data.size",
+        ),
+        (["--model.lbfgs_history", "0"], "model.lbfgs_history must be at least 1"),
+        (["--checkpoint.every_n_steps", "-1"], "checkpoint.every_n_steps must be ≥ 0"),
+        (["--output.path", "content.png/out.png"], "is not a writable folder"),
     ],
 )
-def test_bad_input_gets_one_line_and_leaves_nothing(tiny_config, workdir, capsys, override, message):
+def test_bad_input_gets_one_line_and_leaves_nothing(tiny_config, workdir, images, capsys, override, message):
+    # A PNG cut off half-way: its header promises more pixel data than the file holds.
+    (workdir / "broken.png").write_bytes(images["content"].read_bytes()[:200])
     with pytest.raises(SystemExit) as exit_info:
         run("--config", str(tiny_config()), *override)
     assert exit_info.value.code == 2
@@ -184,7 +190,9 @@ def test_unwritable_log_directory(tiny_config, workdir, capsys):
 
 def test_without_a_logger_nothing_is_written_to_the_working_directory(tiny_config, workdir):
     run("--config", str(tiny_config()), "--trainer.logger", "false", "--checkpoint.every_n_steps", "0")
-    assert not (workdir / "final.png").exists()
+    assert not (workdir / "final.png").exists() and not (workdir / "config.yaml").exists()
+    run("--config", str(tiny_config()), "--trainer.logger", "false", "--checkpoint.every_n_steps", "0")
+    assert len(list((workdir / "checkpoints").glob("last*.ckpt"))) == 2  # the first run's is kept
 
 
 def test_a_stop_signal_during_the_last_step_lets_the_run_finish(tiny_config, workdir, monkeypatch):
@@ -214,3 +222,32 @@ def test_an_explicit_version_never_writes_into_a_finished_run(tiny_config, workd
     with pytest.raises(SystemExit):
         run("--config", str(tiny_config()), "--trainer.logger.init_args.version", "0")
     assert "already holds a run" in capsys.readouterr().err
+
+
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(
+    tiny_config, workdir, monkeypatch, capsys
+):
+    run("--config", str(tiny_config("whole")), "--trainer.max_steps", "6")
+
+    def impatient(self, *args):
+        if self.global_step == 2:  # step 2 has just been checkpointed (every 2 steps)
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(StyleTransfer, "on_train_batch_end", impatient, raising=False)
+        with pytest.raises(SystemExit) as exit_info:
+            run("--config", str(tiny_config("stopped")), "--trainer.max_steps", "6")
+    assert exit_info.value.code == 130
+    assert "--ckpt_path last" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    run("--config", str(tiny_config("stopped")), "--trainer.max_steps", "6", "--ckpt_path", "last")
+    whole, stopped = (workdir / "logs" / name / "version_0" for name in ("whole", "stopped"))
+    assert torch.equal(final_image(whole), final_image(stopped))
+
+
+def test_the_progress_bar_counts_steps_and_shows_the_losses(tiny_config, workdir, capsys):
+    run("--config", str(tiny_config()), "--trainer.enable_progress_bar", "true")
+    out = capsys.readouterr().out
+    assert "step: 100%" in out and "4/4" in out
+    assert "loss/total=" in out and "loss/style=" in out

@@ -31,3 +31,9 @@ def test_starry_is_the_paper_setting():
     assert (h.content_weight, h.style_weight, h.init, h.optimizer) == (1.0, 1e6, "content", "lbfgs")
     assert cli.datamodule.hparams.size == 512 and cli.trainer.max_steps == 500
     assert cli.datamodule.hparams.content.startswith("https://upload.wikimedia.org/")
+
+
+def test_starry_with_adam_gets_adams_learning_rate():
+    path = next(p for p in CONFIGS if p.name == "starry.yaml")
+    cli = make_cli(["--config", str(path), "--model.optimizer", "adam"], run=False)
+    assert cli.model.hparams.lr is None  # so configure_optimizers picks Adam's own default
