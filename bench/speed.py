@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import draw_content, draw_style  # noqa: E402
+from drawing import draw_content, draw_style  # noqa: E402
 
 from nst.cli import main  # noqa: E402
 from nst.vgg import build_features  # noqa: E402

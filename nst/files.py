@@ -8,11 +8,18 @@ from pathlib import Path
 from typing import BinaryIO
 
 
-def default_file_mode() -> int:
-    """The mode ``open()`` would give a new file under the current umask."""
-    umask = os.umask(0)
+def _read_umask() -> int:
+    umask = os.umask(0)  # the only way to read it is to set it; done once, at import
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+_UMASK = _read_umask()
+
+
+def default_file_mode() -> int:
+    """The mode ``open()`` would give a new file under the process's umask."""
+    return 0o666 & ~_UMASK
 
 
 @contextmanager

@@ -1,13 +1,12 @@
 """Shared fixtures: a private TORCH_HOME, images the tests draw, and tiny run configs."""
 
-import math
 import urllib.error
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from PIL import Image, ImageDraw
+from drawing import draw_content, draw_style
 
 
 @pytest.fixture(autouse=True)
@@ -21,30 +20,6 @@ def offline_torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
     return home
-
-
-def draw_content(width: int = 64, height: int = 48) -> Image.Image:
-    """A smooth gradient with a few shapes: structure for the content loss to keep."""
-    image = Image.new("RGB", (width, height))
-    pixels = image.load()
-    for y in range(height):
-        for x in range(width):
-            pixels[x, y] = (40 + 170 * x // width, 40 + 170 * y // height, 128)
-    draw = ImageDraw.Draw(image)
-    draw.ellipse((width // 4, height // 4, width // 2, height * 3 // 4), fill=(220, 200, 60))
-    draw.rectangle((width * 5 // 8, height // 3, width * 7 // 8, height * 2 // 3), fill=(50, 60, 190))
-    return image
-
-
-def draw_style(size: int = 64) -> Image.Image:
-    """Coloured diagonal stripes: a texture whose Gram matrices differ from the content's."""
-    image = Image.new("RGB", (size, size))
-    pixels = image.load()
-    for y in range(size):
-        for x in range(size):
-            t = math.sin((x + y) * 0.6)
-            pixels[x, y] = (int(128 + 90 * t), int(128 - 90 * t), 60 + 140 * (x % 8 < 4))
-    return image
 
 
 @pytest.fixture
