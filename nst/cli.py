@@ -77,6 +77,7 @@ class StyleTransferCLI(LightningCLI):
     def __init__(self, *args: Any, new_run_dirs: list[Path] | None = None, **kwargs: Any) -> None:
         # Directories this process created, so that a failed start can remove them again.
         self.new_run_dirs = new_run_dirs if new_run_dirs is not None else []
+        self.config_as_given: Any = None
         super().__init__(*args, **kwargs)
 
     @staticmethod
@@ -139,7 +140,7 @@ class StyleTransferCLI(LightningCLI):
             callbacks = [*callbacks, StepProgressBar()]
         trainer = super()._instantiate_trainer(config, callbacks)
         for callback in trainer.callbacks:
-            if isinstance(callback, RunConfig) and hasattr(self, "config_as_given"):
+            if isinstance(callback, RunConfig) and self.config_as_given is not None:
                 callback.config = self.config_as_given
         return trainer
 

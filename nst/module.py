@@ -80,6 +80,11 @@ class StyleTransfer(LightningModule):
         self.style_targets: dict[str, Tensor] = {}
 
     @property
+    def layers(self) -> list[str]:
+        """Every VGG19 layer a loss reads."""
+        return [*self.hparams.content_layers, *self.hparams.style_layers]
+
+    @property
     def style_layer_weights(self) -> list[float]:
         return self.hparams.style_layer_weights or [1.0] * len(self.hparams.style_layers)
 
@@ -89,9 +94,8 @@ class StyleTransfer(LightningModule):
         # Built here rather than in __init__ or configure_model (which load_from_checkpoint
         # also calls), so that reading an image out of a checkpoint needs no weights.
         if self.vgg is None:
-            layers = [*self.hparams.content_layers, *self.hparams.style_layers]
-            features = build_features(depth_for(layers), self.hparams.pooling)
-            self.vgg = VGGFeatures(layers, load_weights(features, self.hparams.weights))
+            features = build_features(depth_for(self.layers), self.hparams.pooling)
+            self.vgg = VGGFeatures(self.layers, load_weights(features, self.hparams.weights))
         if self.image is None:
             content, style = self._pair()
             self._check_large_enough(content, "content image", "data.size")
@@ -105,8 +109,7 @@ class StyleTransfer(LightningModule):
         return data.content, data.style
 
     def _check_large_enough(self, image: Tensor, role: str, option: str) -> None:
-        layers = [*self.hparams.content_layers, *self.hparams.style_layers]
-        deepest = max(layers, key=layer_index)
+        deepest = max(self.layers, key=layer_index)
         need = min_side(deepest)
         if min(image.shape[-2:]) < need:
             raise NSTError(
