@@ -90,6 +90,19 @@ class StyleTransferCLI(LightningCLI):
         parser.add_lightning_class_args(ImageLogger, "image_log")
         parser.add_lightning_class_args(FinalImage, "output")
 
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI reads an explicit checkpoint's hyperparameters right after parsing;
+        # a file that is missing or not a checkpoint should say so in one line.
+        path = self.config.get(str(self.config.get("subcommand")), {}).get("ckpt_path")
+        if path and path not in ("last", "best", "hpc", "registry") and not Path(path).is_file():
+            raise NSTError(f"checkpoint {path} does not exist; give a .ckpt file or --ckpt_path last")
+        try:
+            super()._parse_ckpt_path()
+        except (Exception, SystemExit) as error:
+            raise NSTError(
+                f"checkpoint {path} cannot be read ({error}); is it a .ckpt file nst wrote?"
+            ) from error
+
     def before_instantiate_classes(self) -> None:
         if self.subcommand != "fit":
             return

@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
@@ -11,6 +12,10 @@ from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 from nst import download
 from nst.errors import NSTError
 from nst.files import atomic_write
+
+# Larger than any photo or scan style transfer needs (a 12000 x 8000 px scan is 96 MP), and
+# checked from the header, so a decompression bomb is refused before it takes the memory.
+MAX_PIXELS = 100 * 10**6
 
 
 def read_image(source: str, role: str = "image") -> Image.Image:
@@ -22,8 +27,11 @@ def read_image(source: str, role: str = "image") -> Image.Image:
         raise NSTError(f"{role} {source} is not a file; give the path of an image")
     try:
         with Image.open(path) as opened:
+            _check_pixel_count(opened, role, source)  # from the header, before decoding
             opened.load()
             image = ImageOps.exif_transpose(opened)
+    except Image.DecompressionBombError as error:
+        raise NSTError(f"{role} {source} is too large to decode safely ({error})") from error
     except UnidentifiedImageError as error:
         raise NSTError(f"{role} {source} is not an image Pillow can read") from error
     except (OSError, SyntaxError, ValueError) as error:
@@ -31,13 +39,30 @@ def read_image(source: str, role: str = "image") -> Image.Image:
     return _to_rgb(image)
 
 
+def _check_pixel_count(image: Image.Image, role: str, source: str) -> None:
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise NSTError(
+            f"{role} {source} is {width}×{height} px, over the {MAX_PIXELS // 10**6} megapixels nst decodes; "
+            "shrink it first"
+        )
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode.startswith("I"):  # 16- or 32-bit grey: Pillow's RGB conversion would clip it
+        image = _high_bit_depth_to_8bit(image)
     # Transparent pixels become white, as on a page, rather than whatever colour they hide.
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB")
+
+
+def _high_bit_depth_to_8bit(image: Image.Image) -> Image.Image:
+    values = np.asarray(image, dtype=np.float64)
+    top = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) <= 65535 else values.max()
+    return Image.fromarray(np.clip(values / top * 255 + 0.5, 0, 255).astype(np.uint8), "L")
 
 
 def resize_long_side(image: Image.Image, long_side: int) -> Image.Image:

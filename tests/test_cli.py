@@ -251,3 +251,18 @@ def test_the_progress_bar_counts_steps_and_shows_the_losses(tiny_config, workdir
     out = capsys.readouterr().out
     assert "step: 100%" in out and "4/4" in out
     assert "loss/total=" in out and "loss/style=" in out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "checkpoint nowhere.ckpt does not exist"), (b"not a checkpoint", "cannot be read")],
+)
+def test_a_bad_checkpoint_path_gets_one_line(tiny_config, workdir, capsys, content, message):
+    if content is not None:
+        (workdir / "nowhere.ckpt").write_bytes(content)
+    with pytest.raises(SystemExit) as exit_info:
+        run("--config", str(tiny_config()), "--ckpt_path", "nowhere.ckpt")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not list(workdir.glob("logs/tiny/version_*"))

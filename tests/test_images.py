@@ -1,7 +1,9 @@
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from nst import images
 from nst.errors import NSTError
 from nst.files import default_file_mode
 from nst.images import load_image, read_image, save_image
@@ -65,3 +67,27 @@ def test_save_round_trips_and_leaves_no_temporary_files(tmp_path):
     assert path.stat().st_mode & 0o777 == default_file_mode()  # readable like any other file
     back = load_image(str(path), 12)
     assert (back - image).abs().max() <= 0.5 / 255 + 1e-6
+
+
+def test_16_bit_grey_keeps_its_tones(tmp_path):
+    path = tmp_path / "deep.png"
+    Image.fromarray(np.full((4, 4), 32768, dtype=np.uint16)).save(path)
+    assert read_image(str(path)).getpixel((0, 0)) == (128, 128, 128)  # not clipped to white
+
+
+def test_cmyk_and_palette_images_become_rgb(tmp_path):
+    cmyk = tmp_path / "print.jpg"
+    Image.new("CMYK", (8, 6), (0, 255, 255, 0)).save(cmyk)
+    red = read_image(str(cmyk)).getpixel((0, 0))
+    assert red[0] > 200 and red[1] < 60 and red[2] < 60
+    palette = tmp_path / "palette.gif"
+    Image.new("RGB", (8, 6), (0, 0, 255)).convert("P").save(palette)
+    assert read_image(str(palette)).getpixel((0, 0)) == (0, 0, 255)
+
+
+def test_oversized_images_are_refused_before_decoding(tmp_path, monkeypatch):
+    monkeypatch.setattr(images, "MAX_PIXELS", 100)
+    path = tmp_path / "huge.png"
+    Image.new("RGB", (20, 20)).save(path)
+    with pytest.raises(NSTError, match=r"is 20×20 px, over the 0 megapixels"):
+        read_image(str(path), "style image")
