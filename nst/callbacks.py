@@ -89,6 +89,7 @@ class FinalImage(Callback):
 
     @rank_zero_only
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        pl_module.check_finite()  # never a NaN or black final.png
         # Without a logger Lightning's log_dir is the working directory: not ours to write into.
         if trainer.logger is not None and trainer.log_dir is not None:
             save_image(pl_module.image, Path(trainer.log_dir) / runs.RESULT)

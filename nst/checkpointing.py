@@ -81,6 +81,9 @@ class RunCheckpoint(ModelCheckpoint):
         )
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
+        saving = self.every_n_steps and trainer.global_step % self.every_n_steps == 0
+        if saving or self._stop_signal is not None:
+            _check_finite(pl_module)  # a diverged image never overwrites the last good checkpoint
         super().on_train_batch_end(trainer, pl_module, *args)
         # A signal during the last step lets the run finish: it has nothing left to resume.
         if self._stop_signal is not None and trainer.global_step != trainer.max_steps:
@@ -90,6 +93,7 @@ class RunCheckpoint(ModelCheckpoint):
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._restore_handlers()
+        _check_finite(pl_module)
         self.save_now(trainer)
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
@@ -107,3 +111,9 @@ class RunCheckpoint(ModelCheckpoint):
         while self._previous_handlers:
             signum, handler = self._previous_handlers.popitem()
             signal.signal(signum, handler)
+
+
+def _check_finite(pl_module: LightningModule) -> None:
+    check = getattr(pl_module, "check_finite", None)
+    if check is not None:
+        check()

@@ -160,10 +160,21 @@ class StyleTransfer(LightningModule):
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         losses = self.compute_losses(self.image)
         if self._metrics_written_this_step():
+            self.check_finite(losses["total"], "loss")
             shown = ("total", "content", "style")
             self.log_dict({f"loss/{k}": v for k, v in losses.items() if k in shown}, prog_bar=True)
             self.log_dict({f"loss/{k}": v for k, v in losses.items() if k not in shown})
         return losses["total"]
+
+    def check_finite(self, value: Tensor | None = None, what: str = "image") -> None:
+        """Stop a diverged run with a reason. Checked where values reach the host anyway
+        (logged steps, checkpoints, the final image) rather than with a sync every step."""
+        value = self.image if value is None else value
+        if not torch.isfinite(value).all():
+            raise NSTError(
+                f"the {what} became NaN or infinite by step {self.global_step}: the optimisation diverged; "
+                "lower model.lr or the loss weights (checkpoints from before are kept)"
+            )
 
     def _metrics_written_this_step(self) -> bool:
         # self.log costs ~0.3 ms a value, which adds up to percents of a step at small sizes

@@ -266,3 +266,28 @@ def test_a_bad_checkpoint_path_gets_one_line(tiny_config, workdir, capsys, conte
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not list(workdir.glob("logs/tiny/version_*"))
+
+
+def test_divergence_stops_with_a_reason_and_writes_no_result(tiny_config, workdir, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run("--config", str(tiny_config()), "--model.optimizer", "adam", "--model.style_weight", "1e300")
+    assert exit_info.value.code == 2
+    assert "diverged; lower model.lr or the loss weights" in capsys.readouterr().err
+    assert not list(workdir.glob("logs/tiny/version_*"))  # nothing to resume, nothing to show
+
+
+def test_divergence_keeps_the_last_good_checkpoint(tiny_config, workdir, monkeypatch, capsys):
+    def poison_after_step_2(self, *args):
+        if self.global_step == 2:  # step 2 was checkpointed just before (every 2 steps)
+            self.image.data.fill_(float("nan"))
+
+    monkeypatch.setattr(StyleTransfer, "on_train_batch_end", poison_after_step_2, raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        run("--config", str(tiny_config()), "--trainer.max_steps", "6")
+    assert exit_info.value.code == 2
+    assert "diverged" in capsys.readouterr().err
+    run_dir = workdir / "logs" / "tiny" / "version_0"
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 2
+    assert torch.isfinite(checkpoint["state_dict"]["image"]).all()
+    assert not (run_dir / "final.png").exists()
