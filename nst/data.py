@@ -15,8 +15,8 @@ class _PairIndices(Dataset):
 
     There is one pair today. Keeping the images out of the batch means nothing is
     copied to the device per step; the module reads the pairs once from the DataModule.
-    One item per epoch also keeps every checkpoint at an epoch boundary, which
-    Lightning resumes exactly.
+    One item per epoch means no epoch is ever cut by a checkpoint: Lightning warns that a
+    longer epoch cut mid-way is not resumable, while these resume exactly.
     """
 
     def __init__(self, pairs: int) -> None:
