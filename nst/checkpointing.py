@@ -12,11 +12,15 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from nst.errors import NSTError
+from nst.files import atomic_write
 
 
 class RunInterrupted(Exception):
@@ -28,6 +32,26 @@ class RunInterrupted(Exception):
         super().__init__(f"stopped by {signal.Signals(signum).name}{when}; {saved}")
         self.signum = signum
         self.checkpoint = checkpoint
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes local checkpoints beside their target, flushed to disk, then renamed over it.
+
+    Lightning's own writer goes through a temporary file in the system temp directory; when that
+    is another filesystem (tmpfs, a different disk), the final move is a copy, so a kill -9 or a
+    power cut mid-copy would leave a truncated ``last.ckpt``. Renaming within one directory is atomic.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        if storage_options is not None or "://" in str(path):  # remote storage: Lightning's way
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        path = Path(path)
+        # Leftovers of a writer that was killed mid-write; a run directory has one writer.
+        for stale in path.parent.glob(f".{path.name}.*.part"):
+            stale.unlink(missing_ok=True)
+        with atomic_write(path) as (out, _):
+            torch.save(checkpoint, out)
 
 
 class RunCheckpoint(ModelCheckpoint):

@@ -4,22 +4,28 @@ python cli.py fit --config configs/starry.yaml
 python cli.py fit --config configs/starry.yaml --ckpt_path last
 """
 
+import argparse
 import copy
 import logging
 import os
 import signal
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
+import torch
+import yaml
+from lightning.fabric.plugins import CheckpointIO
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from nst import runs
 from nst.callbacks import FinalImage, ImageLogger, StepProgressBar
-from nst.checkpointing import RunCheckpoint, RunInterrupted
+from nst.checkpointing import AtomicCheckpointIO, RunCheckpoint, RunInterrupted
 from nst.data import StyleTransferData
 from nst.errors import NSTError
 from nst.module import StyleTransfer
@@ -74,11 +80,18 @@ class RunConfig(SaveConfigCallback):
 class StyleTransferCLI(LightningCLI):
     """LightningCLI with one run directory per run and ``--ckpt_path last`` that finds it."""
 
-    def __init__(self, *args: Any, new_run_dirs: list[Path] | None = None, **kwargs: Any) -> None:
-        # Directories this process created, so that a failed start can remove them again.
+    def __init__(self, *args: Any, new_run_dirs: list[list[Path]] | None = None, **kwargs: Any) -> None:
+        # Directories this process created (see runs.create_run_dir), so that a failed start
+        # can remove them again.
         self.new_run_dirs = new_run_dirs if new_run_dirs is not None else []
         self.config_as_given: Any = None
         super().__init__(*args, **kwargs)
+
+    def init_parser(self, **kwargs: Any) -> Any:
+        # Parse errors are raised rather than printed with the whole usage text, so that main()
+        # can answer them in one line like every other bad input.
+        kwargs.setdefault("exit_on_error", False)
+        return super().init_parser(**kwargs)
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
@@ -99,8 +112,12 @@ class StyleTransferCLI(LightningCLI):
         try:
             super()._parse_ckpt_path()
         except (Exception, SystemExit) as error:
+            if path and not zipfile.is_zipfile(path):  # torch.save writes zip archives
+                why = "it is not a file torch.save wrote"
+            else:
+                why = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise NSTError(
-                f"checkpoint {path} cannot be read ({error}); is it a .ckpt file nst wrote?"
+                f"checkpoint {path} cannot be read ({why}); give the checkpoints/last.ckpt of a run"
             ) from error
 
     def before_instantiate_classes(self) -> None:
@@ -130,8 +147,9 @@ class StyleTransferCLI(LightningCLI):
                 )
             args.version = runs.version_of(run_dir)
         else:
-            args.version = runs.create_run_dir(root)
-            self.new_run_dirs.append(root / f"version_{args.version}")
+            made = runs.create_run_dir(root)
+            self.new_run_dirs.append(made)
+            args.version = runs.version_of(made[0])
             return
         if config.ckpt_path == "last":
             if not runs.checkpoint_of(run_dir).is_file():
@@ -151,6 +169,10 @@ class StyleTransferCLI(LightningCLI):
             isinstance(c, ProgressBar) for c in given
         ):
             callbacks = [*callbacks, StepProgressBar()]
+        plugins = config.get("plugins") or []
+        plugins = plugins if isinstance(plugins, list) else [plugins]
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            config = {**config, "plugins": [*plugins, AtomicCheckpointIO()]}
         trainer = super()._instantiate_trainer(config, callbacks)
         for callback in trainer.callbacks:
             if isinstance(callback, RunConfig) and self.config_as_given is not None:
@@ -168,26 +190,48 @@ class _NoAdverts(logging.Filter):
         return "Tip:" not in record.getMessage()
 
 
+class _Console(logging.StreamHandler):
+    """Lightning's notes ("GPU available: ...") go to stdout, so that stderr holds only warnings
+    and, when something is wrong, the one error line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.addFilter(_NoAdverts())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # Looked up per record, as sys.stdout may be swapped (tests capture it).
+        self.stream = sys.stdout if record.levelno < logging.WARNING else sys.stderr
+        super().emit(record)
+
+
 def _quiet_lightning() -> None:
     # Advice meant for datasets; here an epoch is one step by design.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")  # Lightning vs newer torch
-    for handler in logging.getLogger("lightning.pytorch").handlers:
-        if not any(isinstance(f, _NoAdverts) for f in handler.filters):
-            handler.addFilter(_NoAdverts())
+    # Lightning gives "lightning" and (depending on the root logger) its subpackages plain
+    # stderr handlers; one _Console on "lightning" replaces them all.
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if type(handler) is logging.StreamHandler:
+                logger.removeHandler(handler)
+        logger.propagate = name != "lightning" or logger.propagate
+    root = logging.getLogger("lightning")
+    if not any(isinstance(h, _Console) for h in root.handlers):
+        root.addHandler(_Console())
 
 
-def _remove_unfinished(new_run_dirs: list[Path]) -> None:
+def _remove_unfinished(new_run_dirs: list[list[Path]]) -> None:
     # A run that stopped before its first checkpoint leaves nothing behind that looks like a result.
-    for run_dir in new_run_dirs:
-        runs.remove_if_unfinished(run_dir)
+    for made in new_run_dirs:
+        runs.remove_if_unfinished(made)
 
 
 def make_cli(
     args: list[str] | None = None,
     run: bool = True,
-    new_run_dirs: list[Path] | None = None,
+    new_run_dirs: list[list[Path]] | None = None,
     callbacks: list[Callback] | None = None,
 ) -> StyleTransferCLI:
     """Build (and by default run) the CLI; ``callbacks`` are added to the trainer's."""
@@ -208,8 +252,9 @@ def make_cli(
 def main(args: list[str] | None = None, callbacks: list[Callback] | None = None) -> None:
     """Entry point; ``args`` as on the command line (tests call it in-process)."""
     _quiet_lightning()
-    new_run_dirs: list[Path] = []
+    new_run_dirs: list[list[Path]] = []
     try:
+        _check_config_files(sys.argv[1:] if args is None else args)
         make_cli(args, new_run_dirs=new_run_dirs, callbacks=callbacks)
     except RunInterrupted as stop:
         if stop.checkpoint is None:
@@ -221,7 +266,47 @@ def main(args: list[str] | None = None, callbacks: list[Callback] | None = None)
         _remove_unfinished(new_run_dirs)
         if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # Lightning's Ctrl-C path leaves it so
             signal.signal(signal.SIGINT, signal.default_int_handler)
-        if isinstance(error, NSTError) and not os.environ.get("NST_DEBUG"):
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
-        raise
+        message = _one_line(error)
+        if message is None or os.environ.get("NST_DEBUG"):
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _check_config_files(args: list[str]) -> None:
+    # jsonargparse reports a broken YAML file without its name; this names the file and the line.
+    for i, arg in enumerate(args):
+        if arg in ("-c", "--config") and i + 1 < len(args):
+            path = Path(args[i + 1])
+        elif arg.startswith("--config="):
+            path = Path(arg.removeprefix("--config="))
+        else:
+            continue
+        if not path.is_file():
+            what = "is not a file" if path.exists() else "does not exist"
+            raise NSTError(f"config {path} {what}; give a YAML file such as configs/starry.yaml")
+        try:
+            content = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            where = getattr(error, "problem_mark", None)
+            at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+            problem = getattr(error, "problem", None) or "it is not UTF-8 text"
+            raise NSTError(f"config {path} is not valid YAML ({problem}{at}); fix the file") from error
+        if content is not None and not isinstance(content, dict):
+            raise NSTError(f"config {path} is not a YAML mapping of options such as 'model:' and 'data:'")
+
+
+def _one_line(error: BaseException) -> str | None:
+    """The message a user sees for ``error``, or None for a bug, which keeps its traceback."""
+    if isinstance(error, NSTError):
+        return str(error)
+    if isinstance(error, argparse.ArgumentError):  # from the config parser
+        return " ".join(str(error).split()) + " (python cli.py fit --help lists the options)"
+    if isinstance(error, MisconfigurationException):  # Lightning's own checks of trainer options
+        message = " ".join(str(error).split())
+        if "gpu" in message.lower() or "accelerator" in message.lower() or "device" in message.lower():
+            found = "a CUDA GPU" if torch.cuda.is_available() else "no CUDA GPU"
+            found += ", MPS" if torch.backends.mps.is_available() else ""
+            message += f" (this machine has {found}; use --trainer.accelerator auto or cpu)"
+        return message
+    return None

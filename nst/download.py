@@ -62,21 +62,31 @@ def _download(url: str, out: BinaryIO) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+            announced = response.headers.get("Content-Length", "")
+            if announced.isdigit() and int(announced) > MAX_BYTES:
+                raise _too_large(url)
             size = 0
             while chunk := response.read(2**16):
                 size += len(chunk)
-                if size > MAX_BYTES:
-                    raise NSTError(
-                        f"{url} is larger than {MAX_BYTES // 2**20} MiB; download and shrink it yourself"
-                    )
+                if size > MAX_BYTES:  # a server may announce no size, or the wrong one
+                    raise _too_large(url)
                 out.write(chunk)
     except urllib.error.HTTPError as error:
         raise NSTError(f"cannot download {url}: HTTP {error.code} {error.reason}") from error
     except (urllib.error.URLError, http.client.HTTPException, ValueError, OSError) as error:
-        reason = getattr(error, "reason", error)
+        reason = getattr(error, "reason", error)  # URLError wraps what went wrong while connecting
+        if isinstance(reason, TimeoutError):
+            raise NSTError(
+                f"cannot download {url}: the server sent nothing for {TIMEOUT_S} s; "
+                "try again later or pass a local file instead"
+            ) from error
         raise NSTError(
             f"cannot download {url} ({reason}); check the address or the network, or pass a local file instead"
         ) from error
+
+
+def _too_large(url: str) -> NSTError:
+    return NSTError(f"{url} is larger than {MAX_BYTES // 2**20} MiB; download and shrink it yourself")
 
 
 def _check_image(url: str, path: Path) -> None:

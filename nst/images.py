@@ -1,6 +1,7 @@
 """Reading, resizing and writing images as [1, 3, H, W] float tensors in [0, 1]."""
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,17 +27,34 @@ def read_image(source: str, role: str = "image") -> Image.Image:
     if not path.is_file():
         raise NSTError(f"{role} {source} is not a file; give the path of an image")
     try:
-        with Image.open(path) as opened:
-            _check_pixel_count(opened, role, source)  # from the header, before decoding
-            opened.load()
-            image = ImageOps.exif_transpose(opened)
-    except Image.DecompressionBombError as error:
-        raise NSTError(f"{role} {source} is too large to decode safely ({error})") from error
+        with warnings.catch_warnings():
+            # Pillow warns from 89 megapixels; nst's own limit, checked next, is the one that counts.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                _check_pixel_count(opened, role, source)  # from the header, before decoding
+                opened.load()
+                image = ImageOps.exif_transpose(opened)
+    except Image.DecompressionBombError as error:  # Pillow's own limit, above nst's, refused it first
+        raise NSTError(
+            f"{role} {source} is over the {MAX_PIXELS // 10**6} megapixels nst decodes; shrink it first"
+        ) from error
     except UnidentifiedImageError as error:
-        raise NSTError(f"{role} {source} is not an image Pillow can read") from error
+        raise NSTError(f"{role} {source} {_why_unreadable(path)}") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise NSTError(f"{role} {source} cannot be decoded ({error}); re-save or replace the file") from error
     return _to_rgb(image)
+
+
+def _why_unreadable(path: Path) -> str:
+    if path.stat().st_size == 0:
+        return "is an empty file; replace it with an image"
+    suffix = path.suffix.lower()
+    readable = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+    if suffix and suffix not in readable:
+        return f"is in a format nst cannot read ({suffix}); convert it to PNG, JPEG, WebP or TIFF"
+    return (
+        "is not an image (its contents match no format Pillow reads); replace it or re-save it as PNG or JPEG"
+    )
 
 
 def _check_pixel_count(image: Image.Image, role: str, source: str) -> None:

@@ -66,6 +66,15 @@ class StyleTransfer(LightningModule):
         _check_weight("model.content_weight", content_weight)
         _check_weight("model.style_weight", style_weight)
         _check_weight("model.tv_weight", tv_weight)
+        if (
+            content_weight == 0
+            and tv_weight == 0
+            and (style_weight == 0 or not any(style_layer_weights or [1]))
+        ):
+            raise NSTError(
+                "every loss weight is zero, so there is nothing to optimise; "
+                "set model.content_weight or model.style_weight above 0"
+            )
         check_weights_option(weights)
         if lr is not None and not (math.isfinite(lr) and lr > 0):
             raise NSTError(f"model.lr must be a positive number, got {lr}")
@@ -263,10 +272,8 @@ def _check_layers(content: list[str], style: list[str], style_weights: list[floa
             layer_index(name)
         if len(set(layers)) != len(layers):
             raise NSTError(f"{option} lists a layer twice: {layers}")
-    if not content and not style:
-        raise NSTError(
-            "model.content_layers and model.style_layers are both empty: there is nothing to optimise"
-        )
+        if not layers:
+            raise NSTError(f"{option} is empty; name at least one VGG19 layer, e.g. [conv4_2]")
     if style_weights is not None:
         if len(style_weights) != len(style):
             raise NSTError(

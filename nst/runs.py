@@ -1,5 +1,6 @@
 """Run directories: ``logs/<config name>/version_N``, one per run, never shared, never reused by accident."""
 
+import contextlib
 import re
 import shutil
 from pathlib import Path
@@ -20,19 +21,21 @@ def version_of(run_dir: Path) -> int:
     return int(_VERSION.match(run_dir.name).group(1))
 
 
-def create_run_dir(root: Path) -> int:
-    """Create ``root/version_N`` with the next free N and return N.
+def create_run_dir(root: Path) -> list[Path]:
+    """Create ``root/version_N`` with the next free N.
 
     ``mkdir`` either creates the directory or fails, so two runs started at the same
-    moment from the same config end up in different directories.
+    moment from the same config end up in different directories. Returns the directories
+    made, the run directory first and then any parents that did not exist, deepest first.
     """
+    made = [p for p in (root, *root.parents) if not p.exists()]
     try:
         root.mkdir(parents=True, exist_ok=True)
         version = max(_versions(root), default=-1) + 1
         while True:
             try:
                 (root / f"version_{version}").mkdir()
-                return version
+                return [root / f"version_{version}", *made]
             except FileExistsError:
                 version += 1
     except OSError as error:
@@ -53,9 +56,14 @@ def latest_run(root: Path) -> Path | None:
     return max(resumable, key=lambda run: checkpoint_of(run).stat().st_mtime, default=None)
 
 
-def remove_if_unfinished(run_dir: Path) -> bool:
-    """Delete a run directory that holds neither a checkpoint nor a result: it has nothing to resume or show."""
-    if run_dir.is_dir() and not any(run_dir.rglob("*.ckpt")) and not (run_dir / RESULT).exists():
-        shutil.rmtree(run_dir)
-        return True
-    return False
+def remove_if_unfinished(made: list[Path]) -> bool:
+    """Undo :func:`create_run_dir` if the run left neither a checkpoint nor a result: it has
+    nothing to resume or show. Parents it made go too, if nothing else was put in them."""
+    run_dir, *parents = made
+    if not run_dir.is_dir() or any(run_dir.rglob("*.ckpt")) or (run_dir / RESULT).exists():
+        return False
+    shutil.rmtree(run_dir)
+    for parent in parents:
+        with contextlib.suppress(OSError):  # not empty: another run is using it
+            parent.rmdir()
+    return True

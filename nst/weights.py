@@ -95,7 +95,8 @@ def _load_into(features: nn.Sequential, state: dict[str, Tensor], source: str) -
     missing = [key for key in wanted if key not in state]
     if missing:
         raise NSTError(
-            f"{source} is not a VGG19 state dict: it lacks {missing[0]} (and {len(missing) - 1} more keys); "
+            f"{source} is not a VGG19 state dict: it lacks {missing[0]}"
+            f"{f' and {len(missing) - 1} more keys' if len(missing) > 1 else ''}; "
             "expected torchvision's vgg19 file or vgg19().features.state_dict()"
         )
     for key, tensor in wanted.items():

@@ -1,12 +1,18 @@
 """Shared fixtures: a private TORCH_HOME, images the tests draw, and tiny run configs."""
 
+import io
+import threading
+import time
 import urllib.error
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 from drawing import draw_content, draw_style
+from PIL import Image
 
 
 @pytest.fixture(autouse=True)
@@ -63,3 +69,57 @@ def tiny_config(workdir: Path, images: dict[str, Path]):
         return path
 
     return make
+
+
+def png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (20, 10), (0, 128, 255)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@dataclass
+class Server:
+    url: str
+    requests: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def server():
+    """A local HTTP server with a good image, a web page, huge files and answers that stall."""
+    huge = png_bytes() + bytes(3 * 2**20)
+    requests: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            body = {"/painting.png": png_bytes(), "/page.png": b"<html>not an image</html>"}.get(self.path)
+            if self.path.startswith("/huge"):
+                body = huge
+            if self.path in ("/slow.png", "/mute.png"):
+                body = png_bytes()
+            if self.path == "/mute.png":  # answers nothing at all for longer than the timeout
+                time.sleep(2)
+            self.send_response(404 if body is None else 200)
+            body = b"missing" if body is None else body
+            if self.path != "/huge-unannounced.png":
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                if self.path == "/slow.png":  # half the file, then nothing for longer than the timeout
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    time.sleep(2)
+                self.wfile.write(body)
+            except OSError:  # the client gave up
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield Server(f"http://127.0.0.1:{httpd.server_port}", requests)
+    httpd.shutdown()
+    httpd.server_close()

@@ -1,50 +1,14 @@
 """URL images, served by a local HTTP server on 127.0.0.1."""
 
-import io
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
-from PIL import Image
 
 from nst import download
 from nst.errors import NSTError
 from nst.images import load_image
 
 
-def png_bytes() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (20, 10), (0, 128, 255)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-@pytest.fixture
-def server():
-    requests: list[str] = []
-    routes = {"/painting.png": (200, png_bytes()), "/page.png": (200, b"<html>not an image</html>")}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            requests.append(self.path)
-            status, body = routes.get(self.path, (404, b"missing"))
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}", requests
-    httpd.shutdown()
-    httpd.server_close()
-
-
 def test_downloaded_once_into_the_cache(server, offline_torch_home):
-    base, requests = server
+    base, requests = server.url, server.requests
     url = f"{base}/painting.png"
     first = load_image(url, 20)
     second = load_image(url, 20)
@@ -57,13 +21,13 @@ def test_downloaded_once_into_the_cache(server, offline_torch_home):
 
 
 def test_http_error(server):
-    base, _ = server
+    base = server.url
     with pytest.raises(NSTError, match="HTTP 404"):
         load_image(f"{base}/nothing.png", 20)
 
 
 def test_not_an_image_is_not_cached(server):
-    base, _ = server
+    base = server.url
     url = f"{base}/page.png"
     with pytest.raises(NSTError, match="did not return an image"):
         load_image(url, 20)
@@ -79,3 +43,19 @@ def test_unreachable_host():
         port = sock.getsockname()[1]
     with pytest.raises(NSTError, match=r"cannot download http://127\.0\.0\.1.*pass a local file"):
         load_image(f"http://127.0.0.1:{port}/x.png", 20)
+
+
+def test_a_response_over_the_cap_is_cut_off_and_not_cached(server, monkeypatch):
+    monkeypatch.setattr(download, "MAX_BYTES", 2**20)
+    for path in ("/huge.png", "/huge-unannounced.png"):  # with and without Content-Length
+        with pytest.raises(NSTError, match="is larger than 1 MiB"):
+            load_image(f"{server.url}{path}", 20)
+    assert list(download.cache_dir().iterdir()) == []  # no partial file either
+
+
+def test_a_stalled_server_times_out_and_leaves_no_partial_file(server, monkeypatch):
+    monkeypatch.setattr(download, "TIMEOUT_S", 0.3)
+    for path in ("/mute.png", "/slow.png"):  # no answer at all; half the file, then nothing
+        with pytest.raises(NSTError, match=r"sent nothing for 0\.3 s"):
+            load_image(f"{server.url}{path}", 20)
+    assert list(download.cache_dir().iterdir()) == []

@@ -47,7 +47,7 @@ def test_grayscale_becomes_rgb(tmp_path):
         (lambda p: None, "does not exist"),
         (lambda p: p.mkdir(), "is not a file"),
         (lambda p: p.write_text("not an image"), "is not an image"),
-        (lambda p: p.write_bytes(b""), "is not an image"),
+        (lambda p: p.write_bytes(b""), "is an empty file"),
     ],
 )
 def test_bad_files_get_one_clear_line(tmp_path, make, message):

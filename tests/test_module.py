@@ -121,7 +121,10 @@ def test_checkpoint_holds_the_image_only_and_loads_outside_fit(tmp_path, images)
     ("kwargs", "message"),
     [
         ({"style_layers": ["conv9_1"]}, "unknown VGG19 layer 'conv9_1'"),
-        ({"content_layers": [], "style_layers": []}, "both empty"),
+        ({"content_layers": []}, "model.content_layers is empty"),
+        ({"style_layers": []}, "model.style_layers is empty"),
+        ({"content_weight": 0.0, "style_weight": 0.0}, "every loss weight is zero"),
+        ({"content_weight": 0.0, "style_layer_weights": [0.0, 0.0, 0.0]}, "every loss weight is zero"),
         ({"style_layers": ["conv1_1", "conv1_1"]}, "lists a layer twice"),
         ({"style_layer_weights": [1.0]}, "1 entries for 3 style layers"),
         ({"style_weight": -1.0}, "model.style_weight must be a finite number"),
