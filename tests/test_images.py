@@ -1,3 +1,8 @@
+"""Reading images of every kind a user may have, resizing, and writing results."""
+
+import struct
+import zlib
+
 import numpy as np
 import pytest
 import torch
@@ -20,25 +25,60 @@ def test_long_side_and_aspect_ratio(tmp_path):
     assert load_image(str(tall), 100).shape == (1, 3, 100, 25)
 
 
-def test_exif_orientation_is_honoured(tmp_path):
-    image = Image.new("RGB", (40, 20), (200, 0, 0))
+def exif_rotated(path):
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90° clockwise to display"
-    path = tmp_path / "rotated.jpg"
-    image.save(path, exif=exif)
-    assert read_image(str(path)).size == (20, 40)
+    Image.new("RGB", (40, 20), (200, 0, 0)).save(path, exif=exif)
 
 
-def test_transparent_pixels_become_white(tmp_path):
-    path = tmp_path / "alpha.png"
-    Image.new("RGBA", (8, 8), (255, 0, 0, 0)).save(path)
-    assert read_image(str(path)).getpixel((0, 0)) == (255, 255, 255)
+def png_48_bit(path):
+    """A 16-bit-per-channel RGB PNG (as photo editors export), which Pillow cannot write itself."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\0" + struct.pack(">3H", 65535, 32768, 0) * 6  # filter byte, then 6 pixels
+    header = struct.pack(">IIBBBBB", 6, 4, 16, 2, 0, 0, 0)  # 6 x 4 px, 16 bits, RGB
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(row * 4))
+    path.write_bytes(png + chunk(b"IEND", b""))
 
 
-def test_grayscale_becomes_rgb(tmp_path):
-    path = tmp_path / "gray.png"
-    Image.new("L", (8, 8), 100).save(path)
-    assert load_image(str(path), 8).shape == (1, 3, 8, 8)
+def saved(mode, size, colour, name="image.png"):
+    return lambda path: Image.new(mode, size, colour).save(path), name
+
+
+VALID = [
+    # (writer, file name, size read, RGB of the top-left pixel)
+    pytest.param(*saved("L", (8, 6), 100), (8, 6), (100, 100, 100), id="grayscale"),
+    pytest.param(lambda p: Image.new("RGB", (8, 6), (0, 0, 255)).convert("P").save(p), "palette.gif", (8, 6), (0, 0, 255), id="palette"),
+    pytest.param(*saved("RGBA", (8, 6), (255, 0, 0, 0)), (8, 6), (255, 255, 255), id="rgba-transparent-is-white"),
+    pytest.param(*saved("RGBA", (8, 6), (255, 0, 0, 128)), (8, 6), (255, 127, 127), id="rgba-half-transparent-on-white"),
+    pytest.param(*saved("LA", (8, 6), (0, 0)), (8, 6), (255, 255, 255), id="la-transparent-is-white"),
+    pytest.param(*saved("LA", (8, 6), (0, 255)), (8, 6), (0, 0, 0), id="la-opaque"),
+    pytest.param(*saved("CMYK", (8, 6), (0, 255, 255, 0), "print.jpg"), (8, 6), (254, 0, 0), id="cmyk"),
+    pytest.param(lambda p: Image.fromarray(np.full((6, 8), 32768, dtype=np.uint16)).save(p), "deep.png", (8, 6), (128, 128, 128), id="16-bit-grey"),
+    pytest.param(png_48_bit, "deep.png", (6, 4), (255, 128, 0), id="16-bit-rgb"),
+    pytest.param(exif_rotated, "photo.jpg", (20, 40), (200, 0, 0), id="exif-rotated"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("write", "name", "size", "pixel"), VALID)
+def test_every_kind_of_valid_image_reads_as_rgb(tmp_path, write, name, size, pixel):
+    path = tmp_path / name
+    write(path)
+    image = read_image(str(path))
+    assert image.mode == "RGB" and image.size == size
+    assert all(abs(a - b) <= 2 for a, b in zip(image.getpixel((0, 0)), pixel, strict=True)), image.getpixel(
+        (0, 0)
+    )
+
+
+def test_a_huge_photo_is_scaled_down_to_the_size_asked_for(tmp_path):
+    path = tmp_path / "huge.jpg"
+    Image.new("RGB", (6000, 4000), (30, 60, 90)).save(path)
+    image = load_image(str(path), 96)
+    assert image.shape == (1, 3, 64, 96)
+    assert torch.allclose(image[0, :, 32, 48], torch.tensor([30, 60, 90]) / 255, atol=2 / 255)
 
 
 @pytest.mark.parametrize(
@@ -67,22 +107,6 @@ def test_save_round_trips_and_leaves_no_temporary_files(tmp_path):
     assert path.stat().st_mode & 0o777 == default_file_mode()  # readable like any other file
     back = load_image(str(path), 12)
     assert (back - image).abs().max() <= 0.5 / 255 + 1e-6
-
-
-def test_16_bit_grey_keeps_its_tones(tmp_path):
-    path = tmp_path / "deep.png"
-    Image.fromarray(np.full((4, 4), 32768, dtype=np.uint16)).save(path)
-    assert read_image(str(path)).getpixel((0, 0)) == (128, 128, 128)  # not clipped to white
-
-
-def test_cmyk_and_palette_images_become_rgb(tmp_path):
-    cmyk = tmp_path / "print.jpg"
-    Image.new("CMYK", (8, 6), (0, 255, 255, 0)).save(cmyk)
-    red = read_image(str(cmyk)).getpixel((0, 0))
-    assert red[0] > 200 and red[1] < 60 and red[2] < 60
-    palette = tmp_path / "palette.gif"
-    Image.new("RGB", (8, 6), (0, 0, 255)).convert("P").save(palette)
-    assert read_image(str(palette)).getpixel((0, 0)) == (0, 0, 255)
 
 
 def test_oversized_images_are_refused_before_decoding(tmp_path, monkeypatch):
