@@ -50,8 +50,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         # Leftovers of a writer that was killed mid-write; a run directory has one writer.
         for stale in path.parent.glob(f".{path.name}.*.part"):
             stale.unlink(missing_ok=True)
-        with atomic_write(path) as (out, _):
-            torch.save(checkpoint, out)
+        try:
+            with atomic_write(path) as (out, _):
+                torch.save(checkpoint, out)
+        except OSError as error:  # a full disk, a folder made read-only: the earlier checkpoint stays
+            raise NSTError(
+                f"cannot write {path} ({error.strerror or error}); make room or fix the folder's "
+                "permissions, then continue with --ckpt_path last"
+            ) from error
 
 
 class RunCheckpoint(ModelCheckpoint):
