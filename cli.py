@@ -1,6 +1,18 @@
 """Neural style transfer: ``python cli.py fit --config configs/starry.yaml`` (see README.md)."""
 
-from nst.cli import main
+import signal
+import sys
+
+
+def _stopped_while_starting(signum: int, frame: object) -> None:
+    # Importing torch and Lightning takes seconds; a Ctrl-C then should not print a traceback.
+    print(f"stopped by {signal.Signals(signum).name} before the run started", file=sys.stderr)
+    sys.exit(128 + signum)
+
 
 if __name__ == "__main__":
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _stopped_while_starting)
+    from nst.cli import main
+
     main()

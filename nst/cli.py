@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import warnings
 import zipfile
 from pathlib import Path
@@ -111,6 +112,8 @@ class StyleTransferCLI(LightningCLI):
             raise NSTError(f"checkpoint {path} does not exist; give a .ckpt file or --ckpt_path last")
         try:
             super()._parse_ckpt_path()
+        except RunInterrupted:
+            raise
         except (Exception, SystemExit) as error:
             if path and not zipfile.is_zipfile(path):  # torch.save writes zip archives
                 why = "it is not a file torch.save wrote"
@@ -253,6 +256,7 @@ def main(args: list[str] | None = None, callbacks: list[Callback] | None = None)
     """Entry point; ``args`` as on the command line (tests call it in-process)."""
     _quiet_lightning()
     new_run_dirs: list[list[Path]] = []
+    handlers = _stop_on_signals()
     try:
         _check_config_files(sys.argv[1:] if args is None else args)
         make_cli(args, new_run_dirs=new_run_dirs, callbacks=callbacks)
@@ -264,13 +268,26 @@ def main(args: list[str] | None = None, callbacks: list[Callback] | None = None)
         sys.exit(128 + stop.signum)
     except BaseException as error:
         _remove_unfinished(new_run_dirs)
-        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # Lightning's Ctrl-C path leaves it so
-            signal.signal(signal.SIGINT, signal.default_int_handler)
         message = _one_line(error)
         if message is None or os.environ.get("NST_DEBUG"):
             raise
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
+def _stop_on_signals() -> dict[int, Any]:
+    """Until training starts (and RunCheckpoint takes over), Ctrl-C or SIGTERM ends the start
+    cleanly: main() removes the new run directory and exits 130 or 143."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise RunInterrupted(signum, None)
+
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        return {}
+    return {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
 
 
 def _check_config_files(args: list[str]) -> None:

@@ -222,3 +222,21 @@ def test_divergence_keeps_the_last_good_checkpoint(tiny_config, workdir, monkeyp
     assert checkpoint["global_step"] == 2
     assert torch.isfinite(checkpoint["state_dict"]["image"]).all()
     assert not (run_dir / "final.png").exists()
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_signal_before_training_removes_the_new_run(
+    tiny_config, workdir, monkeypatch, capsys, signum, code
+):
+    from nst.data import StyleTransferData
+
+    def signal_while_loading_images(self, stage):
+        os.kill(os.getpid(), signum)
+
+    monkeypatch.setattr(StyleTransferData, "setup", signal_while_loading_images)
+    with pytest.raises(SystemExit) as exit_info:
+        run("--config", str(tiny_config()))
+    assert exit_info.value.code == code
+    assert f"stopped by {signum.name}; no checkpoint had been written yet" in capsys.readouterr().err
+    assert not (workdir / "logs").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers given back

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,22 @@ def test_runs_started_together_from_one_config_get_their_own_directories(tiny_co
         assert saved(run_dir)["global_step"] == 4
         assert (run_dir / "final.png").is_file() and (run_dir / "config.yaml").is_file()
         assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1  # nobody else's curves
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+@pytest.mark.parametrize("delay", [0.5, 3.0, 4.5])
+def test_a_signal_while_starting_ends_cleanly(tiny_config, workdir, signum, delay):
+    # 0.5 s: importing torch; later: parsing, the run directory, the network, the first steps.
+    process = start(tiny_config(), "--trainer.max_steps", "1000")
+    time.sleep(delay)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=120)
+    err = err.decode()
+    assert process.returncode == 128 + signum, err
+    assert "Traceback" not in err
+    assert f"stopped by {signum.name}" in err
+    left = list(workdir.glob("logs/tiny/version_*"))
+    if "saved" in err:  # training had begun: its checkpoint is there to resume
+        assert [d.name for d in left] == ["version_0"] and saved(left[0])["global_step"] >= 1
+    else:  # nothing to resume, so nothing left that looks like a run
+        assert left == []
