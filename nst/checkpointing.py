@@ -23,8 +23,12 @@ from nst.errors import NSTError
 from nst.files import atomic_write
 
 
-class RunInterrupted(Exception):
-    """The run stopped on a signal; ``checkpoint`` is what it can be resumed from (None: nothing yet)."""
+class RunInterrupted(BaseException):
+    """The run stopped on a signal; ``checkpoint`` is what it can be resumed from (None: nothing yet).
+
+    A BaseException, as KeyboardInterrupt is, so that the ``except Exception`` clauses of the
+    libraries it passes through (argument parsing tries one type after another) cannot swallow it.
+    """
 
     def __init__(self, signum: int, checkpoint: str | None, step: int | None = None) -> None:
         when = f" after step {step}" if step is not None else ""

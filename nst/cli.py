@@ -112,8 +112,6 @@ class StyleTransferCLI(LightningCLI):
             raise NSTError(f"checkpoint {path} does not exist; give a .ckpt file or --ckpt_path last")
         try:
             super()._parse_ckpt_path()
-        except RunInterrupted:
-            raise
         except (Exception, SystemExit) as error:
             if path and not zipfile.is_zipfile(path):  # torch.save writes zip archives
                 why = "it is not a file torch.save wrote"
