@@ -38,6 +38,14 @@ class RunInterrupted(BaseException):
         self.checkpoint = checkpoint
 
 
+def ignore_stop_signals() -> None:
+    """Once a run is stopping (writing its last checkpoint, cleaning up), further Ctrl-Cs are
+    ignored rather than interrupting that work; the CLI puts the handlers back when it exits."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes local checkpoints beside their target, flushed to disk, then renamed over it.
 
@@ -47,7 +55,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
-        if storage_options is not None or "://" in str(path):  # remote storage: Lightning's way
+        if storage_options is not None or "://" in str(path):  # Lightning's handling (and errors)
             super().save_checkpoint(checkpoint, path, storage_options)
             return
         path = Path(path)
@@ -99,7 +107,7 @@ class RunCheckpoint(ModelCheckpoint):
 
     def _request_stop(self, signum: int, frame: FrameType | None) -> None:
         if self._stop_signal is not None:  # asked twice: stop now, keep the last checkpoint
-            self._restore_handlers()
+            ignore_stop_signals()
             written = (
                 self.last_model_path
                 if self.last_model_path and Path(self.last_model_path).is_file()
@@ -122,16 +130,17 @@ class RunCheckpoint(ModelCheckpoint):
         # A signal during the last step lets the run finish: it has nothing left to resume.
         if self._stop_signal is not None and trainer.global_step != trainer.max_steps:
             path = self.save_now(trainer)
-            self._restore_handlers()
+            ignore_stop_signals()  # stopping now; a further signal must not replace this one
             raise RunInterrupted(self._stop_signal, path, step=trainer.global_step)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._restore_handlers()
         _check_finite(pl_module)
         self.save_now(trainer)
+        self._restore_handlers()
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
-        self._restore_handlers()
+        if not isinstance(exception, RunInterrupted):
+            self._restore_handlers()
 
     def save_now(self, trainer: Trainer) -> str:
         """Write ``last.ckpt`` for the current step unless it was written at this step already."""

@@ -23,13 +23,14 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.strategies import Strategy
 
 from nst import runs
 from nst.callbacks import FinalImage, ImageLogger, StepProgressBar
-from nst.checkpointing import AtomicCheckpointIO, RunCheckpoint, RunInterrupted
+from nst.checkpointing import AtomicCheckpointIO, RunCheckpoint, RunInterrupted, ignore_stop_signals
 from nst.data import StyleTransferData
 from nst.errors import NSTError
-from nst.module import StyleTransfer
+from nst.module import StyleTransfer, check_same_run
 
 LOGGER = "lightning.pytorch.loggers.TensorBoardLogger"
 TRAINER_DEFAULTS: dict[str, Any] = {
@@ -108,13 +109,17 @@ class StyleTransferCLI(LightningCLI):
         # LightningCLI reads an explicit checkpoint's hyperparameters right after parsing;
         # a file that is missing or not a checkpoint should say so in one line.
         path = self.config.get(str(self.config.get("subcommand")), {}).get("ckpt_path")
-        if path and path not in ("last", "best", "hpc", "registry") and not Path(path).is_file():
+        if path in ("best", "hpc", "registry"):
+            raise NSTError(
+                f"nst keeps one checkpoint per run; use --ckpt_path last or a .ckpt file, not {path}"
+            )
+        if path and path != "last" and not Path(path).is_file():
             raise NSTError(f"checkpoint {path} does not exist; give a .ckpt file or --ckpt_path last")
         try:
             super()._parse_ckpt_path()
         except (Exception, SystemExit) as error:
             if path and not zipfile.is_zipfile(path):  # torch.save writes zip archives
-                why = "it is not a file torch.save wrote"
+                why = "it is not a whole file torch.save wrote"
             else:
                 why = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise NSTError(
@@ -134,6 +139,10 @@ class StyleTransferCLI(LightningCLI):
         # a saved config again starts a new run instead of writing into the old one.
         self.config_as_given = copy.deepcopy(config)
         self._choose_run_dir(config, logger.init_args)
+        if config.ckpt_path:
+            # Checked here as well as when the module loads the checkpoint, so that a refused
+            # resume is refused before the logger adds anything to the run's directory.
+            check_same_run(_read_checkpoint(config.ckpt_path), config.model, config.data)
 
     def _choose_run_dir(self, config: Any, args: Any) -> None:
         root = Path(args.save_dir) / args.name
@@ -156,7 +165,7 @@ class StyleTransferCLI(LightningCLI):
             if not runs.checkpoint_of(run_dir).is_file():
                 raise NSTError(f"{run_dir} holds no checkpoints/last.ckpt to resume from")
             config.ckpt_path = str(runs.checkpoint_of(run_dir))
-            print(f"Resuming {run_dir}", file=sys.stderr)
+            print(f"Resuming {run_dir}")
         elif config.ckpt_path is None and run_dir.is_dir() and any(run_dir.iterdir()):
             raise NSTError(
                 f"{run_dir} already holds a run; resume it with --ckpt_path last, "
@@ -172,13 +181,27 @@ class StyleTransferCLI(LightningCLI):
             callbacks = [*callbacks, StepProgressBar()]
         plugins = config.get("plugins") or []
         plugins = plugins if isinstance(plugins, list) else [plugins]
-        if not any(isinstance(p, CheckpointIO) for p in plugins):
+        strategy = config.get("strategy")
+        strategy_io = isinstance(strategy, Strategy) and strategy._checkpoint_io is not None
+        if not strategy_io and not any(isinstance(p, CheckpointIO) for p in plugins):
             config = {**config, "plugins": [*plugins, AtomicCheckpointIO()]}
-        trainer = super()._instantiate_trainer(config, callbacks)
+        try:
+            trainer = super()._instantiate_trainer(config, callbacks)
+        except (ValueError, ImportError) as error:  # Lightning's checks of trainer.* options
+            raise NSTError(f"trainer options: {' '.join(str(error).split())}") from error
         for callback in trainer.callbacks:
             if isinstance(callback, RunConfig) and self.config_as_given is not None:
                 callback.config = self.config_as_given
         return trainer
+
+
+def _read_checkpoint(path: str) -> dict[str, Any]:
+    try:  # mmap: an L-BFGS checkpoint can be hundreds of MB, and only its settings are read
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:
+        raise NSTError(
+            f"checkpoint {path} cannot be read ({error}); give the checkpoints/last.ckpt of a run"
+        ) from error
 
 
 def _config_stem(config: Any) -> str:
@@ -217,7 +240,8 @@ def _quiet_lightning() -> None:
         for handler in list(logger.handlers):
             if type(handler) is logging.StreamHandler:
                 logger.removeHandler(handler)
-        logger.propagate = name != "lightning" or logger.propagate
+        if name != "lightning":  # reach the one _Console on "lightning"
+            logger.propagate = True
     root = logging.getLogger("lightning")
     if not any(isinstance(h, _Console) for h in root.handlers):
         root.addHandler(_Console())
@@ -259,12 +283,14 @@ def main(args: list[str] | None = None, callbacks: list[Callback] | None = None)
         _check_config_files(sys.argv[1:] if args is None else args)
         make_cli(args, new_run_dirs=new_run_dirs, callbacks=callbacks)
     except RunInterrupted as stop:
+        ignore_stop_signals()
         if stop.checkpoint is None:
             _remove_unfinished(new_run_dirs)
         hint = "\nContinue with the same command plus --ckpt_path last" if stop.checkpoint else ""
         print(f"{stop}{hint}", file=sys.stderr)
         sys.exit(128 + stop.signum)
     except BaseException as error:
+        ignore_stop_signals()
         _remove_unfinished(new_run_dirs)
         message = _one_line(error)
         if message is None or os.environ.get("NST_DEBUG"):
@@ -297,11 +323,15 @@ def _check_config_files(args: list[str]) -> None:
             path = Path(arg.removeprefix("--config="))
         else:
             continue
+        if not path.exists() and (":" in path.name or "\n" in str(path)):
+            continue  # a config given inline, as jsonargparse allows
         if not path.is_file():
             what = "is not a file" if path.exists() else "does not exist"
             raise NSTError(f"config {path} {what}; give a YAML file such as configs/starry.yaml")
         try:
             content = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise NSTError(f"config {path} cannot be read ({error.strerror or error})") from error
         except (yaml.YAMLError, UnicodeDecodeError) as error:
             where = getattr(error, "problem_mark", None)
             at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
@@ -319,7 +349,7 @@ def _one_line(error: BaseException) -> str | None:
         return " ".join(str(error).split()) + " (python cli.py fit --help lists the options)"
     if isinstance(error, MisconfigurationException):  # Lightning's own checks of trainer options
         message = " ".join(str(error).split())
-        if "gpu" in message.lower() or "accelerator" in message.lower() or "device" in message.lower():
+        if any(word in message.lower() for word in ("gpu", "cuda", "mps")):
             found = "a CUDA GPU" if torch.cuda.is_available() else "no CUDA GPU"
             found += ", MPS" if torch.backends.mps.is_available() else ""
             message += f" (this machine has {found}; use --trainer.accelerator auto or cpu)"

@@ -240,22 +240,31 @@ class StyleTransfer(LightningModule):
             )
 
     def _check_same_run(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse to continue a run with settings that would make it a different run.
-
-        Weights and learning rate may change on resume (that is a user's experiment);
-        images, sizes, layers, network and optimizer may not.
-        """
-        saved_model = checkpoint.get("hyper_parameters", {})
-        saved_data = checkpoint.get("datamodule_hyper_parameters", {})
         data = self.trainer.datamodule
-        pairs = [(f"model.{k}", saved_model.get(k), self.hparams.get(k)) for k in _RUN_IDENTITY_MODEL]
-        pairs += [(f"data.{k}", saved_data.get(k), data.hparams.get(k)) for k in _RUN_IDENTITY_DATA]
-        changed = [name for name, before, now in pairs if before is not None and before != now]
-        if changed:
-            raise NSTError(
-                f"the run being resumed was made with a different {', '.join(changed)}; "
-                "resume with its settings (see its config.yaml) or start a fresh run without --ckpt_path"
-            )
+        check_same_run(checkpoint, dict(self.hparams), dict(data.hparams) if data is not None else {})
+
+
+def check_same_run(checkpoint: dict[str, Any], model: Any, data: Any) -> None:
+    """Refuse to continue a run with settings that would make it a different run.
+
+    Weights and learning rate may change on resume (that is a user's experiment);
+    images, sizes, layers, network and optimizer may not. ``model`` and ``data`` are the
+    init arguments of this run (mappings or config namespaces).
+    """
+    saved_model = checkpoint.get("hyper_parameters", {})
+    saved_data = checkpoint.get("datamodule_hyper_parameters", {})
+    pairs = [(f"model.{k}", saved_model.get(k), _get(model, k)) for k in _RUN_IDENTITY_MODEL]
+    pairs += [(f"data.{k}", saved_data.get(k), _get(data, k)) for k in _RUN_IDENTITY_DATA]
+    changed = [name for name, before, now in pairs if before is not None and before != now]
+    if changed:
+        raise NSTError(
+            f"the run being resumed was made with a different {', '.join(changed)}; "
+            "resume with its settings (see its config.yaml) or start a fresh run without --ckpt_path"
+        )
+
+
+def _get(settings: Any, key: str) -> Any:
+    return settings.get(key) if isinstance(settings, dict) else getattr(settings, key, None)
 
 
 _RUN_IDENTITY_MODEL = ("content_layers", "style_layers", "weights", "pooling", "optimizer")
@@ -273,7 +282,8 @@ def _check_layers(content: list[str], style: list[str], style_weights: list[floa
         if len(set(layers)) != len(layers):
             raise NSTError(f"{option} lists a layer twice: {layers}")
         if not layers:
-            raise NSTError(f"{option} is empty; name at least one VGG19 layer, e.g. [conv4_2]")
+            example = "[conv4_2]" if option == "model.content_layers" else "[conv1_1, conv2_1, conv3_1]"
+            raise NSTError(f"{option} is empty; name at least one VGG19 layer, e.g. {example}")
     if style_weights is not None:
         if len(style_weights) != len(style):
             raise NSTError(

@@ -30,11 +30,11 @@ def create_run_dir(root: Path) -> list[Path]:
     """
     made = [p for p in (root, *root.parents) if not p.exists()]
     try:
-        root.mkdir(parents=True, exist_ok=True)
         version = max(_versions(root), default=-1) + 1
         while True:
             try:
-                (root / f"version_{version}").mkdir()
+                # parents=True: a failed run may remove an empty root between two runs' mkdirs
+                (root / f"version_{version}").mkdir(parents=True)
                 return [root / f"version_{version}", *made]
             except FileExistsError:
                 version += 1

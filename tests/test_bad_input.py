@@ -60,6 +60,16 @@ def checkpoint_then(*extra: str) -> Setup:
     return setup
 
 
+def last_run_then(*extra: str) -> Setup:
+    """A finished 2-step run, then ``extra`` with --ckpt_path last: its directory must stay untouched."""
+
+    def setup(workdir: Path, config: Path, url: str) -> list[str]:
+        main(["fit", "--config", str(config), "--trainer.max_steps", "2"])
+        return ["--config", str(config), *extra, "--trainer.max_steps", "3", "--ckpt_path", "last"]
+
+    return setup
+
+
 def jpeg_cut_in_half(path: Path) -> None:
     buffer = io.BytesIO()
     draw_content().save(buffer, format="JPEG")
@@ -146,6 +156,9 @@ CASES = [
     pytest.param(with_file("bad.ckpt", b"not a checkpoint", "--ckpt_path"), "checkpoint bad.ckpt cannot be read", id="checkpoint-corrupt"),
     pytest.param(checkpoint_then("--data.size", "48"), "the run being resumed was made with a different data.size", id="checkpoint-other-size"),
     pytest.param(lambda w, c, u: ["--config", str(c), "--ckpt_path", "last"], "no run of 'tiny' to resume", id="resume-without-a-run"),
+    pytest.param(last_run_then("--data.size", "48"), "the run being resumed was made with a different data.size", id="resume-last-with-other-size"),
+    pytest.param(options("--ckpt_path", "best"), "nst keeps one checkpoint per run; use --ckpt_path last", id="checkpoint-best"),
+    pytest.param(options("--trainer.strategy", "foo"), "trainer options: You selected an invalid strategy name", id="trainer-strategy-unknown"),
 ]  # fmt: skip
 
 

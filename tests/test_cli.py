@@ -225,17 +225,28 @@ def test_divergence_keeps_the_last_good_checkpoint(tiny_config, workdir, monkeyp
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("where", ["loading the images", "reading the weights file", "and again in cleanup"])
 def test_a_stop_signal_before_training_removes_the_new_run(
-    tiny_config, workdir, monkeypatch, capsys, signum, code
+    tiny_config, workdir, monkeypatch, capsys, signum, code, where
 ):
+    from nst import runs, weights
     from nst.data import StyleTransferData
+    from nst.vgg import build_features
 
-    def signal_while_loading_images(self, stage):
+    def send_signal(*args, **kwargs):
         os.kill(os.getpid(), signum)
 
-    monkeypatch.setattr(StyleTransferData, "setup", signal_while_loading_images)
+    torch.save(weights.load_weights(build_features(12), "random").state_dict(), workdir / "vgg.pth")
+    if where == "reading the weights file":  # inside weights.py's `except Exception`: must not be swallowed
+        real_load = torch.load
+        monkeypatch.setattr(torch, "load", lambda *a, **k: (send_signal(), real_load(*a, **k))[1])
+    else:
+        monkeypatch.setattr(StyleTransferData, "setup", send_signal)
+    if where == "and again in cleanup":
+        real_remove = runs.remove_if_unfinished
+        monkeypatch.setattr(runs, "remove_if_unfinished", lambda made: (send_signal(), real_remove(made))[1])
     with pytest.raises(SystemExit) as exit_info:
-        run("--config", str(tiny_config()))
+        run("--config", str(tiny_config()), "--model.weights", "vgg.pth")
     assert exit_info.value.code == code
     assert f"stopped by {signum.name}; no checkpoint had been written yet" in capsys.readouterr().err
     assert not (workdir / "logs").exists()
