@@ -38,8 +38,9 @@ class ImageLogger(Callback):
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.global_step == 0:  # a resumed run has shown these already
             data = trainer.datamodule
-            _add_image(trainer, "image/content", data.content, 0)
-            _add_image(trainer, "image/style", data.style, 0)
+            for role in ("content", "style"):  # either may be absent (texture, reconstruction)
+                if getattr(data, role) is not None:
+                    _add_image(trainer, f"image/{role}", getattr(data, role), 0)
             self._log_current(trainer, pl_module)
 
     @rank_zero_only

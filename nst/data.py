@@ -2,12 +2,13 @@
 
 import torch
 from lightning.pytorch import LightningDataModule
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from nst import download
 from nst.errors import NSTError
-from nst.images import load_image
+from nst.images import load_image, read_image, resize_long_side, to_tensor
 
 
 class _PairIndices(Dataset):
@@ -32,34 +33,60 @@ class _PairIndices(Dataset):
 class StyleTransferData(LightningDataModule):
     """Content and style images, loaded once per run.
 
+    Either image may be left out: without a style image the run reconstructs the content
+    from the features of its content layers; without a content image it synthesises a
+    texture of the style at the size ``size`` gives.
+
     Args:
         content: Content image: a local path or an http(s) URL (downloaded once into a cache).
         style: Style image: a local path or an http(s) URL.
-        size: Long side of the content image (and so of the result) in pixels; aspect ratio is kept.
-        style_size: Long side of the style image in pixels (default: the same as ``size``).
+        size: The result's size in pixels: its long side (the content's aspect ratio is kept;
+            a texture without content is square), or ``[width, height]``.
+        style_size: Long side of the style image in pixels (default: the result's long side).
     """
 
-    def __init__(self, content: str, style: str, size: int = 512, style_size: int | None = None) -> None:
+    def __init__(
+        self,
+        content: str | None = None,
+        style: str | None = None,
+        size: int | list[int] = 512,
+        style_size: int | None = None,
+    ) -> None:
         super().__init__()
-        for name, value in (("data.size", size), ("data.style_size", style_size)):
+        if content is None and style is None:
+            raise NSTError("give data.content, data.style or both: there is nothing to start from")
+        sizes = size if isinstance(size, list) else [size]
+        if len(sizes) not in (1, 2):
+            raise NSTError(f"data.size is a long side or [width, height], got {size}")
+        for name, value in [*(("data.size", v) for v in sizes), ("data.style_size", style_size)]:
             if value is not None and value <= 0:
                 raise NSTError(f"{name} must be a positive number of pixels, got {value}")
         self.save_hyperparameters()
         self.content: Tensor | None = None
         self.style: Tensor | None = None
+        self.shape: tuple[int, int] | None = None  # (height, width) of the result
 
     def prepare_data(self) -> None:
         # Runs once per machine before setup: downloads URLs into the cache.
         for source in (self.hparams.content, self.hparams.style):
-            if download.is_url(source):
+            if source is not None and download.is_url(source):
                 download.fetch(source)
 
     def setup(self, stage: str) -> None:
-        if self.content is not None:
+        if self.shape is not None:
             return
         size = self.hparams.size
-        self.content = load_image(self.hparams.content, size, "content image")
-        self.style = load_image(self.hparams.style, self.hparams.style_size or size, "style image")
+        if self.hparams.content is not None:
+            image = read_image(self.hparams.content, "content image")
+            if isinstance(size, list):  # exactly as asked, even if that changes the aspect ratio
+                image = image.resize(tuple(size), Image.Resampling.BICUBIC)
+            self.content = to_tensor(resize_long_side(image, size) if isinstance(size, int) else image)
+            self.shape = tuple(self.content.shape[-2:])
+        else:
+            self.shape = (size[1], size[0]) if isinstance(size, list) else (size, size)
+        if self.hparams.style is not None:
+            long_side = self.hparams.style_size or max(self.shape)
+            self.style = load_image(self.hparams.style, long_side, "style image")
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(_PairIndices(pairs=1), batch_size=None)

@@ -37,7 +37,8 @@ class StyleTransfer(LightningModule):
         style_weight: Weight of the style loss (MSE of Gram matrices normalised by C·H·W).
         tv_weight: Weight of the total-variation smoothness term.
         init: Starting image: ``content``, ``noise`` (uniform, seeded by seed_everything), ``style``,
-            or a path to an image (resized to the content's size).
+            or a path to an image (resized to the result's size). Default: ``content`` when
+            there is a content image, else ``noise``.
         optimizer: ``lbfgs`` (one function evaluation per step, history kept across steps) or ``adam``.
         lr: Learning rate (default: 1.0 for L-BFGS, 0.02 for Adam).
         lbfgs_history: Number of past steps L-BFGS keeps to model curvature.
@@ -54,7 +55,7 @@ class StyleTransfer(LightningModule):
         content_weight: float = 1.0,
         style_weight: float = 1e6,
         tv_weight: float = 0.0,
-        init: str = "content",
+        init: str | None = None,
         optimizer: Literal["lbfgs", "adam"] = "lbfgs",
         lr: float | None = None,
         lbfgs_history: int = 100,
@@ -87,11 +88,23 @@ class StyleTransfer(LightningModule):
         self.vgg: VGGFeatures | None = None
         self.content_targets: dict[str, Tensor] = {}
         self.style_targets: dict[str, Tensor] = {}
+        # Which losses this run has: set from the data in setup (no style image: reconstruction;
+        # no content image: texture synthesis).
+        self.has_content = True
+        self.has_style = True
+
+    @property
+    def content_layers(self) -> list[str]:
+        return self.hparams.content_layers if self.has_content else []
+
+    @property
+    def style_layers(self) -> list[str]:
+        return self.hparams.style_layers if self.has_style else []
 
     @property
     def layers(self) -> list[str]:
-        """Every VGG19 layer a loss reads."""
-        return [*self.hparams.content_layers, *self.hparams.style_layers]
+        """Every VGG19 layer a loss of this run reads."""
+        return [*self.content_layers, *self.style_layers]
 
     @property
     def style_layer_weights(self) -> list[float]:
@@ -102,52 +115,79 @@ class StyleTransfer(LightningModule):
     def setup(self, stage: str) -> None:
         # Built here rather than in __init__ or configure_model (which load_from_checkpoint
         # also calls), so that reading an image out of a checkpoint needs no weights.
+        data = self._data()
+        self.has_content, self.has_style = data.content is not None, data.style is not None
+        self._check_losses()
         if self.vgg is None:
             features = build_features(depth_for(self.layers), self.hparams.pooling)
             self.vgg = VGGFeatures(self.layers, load_weights(features, self.hparams.weights))
         if self.image is None:
-            content, style = self._pair()
-            self._check_large_enough(content, "content image", "data.size")
-            self._check_large_enough(style, "style image", "data.style_size")
-            self.image = nn.Parameter(self._initial_image(content, style).contiguous())
+            self._check_large_enough(data.shape, "result", "data.size")
+            if data.style is not None:
+                self._check_large_enough(tuple(data.style.shape[-2:]), "style image", "data.style_size")
+            self.image = nn.Parameter(self._initial_image(data).contiguous())
 
-    def _pair(self) -> tuple[Tensor, Tensor]:
+    def _data(self) -> Any:
         data = self.trainer.datamodule
-        if data is None or getattr(data, "content", None) is None:
+        if data is None or getattr(data, "shape", None) is None:
             raise NSTError("StyleTransfer needs a StyleTransferData datamodule passed to trainer.fit")
-        return data.content, data.style
+        return data
 
-    def _check_large_enough(self, image: Tensor, role: str, option: str) -> None:
-        deepest = max(self.layers, key=layer_index)
-        need = min_side(deepest)
-        if min(image.shape[-2:]) < need:
+    def _check_losses(self) -> None:
+        h = self.hparams
+        for option, image, layers in (
+            ("content", self.has_content, h.content_layers),
+            ("style", self.has_style, h.style_layers),
+        ):
+            if image and not layers:
+                raise NSTError(
+                    f"model.{option}_layers is empty but data.{option} is given; name at least one "
+                    f"VGG19 layer, or leave data.{option} out"
+                )
+        weights = [h.tv_weight]
+        weights += [h.content_weight] if self.has_content else []
+        weights += [h.style_weight * w for w in self.style_layer_weights] if self.has_style else []
+        if not any(weights):
             raise NSTError(
-                f"the {role} is {_size(image)} px, too small for {deepest}, which needs at least "
-                f"{need} px on each side; raise {option}"
+                "every loss weight of this run is zero, so there is nothing to optimise; "
+                "set model.content_weight or model.style_weight above 0"
             )
 
-    def _initial_image(self, content: Tensor, style: Tensor) -> Tensor:
-        init = self.hparams.init
+    def _check_large_enough(self, shape: tuple[int, ...], role: str, option: str) -> None:
+        deepest = max(self.layers, key=layer_index)
+        need = min_side(deepest)
+        if min(shape) < need:
+            raise NSTError(
+                f"the {role} is {shape[-1]}×{shape[-2]} px, too small for {deepest}, which needs "
+                f"at least {need} px on each side; raise {option}"
+            )
+
+    def _initial_image(self, data: Any) -> Tensor:
+        init = self.hparams.init or ("content" if self.has_content else "noise")
+        height, width = data.shape
+        if init in ("content", "style") and getattr(data, init) is None:
+            raise NSTError(f"model.init is {init} but there is no data.{init}; use noise or an image file")
         if init == "content":
-            return content.clone()
+            return data.content.clone()
         if init == "noise":
-            return torch.rand_like(content)
+            return torch.rand(1, 3, height, width)
         if init == "style":
-            return resize_tensor(style, tuple(content.shape[-2:]))
+            return resize_tensor(data.style, (height, width))
         if not Path(init).is_file():
             raise NSTError(f"model.init {init!r} is not content, noise, style or an existing image file")
-        height, width = content.shape[-2:]
         return to_tensor(read_image(init, "init image").resize((width, height), Image.Resampling.BICUBIC))
 
     def on_fit_start(self) -> None:
         # Targets are computed once per run, under the same autocast as the training step,
         # and kept out of the state dict (they are cheap to recompute, large to store).
-        content, style = (t.to(self.device) for t in self._pair())
+        data = self._data()
         with torch.no_grad(), self.trainer.precision_plugin.forward_context():
-            content_features = self.vgg(content)
-            style_features = self.vgg(style)
-        self.content_targets = {n: content_features[n].float() for n in self.hparams.content_layers}
-        self.style_targets = {n: gram(style_features[n]) for n in self.hparams.style_layers}
+            if self.has_content:
+                features = self.vgg(data.content.to(self.device))
+                self.content_targets = {n: features[n].float() for n in self.content_layers}
+            if self.has_style:
+                features = self.vgg(data.style.to(self.device))
+                self.style_targets = {n: gram(features[n]) for n in self.style_layers}
 
     # -- optimisation -----------------------------------------------------------------------
 
@@ -156,10 +196,10 @@ class StyleTransfer(LightningModule):
         h = self.hparams
         features = self.vgg(image)
         zero = image.new_zeros((), dtype=torch.float32)
-        content = sum((content_loss(features[n], self.content_targets[n]) for n in h.content_layers), zero)
+        content = sum((content_loss(features[n], self.content_targets[n]) for n in self.content_layers), zero)
         per_layer = {
             f"style/{name}": h.style_weight * weight * style_loss(features[name], self.style_targets[name])
-            for name, weight in zip(h.style_layers, self.style_layer_weights, strict=True)
+            for name, weight in zip(self.style_layers, self.style_layer_weights, strict=False)
         }
         style = sum(per_layer.values(), zero)
         tv = h.tv_weight * tv_loss(image) if h.tv_weight else zero
@@ -281,9 +321,10 @@ def _check_layers(content: list[str], style: list[str], style_weights: list[floa
             layer_index(name)
         if len(set(layers)) != len(layers):
             raise NSTError(f"{option} lists a layer twice: {layers}")
-        if not layers:
-            example = "[conv4_2]" if option == "model.content_layers" else "[conv1_1, conv2_1, conv3_1]"
-            raise NSTError(f"{option} is empty; name at least one VGG19 layer, e.g. {example}")
+    if not content and not style:
+        raise NSTError(
+            "model.content_layers and model.style_layers are both empty: there is nothing to optimise"
+        )
     if style_weights is not None:
         if len(style_weights) != len(style):
             raise NSTError(

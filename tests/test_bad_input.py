@@ -123,7 +123,7 @@ CASES = [
     pytest.param(url_of("/slow.png"), "the server sent nothing for 0.3 s", id="url-slow-server"),
     # options
     pytest.param(options("--model.style_layers", "[conv1_1,conv9_9]"), "unknown VGG19 layer 'conv9_9'", id="layer-unknown"),
-    pytest.param(options("--model.style_layers", "[]"), "model.style_layers is empty; name at least one VGG19 layer", id="layer-list-empty"),
+    pytest.param(options("--model.style_layers", "[]"), "model.style_layers is empty but data.style is given; name at least one VGG19 layer, or leave data.style out", id="layer-list-empty"),
     pytest.param(options("--model.content_weight", "-1"), "model.content_weight must be a finite number ≥ 0, got -1.0", id="weight-negative"),
     pytest.param(options("--model.style_weight", ".nan"), "model.style_weight must be a finite number ≥ 0, got nan", id="weight-nan"),
     pytest.param(options("--model.style_weight", ".inf"), "model.style_weight must be a finite number ≥ 0, got inf", id="weight-infinite"),

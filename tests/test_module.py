@@ -22,9 +22,11 @@ class LossHistory(Callback):
         self.totals.append(trainer.callback_metrics["loss/total"].item())
 
 
-def fit(tmp_path, images, steps=8, size=64, precision="32-true", **model):
+def fit(tmp_path, images, steps=8, size=64, precision="32-true", content=True, style=True, **model):
     module = StyleTransfer(**{**SHALLOW, **model})
-    data = StyleTransferData(str(images["content"]), str(images["style"]), size=size)
+    data = StyleTransferData(
+        str(images["content"]) if content else None, str(images["style"]) if style else None, size=size
+    )
     history = LossHistory()
     trainer = Trainer(
         max_steps=steps,
@@ -79,17 +81,17 @@ def test_init_options(tmp_path, images):
     data.setup("fit")
     for init, expected in (("content", data.content), ("style", None), (str(images["style"]), None)):
         module = StyleTransfer(**SHALLOW, init=init)
-        image = module._initial_image(data.content, data.style)
+        image = module._initial_image(data)
         assert image.shape == data.content.shape
         if expected is not None:
             assert torch.equal(image, expected)
     torch.manual_seed(0)
-    first = StyleTransfer(**SHALLOW, init="noise")._initial_image(data.content, data.style)
+    first = StyleTransfer(**SHALLOW, init="noise")._initial_image(data)
     torch.manual_seed(0)
-    again = StyleTransfer(**SHALLOW, init="noise")._initial_image(data.content, data.style)
+    again = StyleTransfer(**SHALLOW, init="noise")._initial_image(data)
     assert torch.equal(first, again) and 0.4 < first.mean() < 0.6
     with pytest.raises(NSTError, match=r"model\.init 'nois'"):
-        StyleTransfer(**SHALLOW, init="nois")._initial_image(data.content, data.style)
+        StyleTransfer(**SHALLOW, init="nois")._initial_image(data)
 
 
 def test_bf16_mixed_with_adam(tmp_path, images):
@@ -121,8 +123,7 @@ def test_checkpoint_holds_the_image_only_and_loads_outside_fit(tmp_path, images)
     ("kwargs", "message"),
     [
         ({"style_layers": ["conv9_1"]}, "unknown VGG19 layer 'conv9_1'"),
-        ({"content_layers": []}, "model.content_layers is empty"),
-        ({"style_layers": []}, "model.style_layers is empty"),
+        ({"content_layers": [], "style_layers": []}, "both empty"),
         ({"content_weight": 0.0, "style_weight": 0.0}, "every loss weight is zero"),
         ({"content_weight": 0.0, "style_layer_weights": [0.0, 0.0, 0.0]}, "every loss weight is zero"),
         ({"style_layers": ["conv1_1", "conv1_1"]}, "lists a layer twice"),
@@ -136,3 +137,28 @@ def test_checkpoint_holds_the_image_only_and_loads_outside_fit(tmp_path, images)
 def test_bad_model_options(kwargs, message):
     with pytest.raises(NSTError, match=message):
         StyleTransfer(**{**SHALLOW, **kwargs})
+
+
+@pytest.mark.parametrize("layer", ["conv1_1", "conv3_1", "conv4_2"])
+def test_content_reconstruction_from_noise_lowers_its_loss(tmp_path, images, layer):
+    module, totals = fit(tmp_path, images, steps=10, style=False, content_layers=[layer], init="noise")
+    assert module.style_targets == {} and module.layers == [layer]  # no style loss, VGG cut at the layer
+    assert totals[-1] < 0.5 * totals[0]
+
+
+@pytest.mark.parametrize("size", [48, [56, 40]])
+def test_texture_synthesis_has_the_size_asked_for_and_lowers_its_loss(tmp_path, images, size):
+    module, totals = fit(tmp_path, images, steps=10, size=size, content=False)
+    assert module.content_targets == {} and module.hparams.init is None  # noise by default
+    assert tuple(module.image.shape[-2:]) == ((size, size) if isinstance(size, int) else (size[1], size[0]))
+    assert totals[-1] < 0.5 * totals[0]
+
+
+def test_a_mode_without_content_cannot_start_from_it(tmp_path, images):
+    with pytest.raises(NSTError, match=r"model\.init is content but there is no data\.content"):
+        fit(tmp_path, images, content=False, init="content")
+
+
+def test_data_needs_an_image():
+    with pytest.raises(NSTError, match=r"give data\.content, data\.style or both"):
+        StyleTransferData()
