@@ -251,3 +251,16 @@ def test_a_stop_signal_before_training_removes_the_new_run(
     assert f"stopped by {signum.name}; no checkpoint had been written yet" in capsys.readouterr().err
     assert not (workdir / "logs").exists()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers given back
+
+
+def test_texture_and_reconstruction_runs_from_the_command_line(tiny_config, workdir):
+    run("--config", str(tiny_config()), "--data.content", "null", "--data.size", "[40,24]")
+    run_dir = workdir / "logs" / "tiny" / "version_0"
+    assert Image.open(run_dir / "final.png").size == (40, 24)
+    events = EventAccumulator(str(run_dir), size_guidance={"images": 0})
+    events.Reload()
+    assert {"image/style", "image/current"} <= set(events.Tags()["images"])
+    assert "image/content" not in events.Tags()["images"]
+
+    run("--config", str(tiny_config()), "--data.style", "null", "--model.content_layers", "[conv1_1]")
+    assert Image.open(workdir / "logs" / "tiny" / "version_1" / "final.png").size == (32, 24)
