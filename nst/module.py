@@ -12,11 +12,12 @@ from lightning.pytorch import LightningModule
 from PIL import Image
 from torch import Tensor, nn
 
+from nst import reuse
 from nst.errors import NSTError
 from nst.images import read_image, resize_tensor, to_tensor
 from nst.losses import content_loss, gram, style_loss, tv_loss
-from nst.vgg import VGGFeatures, build_features, depth_for, layer_index, min_side
-from nst.weights import check_weights_option, load_weights
+from nst.vgg import VGGFeatures, depth_for, layer_index, min_side
+from nst.weights import check_weights_option
 
 INIT_KEYWORDS = ("content", "noise", "style")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
@@ -119,8 +120,8 @@ class StyleTransfer(LightningModule):
         self.has_content, self.has_style = data.content is not None, data.style is not None
         self._check_losses()
         if self.vgg is None:
-            features = build_features(depth_for(self.layers), self.hparams.pooling)
-            self.vgg = VGGFeatures(self.layers, load_weights(features, self.hparams.weights))
+            h = self.hparams
+            self.vgg = VGGFeatures(self.layers, reuse.features(depth_for(self.layers), h.pooling, h.weights))
         if self.image is None:
             self._check_large_enough(data.shape, "result", "data.size")
             if data.style is not None:
@@ -181,13 +182,30 @@ class StyleTransfer(LightningModule):
         # Targets are computed once per run, under the same autocast as the training step,
         # and kept out of the state dict (they are cheap to recompute, large to store).
         data = self._data()
+        # Same network, image, layers, device and precision: same targets (a sweep's cells share them).
+        key = (self.hparams.weights, self.hparams.pooling, str(self.device), self.trainer.precision)
+        if self.has_content:
+            self.content_targets = reuse.targets(
+                ("content", *key, *self.content_layers),
+                data.content,
+                lambda: {
+                    n: f.float()
+                    for n, f in self._features_of(data.content).items()
+                    if n in self.content_layers
+                },
+            )
+        if self.has_style:
+            self.style_targets = reuse.targets(
+                ("style", *key, *self.style_layers),
+                data.style,
+                lambda: {
+                    n: gram(f) for n, f in self._features_of(data.style).items() if n in self.style_layers
+                },
+            )
+
+    def _features_of(self, image: Tensor) -> dict[str, Tensor]:
         with torch.no_grad(), self.trainer.precision_plugin.forward_context():
-            if self.has_content:
-                features = self.vgg(data.content.to(self.device))
-                self.content_targets = {n: features[n].float() for n in self.content_layers}
-            if self.has_style:
-                features = self.vgg(data.style.to(self.device))
-                self.style_targets = {n: gram(features[n]) for n in self.style_layers}
+            return self.vgg(image.to(self.device))
 
     # -- optimisation -----------------------------------------------------------------------
 

@@ -28,6 +28,16 @@ def offline_torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def fresh_process_cache():
+    """Each test starts as a new process would: no network or targets kept from another test."""
+    from nst import reuse
+
+    reuse.clear()
+    yield
+    reuse.clear()
+
+
 @pytest.fixture
 def images(tmp_path: Path) -> dict[str, Path]:
     paths = {"content": tmp_path / "content.png", "style": tmp_path / "style.png"}
