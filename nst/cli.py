@@ -2,6 +2,7 @@
 
 python cli.py fit --config configs/starry.yaml
 python cli.py fit --config configs/starry.yaml --ckpt_path last
+python cli.py sweep --config configs/starry.yaml --sweep configs/sweeps/4_style_weight_init.yaml
 """
 
 import argparse
@@ -231,6 +232,7 @@ class _Console(logging.StreamHandler):
 def _quiet_lightning() -> None:
     # Advice meant for datasets; here an epoch is one step by design.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", "LightningCLI's args parameter is intended.*")  # sweep cells
     warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")  # Lightning vs newer torch
     # Lightning gives "lightning" and (depending on the root logger) its subpackages plain
@@ -280,8 +282,14 @@ def main(args: list[str] | None = None, callbacks: list[Callback] | None = None)
     new_run_dirs: list[list[Path]] = []
     handlers = _stop_on_signals()
     try:
-        _check_config_files(sys.argv[1:] if args is None else args)
-        make_cli(args, new_run_dirs=new_run_dirs, callbacks=callbacks)
+        given = sys.argv[1:] if args is None else args
+        _check_config_files(given)
+        if given[:1] == ["sweep"]:
+            from nst.sweep import run_sweep
+
+            run_sweep(given[1:], new_run_dirs)
+        else:
+            make_cli(args, new_run_dirs=new_run_dirs, callbacks=callbacks)
     except RunInterrupted as stop:
         ignore_stop_signals()
         if stop.checkpoint is None:

@@ -1,0 +1,339 @@
+"""Sweeps: variants of a base config run as a grid of real runs, laid out as one labelled figure.
+
+python cli.py sweep --config configs/starry.yaml --sweep configs/sweeps/4_style_weight_init.yaml
+python cli.py sweep ... --ckpt_path last      # continue an interrupted sweep; finished cells are skipped
+
+A sweep file names one or two config keys and their values::
+
+    rows:    {key: model.style_weight, values: [1.0e+3, 1.0e+6]}
+    columns: {key: model.init, values: [noise, content], labels: [from noise, from the photo]}
+    set:     {trainer.max_steps: 200, data.size: 128}     # for every cell (optional)
+
+Everything lands in ``logs/<config>-<sweep>/version_N/``: ``cells/r0c1/`` is a normal run
+directory (TensorBoard events, config.yaml, checkpoints/last.ckpt, final.png) per cell,
+``figure.png`` the grid and ``losses.png`` every cell's loss curve.
+"""
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from PIL import Image
+from torchvision.transforms.functional import to_pil_image
+
+from nst import runs
+from nst.errors import NSTError
+from nst.figure import Grid, draw_grid, plot_losses, save_figure
+
+SWEEP_FILE = "sweep.yaml"
+FIGURE = "figure.png"
+LOSSES = "losses.png"
+RESULT = "result.json"  # per cell: wall time and final losses
+
+
+@dataclass
+class Axis:
+    key: str
+    values: list[Any]
+    labels: list[str]
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit(".", 1)[-1]
+
+
+@dataclass
+class Cell:
+    id: str
+    row: int
+    column: int
+    overrides: list[str]  # command-line arguments that make this cell's config
+
+
+@dataclass
+class Sweep:
+    rows: Axis
+    columns: Axis | None
+    fixed: dict[str, Any]
+    name: str | None
+    config: str | None = None  # the base config the sweep is meant for, used when --config is not given
+
+    def cells(self) -> list[Cell]:
+        columns = self.columns.values if self.columns else [None]
+        cells = []
+        for r, row_value in enumerate(self.rows.values):
+            for c, column_value in enumerate(columns):
+                overrides = [arg for key, value in self.fixed.items() for arg in (f"--{key}", _arg(value))]
+                overrides += [f"--{self.rows.key}", _arg(row_value)]
+                if self.columns:
+                    overrides += [f"--{self.columns.key}", _arg(column_value)]
+                cells.append(Cell(f"r{r}c{c}", r, c, overrides))
+        return cells
+
+
+def _arg(value: Any) -> str:
+    # Values go to the command-line parser, which reads each as YAML: lists and numbers as JSON.
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, str) and ("/" in value or "." in value[-5:]):  # an image path or URL
+        return Path(value.split("?")[0]).stem[:28]
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def read_sweep(path: Path) -> Sweep:
+    """Read and check a sweep file; every problem is one line naming the file and the fix."""
+    if not path.is_file():
+        raise NSTError(
+            f"sweep file {path} does not exist; give one such as configs/sweeps/4_style_weight_init.yaml"
+        )
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as error:
+        raise NSTError(f"sweep file {path} is not valid YAML ({error}); fix the file") from error
+    if not isinstance(spec, dict) or "rows" not in spec:
+        raise NSTError(
+            f"sweep file {path} needs 'rows: {{key: ..., values: [...]}}' (and optionally 'columns:')"
+        )
+    unknown = set(spec) - {"rows", "columns", "set", "name", "config"}
+    if unknown:
+        raise NSTError(
+            f"sweep file {path} has unknown entries {sorted(unknown)}; use rows, columns, set, name, config"
+        )
+    fixed = spec.get("set") or {}
+    if not isinstance(fixed, dict):
+        raise NSTError(
+            f"sweep file {path}: 'set' must map config keys to values, e.g. trainer.max_steps: 200"
+        )
+    return Sweep(
+        rows=_axis(path, "rows", spec["rows"]),
+        columns=_axis(path, "columns", spec["columns"]) if spec.get("columns") else None,
+        fixed=fixed,
+        name=spec.get("name"),
+        config=spec.get("config"),
+    )
+
+
+def _axis(path: Path, which: str, spec: Any) -> Axis:
+    if not isinstance(spec, dict) or not isinstance(spec.get("key"), str) or not spec.get("values"):
+        raise NSTError(f"sweep file {path}: '{which}' needs a key and a non-empty list of values")
+    values = spec["values"]
+    if not isinstance(values, list):
+        raise NSTError(f"sweep file {path}: {which}.values must be a list")
+    labels = spec.get("labels") or [_label(v) for v in values]
+    if len(labels) != len(values):
+        raise NSTError(f"sweep file {path}: {which} has {len(values)} values but {len(labels)} labels")
+    return Axis(spec["key"], values, [str(label) for label in labels])
+
+
+def _split_args(args: list[str]) -> tuple[Path, bool, list[str]]:
+    """Take --sweep FILE and --ckpt_path last out of the arguments; the rest are fit's."""
+    sweep_file, resume, rest = None, False, []
+    items = iter(args)
+    for arg in items:
+        if arg in ("--sweep", "--ckpt_path"):
+            value = next(items, None)
+            if value is None:
+                raise NSTError(f"{arg} needs a value")
+        elif arg.startswith(("--sweep=", "--ckpt_path=")):
+            arg, value = arg.split("=", 1)
+        else:
+            rest.append(arg)
+            continue
+        if arg == "--sweep":
+            sweep_file = Path(value)
+        elif value != "last":
+            raise NSTError("a sweep resumes with --ckpt_path last (its cells keep their own checkpoints)")
+        else:
+            resume = True
+    if sweep_file is None:
+        raise NSTError(
+            "give the sweep with --sweep FILE, e.g. --sweep configs/sweeps/4_style_weight_init.yaml"
+        )
+    return sweep_file, resume, rest
+
+
+def _config_name(args: list[str]) -> str:
+    configs = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("-c", "--config")]
+    configs += [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
+    return Path(configs[-1]).stem if configs else "nst"
+
+
+def run_sweep(args: list[str], new_run_dirs: list[list[Path]]) -> Path:
+    """Run (or continue) every cell of a sweep, then draw its figures; returns the sweep directory."""
+    from nst.cli import make_cli  # the sweep drives the same command line as fit
+
+    sweep_file, resume, base = _split_args(args)
+    sweep = read_sweep(sweep_file)
+    if sweep.config and not any(a in ("-c", "--config") or a.startswith("--config=") for a in base):
+        base = ["--config", sweep.config, *base]
+    cells = sweep.cells()
+    root = Path("logs") / (sweep.name or f"{_config_name(base)}-{sweep_file.stem}")
+
+    inputs = check_cells(sweep, base)
+
+    sweep_dir = _sweep_dir(root, resume, new_run_dirs)
+    (sweep_dir / SWEEP_FILE).write_text(yaml.safe_dump({"args": base, "sweep": str(sweep_file)}))
+    for n, cell in enumerate(cells, 1):
+        cell_dir = sweep_dir / "cells" / cell.id
+        if (cell_dir / RESULT).is_file():
+            print(f"[{n}/{len(cells)}] {cell.id} ({_describe(sweep, cell)}): done already")
+            continue
+        print(f"[{n}/{len(cells)}] {cell.id} ({_describe(sweep, cell)})")
+        _run_cell(make_cli, base, cell, sweep_dir, cell_dir)
+
+    grid = _grid(sweep, cells, sweep_dir, inputs)
+    figure, boxes = draw_grid(grid)
+    save_figure(figure, sweep_dir / FIGURE)
+    # Where each cell's result sits in the figure, for anyone cropping or checking it.
+    placed = {cell.id: boxes[cell.row][cell.column] for cell in cells}
+    (sweep_dir / "figure.json").write_text(json.dumps(placed, indent=1))
+    plot_losses(_curves(sweep, cells, sweep_dir), sweep_dir / LOSSES, grid.title)
+    print(f"Figure: {sweep_dir / FIGURE}\nLoss curves: {sweep_dir / LOSSES}")
+    return sweep_dir
+
+
+def check_cells(sweep: Sweep, base: list[str], load_images: bool = True) -> dict[str, Any]:
+    """Parse every cell's config (and load its images) before the first cell runs, so that a
+    typo in the last cell does not surface hours later. Returns each cell's images."""
+    from nst.cli import make_cli
+
+    inputs = {}
+    for cell in sweep.cells():
+        try:
+            cli = make_cli([*base, *cell.overrides, "--trainer.logger", "false"], run=False)
+            if load_images:
+                cli.datamodule.prepare_data()
+                cli.datamodule.setup("fit")
+        except NSTError as error:
+            raise NSTError(f"sweep cell {cell.id} ({_describe(sweep, cell)}): {error}") from error
+        inputs[cell.id] = (cli.datamodule.content, cli.datamodule.style)
+    return inputs
+
+
+def _describe(sweep: Sweep, cell: Cell) -> str:
+    text = f"{sweep.rows.name}={sweep.rows.labels[cell.row]}"
+    if sweep.columns:
+        text += f", {sweep.columns.name}={sweep.columns.labels[cell.column]}"
+    return text
+
+
+def _sweep_dir(root: Path, resume: bool, new_run_dirs: list[list[Path]]) -> Path:
+    if not resume:
+        made = runs.create_run_dir(root)
+        new_run_dirs.append(made)
+        return made[0]
+    earlier = [
+        root / f"version_{v}" for v in runs._versions(root) if (root / f"version_{v}" / SWEEP_FILE).is_file()
+    ]
+    if not earlier:
+        raise NSTError(f"no sweep to resume in {root}; start one without --ckpt_path")
+    sweep_dir = max(earlier, key=runs.version_of)
+    print(f"Resuming {sweep_dir}")
+    return sweep_dir
+
+
+def _run_cell(make_cli: Any, base: list[str], cell: Cell, sweep_dir: Path, cell_dir: Path) -> None:
+    args = ["fit", *base, *cell.overrides]
+    args += [
+        "--trainer.logger.init_args.save_dir",
+        str(sweep_dir),
+        "--trainer.logger.init_args.name",
+        "cells",
+    ]
+    args += ["--trainer.logger.init_args.version", cell.id]
+    checkpoint = runs.checkpoint_of(cell_dir)
+    if checkpoint.is_file():
+        args += ["--ckpt_path", str(checkpoint)]
+    elif cell_dir.is_dir():
+        runs.remove_if_unfinished([cell_dir])  # stopped before its first checkpoint
+    seconds_file = cell_dir / "seconds"
+    start = time.perf_counter()
+    try:
+        cli = make_cli(args)
+    finally:  # wall time adds up over interruptions
+        if cell_dir.is_dir():
+            before = float(seconds_file.read_text()) if seconds_file.is_file() else 0.0
+            seconds_file.write_text(f"{before + time.perf_counter() - start:.3f}")
+    metrics = cli.trainer.callback_metrics
+    losses = {
+        k.removeprefix("loss/"): float(metrics[k])
+        for k in ("loss/total", "loss/content", "loss/style")
+        if k in metrics
+    }
+    result = {"seconds": float(seconds_file.read_text()), "losses": losses}
+    (cell_dir / RESULT).write_text(json.dumps(result, indent=2))
+
+
+def _grid(sweep: Sweep, cells: list[Cell], sweep_dir: Path, inputs: dict[str, Any]) -> Grid:
+    columns = sweep.columns.labels if sweep.columns else [""]
+    images: list[list[Image.Image | None]] = [[None] * len(columns) for _ in sweep.rows.labels]
+    captions: list[list[list[str]]] = [[[] for _ in columns] for _ in sweep.rows.labels]
+    for cell in cells:
+        cell_dir = sweep_dir / "cells" / cell.id
+        if (cell_dir / runs.RESULT).is_file():
+            with Image.open(cell_dir / runs.RESULT) as image:
+                images[cell.row][cell.column] = image.convert("RGB")
+        if (cell_dir / RESULT).is_file():
+            result = json.loads((cell_dir / RESULT).read_text())
+            losses = result["losses"]
+            captions[cell.row][cell.column] = [
+                f"{result['seconds']:.1f} s, total {losses.get('total', float('nan')):.3g}",
+                f"content {losses.get('content', 0):.3g}, style {losses.get('style', 0):.3g}",
+            ]
+
+    def thumbnails(axis: Axis | None, index: int) -> list[Image.Image] | None:
+        if axis is None or axis.key not in ("data.content", "data.style"):
+            return None
+        role = 0 if axis.key == "data.content" else 1
+        by_position = {}
+        for cell in cells:
+            position = cell.row if axis is sweep.rows else cell.column
+            by_position.setdefault(position, inputs[cell.id][role])
+        return [
+            to_pil_image(by_position[p][0]) if by_position[p] is not None else None
+            for p in sorted(by_position)
+        ]
+
+    row_images = thumbnails(sweep.rows, 0)
+    column_images = thumbnails(sweep.columns, 1)
+    varied = {sweep.rows.key, sweep.columns.key if sweep.columns else None}
+    first = inputs[cells[0].id]
+    header = [
+        (role, to_pil_image(image[0]))
+        for role, key, image in (("content", "data.content", first[0]), ("style", "data.style", first[1]))
+        if key not in varied and image is not None
+    ]
+    title = f"rows: {sweep.rows.key}" + (f"   columns: {sweep.columns.key}" if sweep.columns else "")
+    return Grid(
+        cells=images,
+        captions=captions,
+        row_labels=sweep.rows.labels,
+        column_labels=columns,
+        row_images=row_images,
+        column_images=column_images,
+        header=header,
+        title=title,
+    )
+
+
+def _curves(sweep: Sweep, cells: list[Cell], sweep_dir: Path) -> dict[str, tuple[list[int], list[float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    curves = {}
+    for cell in cells:
+        events = EventAccumulator(str(sweep_dir / "cells" / cell.id), size_guidance={"scalars": 0})
+        events.Reload()
+        if "loss/total" in events.Tags()["scalars"]:
+            points = {e.step: e.value for e in events.Scalars("loss/total")}  # a resume may repeat steps
+            steps = sorted(points)  # step s is logged while iteration s + 1 runs
+            curves[_describe(sweep, cell)] = ([s + 1 for s in steps], [points[s] for s in steps])
+    return curves

@@ -1,0 +1,134 @@
+"""Sweeps: a grid of real runs, its figure, resuming, and the shipped sweep files."""
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from nst import StyleTransfer
+from nst.cli import main
+from nst.sweep import check_cells, read_sweep
+
+SWEEPS = sorted((Path(__file__).parents[1] / "configs" / "sweeps").glob("*.yaml"))
+REPO = Path(__file__).parents[1]
+
+
+def write_sweep(workdir: Path) -> Path:
+    path = workdir / "weights_init.yaml"
+    spec = {
+        "rows": {"key": "model.style_weight", "values": [1.0, 1.0e6]},
+        "columns": {"key": "model.init", "values": ["noise", "content"]},
+        "set": {"trainer.max_steps": 3},
+    }
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def sweep_dir(workdir: Path) -> Path:
+    return workdir / "logs" / "tiny-weights_init" / "version_0"
+
+
+def test_a_2x2_sweep_lays_its_runs_out_in_one_figure(tiny_config, workdir):
+    main(["sweep", "--config", str(tiny_config()), "--sweep", str(write_sweep(workdir))])
+    out = sweep_dir(workdir)
+    figure = Image.open(out / "figure.png").convert("RGB")
+    boxes = json.loads((out / "figure.json").read_text())
+    assert sorted(boxes) == ["r0c0", "r0c1", "r1c0", "r1c1"]
+    for cell, box in boxes.items():
+        final = Image.open(out / "cells" / cell / "final.png").convert("RGB")
+        assert final.size == (32, 24)
+        assert (box[2] - box[0], box[3] - box[1]) == final.size
+        assert figure.crop(box).tobytes() == final.tobytes()  # the cell is the run's result, unscaled
+    # Two rows and two columns, inside the figure, with room for labels on the left and top.
+    assert boxes["r0c0"][1] == boxes["r0c1"][1] < boxes["r1c0"][1] == boxes["r1c1"][1]
+    assert boxes["r0c0"][0] == boxes["r1c0"][0] < boxes["r0c1"][0] == boxes["r1c1"][0]
+    assert boxes["r0c0"][0] > 0 and boxes["r0c0"][1] > 0
+    assert max(b[2] for b in boxes.values()) <= figure.width
+    assert max(b[3] for b in boxes.values()) <= figure.height
+    # Each cell is a real run with its own curves, and the results differ as the settings do.
+    for cell in boxes:
+        assert list((out / "cells" / cell).glob("events.out.tfevents.*"))
+        result = json.loads((out / "cells" / cell / "result.json").read_text())
+        assert result["seconds"] > 0 and result["losses"]["total"] > 0
+    assert (out / "losses.png").is_file() and Image.open(out / "losses.png").width > 400
+    noise = Image.open(out / "cells" / "r0c0" / "final.png").tobytes()
+    assert noise != Image.open(out / "cells" / "r0c1" / "final.png").tobytes()
+
+
+def test_an_interrupted_sweep_resumes_without_redoing_finished_cells(
+    tiny_config, workdir, monkeypatch, capsys
+):
+    config, sweep = str(tiny_config()), str(write_sweep(workdir))
+    fits = []
+
+    def interrupt_the_third_cell(self, *args):
+        if self.global_step == 1 and self.trainer.logger.version == "r1c0" and not fits:
+            fits.append("interrupted")
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(StyleTransfer, "on_train_batch_end", interrupt_the_third_cell, raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", "--config", config, "--sweep", sweep])
+    assert exit_info.value.code == 130
+    assert "--ckpt_path last" in capsys.readouterr().err
+    cells = sweep_dir(workdir) / "cells"
+    done = {c: (cells / c / "result.json").stat().st_mtime_ns for c in ("r0c0", "r0c1")}
+    assert not (cells / "r1c0" / "final.png").exists() and not (cells / "r1c1").exists()
+
+    main(["sweep", "--config", config, "--sweep", sweep, "--ckpt_path", "last"])
+    assert {c: (cells / c / "result.json").stat().st_mtime_ns for c in done} == done  # not run again
+    assert all(len(list((cells / c).glob("events.out.tfevents.*"))) == 1 for c in done)
+    assert (cells / "r1c0" / "config.resume1.yaml").is_file()  # continued from its checkpoint
+    assert (cells / "r1c1" / "final.png").is_file()
+    assert (sweep_dir(workdir) / "figure.png").is_file()
+    assert not (workdir / "logs" / "tiny-weights_init" / "version_1").exists()
+
+
+def test_a_bad_cell_is_named_before_anything_runs(tiny_config, workdir, capsys):
+    path = workdir / "layers.yaml"
+    path.write_text(
+        yaml.safe_dump({"rows": {"key": "model.style_layers", "values": [["conv1_1"], ["conv9_1"]]}})
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", "--config", str(tiny_config()), "--sweep", str(path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: sweep cell r1c0 (style_layers=conv9_1): unknown VGG19 layer 'conv9_1'")
+    assert not (workdir / "logs").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "does not exist"),
+        ("rows: [1, 2]\n", "'rows' needs a key and a non-empty list of values"),
+        ("rows: {key: model.lr, values: [0.1]}\ncolour: red\n", "unknown entries ['colour']"),
+        ("rows: {key: model.lr, values: [0.1, 0.2], labels: [a]}\n", "has 2 values but 1 labels"),
+    ],
+)
+def test_bad_sweep_files(tiny_config, workdir, capsys, content, message):
+    if content is not None:
+        (workdir / "bad.yaml").write_text(content)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", "--config", str(tiny_config()), "--sweep", "bad.yaml"])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_there_are_the_six_studies():
+    assert [p.name.split("_")[0] for p in SWEEPS] == ["1", "2", "3", "4", "5", "6"]
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.name)
+def test_shipped_sweep_validates(path, workdir, monkeypatch):
+    monkeypatch.chdir(REPO)  # sweep files name their base config relative to the project
+    sweep = read_sweep(path)
+    assert sweep.config and (REPO / sweep.config).is_file()
+    before = sorted((REPO / "logs").rglob("*")) if (REPO / "logs").exists() else []
+    cells = check_cells(sweep, ["--config", sweep.config], load_images=False)
+    assert len(cells) == len(sweep.rows.values) * (len(sweep.columns.values) if sweep.columns else 1)
+    assert (sorted((REPO / "logs").rglob("*")) if (REPO / "logs").exists() else []) == before  # ran nothing
