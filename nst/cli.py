@@ -27,6 +27,7 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.strategies import Strategy
 
 from nst import runs
+from nst.animation import Animation
 from nst.callbacks import FinalImage, ImageLogger, StepProgressBar
 from nst.checkpointing import AtomicCheckpointIO, RunCheckpoint, RunInterrupted, ignore_stop_signals
 from nst.data import StyleTransferData
@@ -105,6 +106,7 @@ class StyleTransferCLI(LightningCLI):
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
         parser.add_lightning_class_args(ImageLogger, "image_log")
         parser.add_lightning_class_args(FinalImage, "output")
+        parser.add_lightning_class_args(Animation, "animation")
 
     def _parse_ckpt_path(self) -> None:
         # LightningCLI reads an explicit checkpoint's hyperparameters right after parsing;

@@ -25,6 +25,7 @@ from PIL import Image
 from torchvision.transforms.functional import to_pil_image
 
 from nst import runs
+from nst.animation import frames_of, label, thin, write_animation
 from nst.errors import NSTError
 from nst.figure import Grid, draw_grid, plot_losses, save_figure
 
@@ -198,6 +199,8 @@ def run_sweep(args: list[str], new_run_dirs: list[list[Path]]) -> Path:
     (sweep_dir / "figure.json").write_text(json.dumps(placed, indent=1))
     plot_losses(_curves(sweep, cells, sweep_dir), sweep_dir / LOSSES, grid.title)
     print(f"Figure: {sweep_dir / FIGURE}\nLoss curves: {sweep_dir / LOSSES}")
+    if _animate_grid(grid, cells, sweep_dir):
+        print(f"Animation: {sweep_dir / 'animation.gif'}")
     return sweep_dir
 
 
@@ -323,6 +326,24 @@ def _grid(sweep: Sweep, cells: list[Cell], sweep_dir: Path, inputs: dict[str, An
         header=header,
         title=title,
     )
+
+
+def _animate_grid(grid: Grid, cells: list[Cell], sweep_dir: Path, max_frames: int = 100) -> bool:
+    """The grid as it was at each step, from the cells' animation frames (--animation.every_n_steps)."""
+    frames = {cell.id: frames_of(sweep_dir / "cells" / cell.id) for cell in cells}
+    steps = thin(sorted({step for found in frames.values() for step, _ in found}), max_frames)
+    if not steps:
+        return False
+
+    def at(step: int) -> Image.Image:
+        images = [row[:] for row in grid.cells]
+        for cell in cells:
+            taken = [path for s, path in frames[cell.id] if s <= step]
+            images[cell.row][cell.column] = label(Image.open(taken[-1]), f"step {step}") if taken else None
+        return draw_grid(Grid(**{**grid.__dict__, "cells": images}))[0]  # same layout in every frame
+
+    write_animation((at(step) for step in steps), sweep_dir / "animation.gif", fps=8)
+    return True
 
 
 def _curves(sweep: Sweep, cells: list[Cell], sweep_dir: Path) -> dict[str, tuple[list[int], list[float]]]:

@@ -132,3 +132,22 @@ def test_shipped_sweep_validates(path, workdir, monkeypatch):
     cells = check_cells(sweep, ["--config", sweep.config], load_images=False)
     assert len(cells) == len(sweep.rows.values) * (len(sweep.columns.values) if sweep.columns else 1)
     assert (sorted((REPO / "logs").rglob("*")) if (REPO / "logs").exists() else []) == before  # ran nothing
+
+
+def test_a_sweep_animates_its_grid(tiny_config, workdir):
+    main(
+        [
+            "sweep",
+            "--config",
+            str(tiny_config()),
+            "--sweep",
+            str(write_sweep(workdir)),
+            "--animation.every_n_steps",
+            "1",
+        ]
+    )
+    out = sweep_dir(workdir)
+    assert (out / "cells" / "r0c0" / "animation.gif").is_file()  # each cell's own
+    with Image.open(out / "animation.gif") as gif:  # and the grid's: steps 0 to 3
+        assert gif.n_frames == 4
+        assert gif.size == Image.open(out / "figure.png").size
