@@ -128,7 +128,7 @@ def plot_losses(curves: dict[str, tuple[list[int], list[float]]], path: Path, ti
     matplotlib.use("Agg")  # files only; never a window
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    fig, ax = plt.subplots(figsize=(10, 5), dpi=120)
     for label, (steps, values) in curves.items():
         ax.plot(steps, values, label=label, linewidth=1.5)
     ax.set_yscale("log")
@@ -137,7 +137,7 @@ def plot_losses(curves: dict[str, tuple[list[int], list[float]]], path: Path, ti
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     if len(curves) <= 12:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     fig.tight_layout()
     with atomic_write(path) as (out, _):
         fig.savefig(out, format="png")

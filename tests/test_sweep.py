@@ -151,3 +151,19 @@ def test_a_sweep_animates_its_grid(tiny_config, workdir):
     with Image.open(out / "animation.gif") as gif:  # and the grid's: steps 0 to 3
         assert gif.n_frames == 4
         assert gif.size == Image.open(out / "figure.png").size
+
+
+def test_the_cells_share_one_network_and_one_set_of_targets(tiny_config, workdir, monkeypatch):
+    from nst import reuse
+
+    loads, target_passes = [], []
+    real_load, real_features_of = reuse.load_weights, StyleTransfer._features_of
+    monkeypatch.setattr(reuse, "load_weights", lambda *a: (loads.append(a), real_load(*a))[1])
+    monkeypatch.setattr(
+        StyleTransfer,
+        "_features_of",
+        lambda self, image: (target_passes.append(1), real_features_of(self, image))[1],
+    )
+    main(["sweep", "--config", str(tiny_config()), "--sweep", str(write_sweep(workdir))])
+    assert len(loads) == 1  # four cells, one VGG
+    assert len(target_passes) == 2  # one content and one style pass for all four cells
