@@ -292,24 +292,36 @@ def main(args: list[str] | None = None, callbacks: list[Callback] | None = None)
             run_sweep(given[1:], new_run_dirs)
         else:
             make_cli(args, new_run_dirs=new_run_dirs, callbacks=callbacks)
-    except RunInterrupted as stop:
+    except BaseException as error:
         ignore_stop_signals()
+        stop = _interruption_in(error)
+        if stop is None:
+            _remove_unfinished(new_run_dirs)
+            message = _one_line(error)
+            if message is None or os.environ.get("NST_DEBUG"):
+                raise
+            print(f"error: {message}", file=sys.stderr)
+            sys.exit(2)
         if stop.checkpoint is None:
             _remove_unfinished(new_run_dirs)
         hint = "\nContinue with the same command plus --ckpt_path last" if stop.checkpoint else ""
         print(f"{stop}{hint}", file=sys.stderr)
         sys.exit(128 + stop.signum)
-    except BaseException as error:
-        ignore_stop_signals()
-        _remove_unfinished(new_run_dirs)
-        message = _one_line(error)
-        if message is None or os.environ.get("NST_DEBUG"):
-            raise
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
     finally:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
+
+
+def _interruption_in(error: BaseException) -> RunInterrupted | None:
+    """The stop signal behind ``error``: itself, or one that Lightning's clean-up, failing in
+    turn (it can when the signal came mid-setup), turned into another exception."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, RunInterrupted):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def _stop_on_signals() -> dict[int, Any]:

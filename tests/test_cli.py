@@ -225,7 +225,10 @@ def test_divergence_keeps_the_last_good_checkpoint(tiny_config, workdir, monkeyp
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-@pytest.mark.parametrize("where", ["loading the images", "reading the weights file", "and again in cleanup"])
+@pytest.mark.parametrize(
+    "where",
+    ["loading the images", "reading the weights file", "and again in cleanup", "starting the data loader"],
+)
 def test_a_stop_signal_before_training_removes_the_new_run(
     tiny_config, workdir, monkeypatch, capsys, signum, code, where
 ):
@@ -240,6 +243,11 @@ def test_a_stop_signal_before_training_removes_the_new_run(
     if where == "reading the weights file":  # inside weights.py's `except Exception`: must not be swallowed
         real_load = torch.load
         monkeypatch.setattr(torch, "load", lambda *a, **k: (send_signal(), real_load(*a, **k))[1])
+    elif where == "starting the data loader":  # Lightning's own clean-up then fails: the stop must win
+        real_iter = torch.utils.data.DataLoader.__iter__
+        monkeypatch.setattr(
+            torch.utils.data.DataLoader, "__iter__", lambda self: (send_signal(), real_iter(self))[1]
+        )
     else:
         monkeypatch.setattr(StyleTransferData, "setup", send_signal)
     if where == "and again in cleanup":
