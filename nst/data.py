@@ -56,7 +56,7 @@ class StyleTransferData(LightningDataModule):
         if content is None and style is None:
             raise NSTError("give data.content, data.style or both: there is nothing to start from")
         sizes = size if isinstance(size, list) else [size]
-        if len(sizes) not in (1, 2):
+        if isinstance(size, list) and len(size) != 2:
             raise NSTError(f"data.size is a long side or [width, height], got {size}")
         for name, value in [*(("data.size", v) for v in sizes), ("data.style_size", style_size)]:
             if value is not None and value <= 0:

@@ -183,7 +183,8 @@ class StyleTransfer(LightningModule):
         # and kept out of the state dict (they are cheap to recompute, large to store).
         data = self._data()
         # Same network, image, layers, device and precision: same targets (a sweep's cells share them).
-        key = (self.hparams.weights, self.hparams.pooling, str(self.device), self.trainer.precision)
+        h = self.hparams
+        key = (reuse.weights_identity(h.weights), h.pooling, str(self.device), self.trainer.precision)
         if self.has_content:
             self.content_targets = reuse.targets(
                 ("content", *key, *self.content_layers),
@@ -311,9 +312,11 @@ def check_same_run(checkpoint: dict[str, Any], model: Any, data: Any) -> None:
     """
     saved_model = checkpoint.get("hyper_parameters", {})
     saved_data = checkpoint.get("datamodule_hyper_parameters", {})
-    pairs = [(f"model.{k}", saved_model.get(k), _get(model, k)) for k in _RUN_IDENTITY_MODEL]
-    pairs += [(f"data.{k}", saved_data.get(k), _get(data, k)) for k in _RUN_IDENTITY_DATA]
-    changed = [name for name, before, now in pairs if before is not None and before != now]
+    # A setting the checkpoint does not record is not compared; one it records as None
+    # (no style image, say) is: adding the image would make it another run.
+    pairs = [(f"model.{k}", saved_model, k, _get(model, k)) for k in _RUN_IDENTITY_MODEL]
+    pairs += [(f"data.{k}", saved_data, k, _get(data, k)) for k in _RUN_IDENTITY_DATA]
+    changed = [name for name, saved, k, now in pairs if k in saved and saved[k] != now]
     if changed:
         raise NSTError(
             f"the run being resumed was made with a different {', '.join(changed)}; "

@@ -3,6 +3,7 @@ the style and content targets. A sweep runs many cells in one process; cells tha
 network, an image and layers share these instead of loading and computing them again.
 A plain ``fit`` makes one run, so for it this changes nothing."""
 
+import copy
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -10,22 +11,31 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from nst.vgg import build_features
+from nst.errors import NSTError
+from nst.vgg import LAYER_NAMES, build_features
 from nst.weights import load_weights
 
-_FEATURES: dict[tuple[Any, ...], nn.Sequential] = {}
+_FEATURES: dict[tuple[Any, ...], nn.Sequential] = {}  # (pooling, weights) -> the deepest stack loaded
 _TARGETS: dict[tuple[Any, ...], dict[str, Tensor]] = {}
 
 
 def features(depth: int, pooling: str, weights: str) -> nn.Sequential:
-    """The first ``depth`` layers of VGG19 with ``weights``, loaded once per process."""
-    key = (depth, pooling, _identity(weights))
-    if key not in _FEATURES:
-        _FEATURES[key] = load_weights(build_features(depth, pooling), weights)
-    return _FEATURES[key]
+    """The first ``depth`` layers of VGG19 with ``weights``: a fresh float32 copy for each run.
+
+    The file is read once per process (the whole stack, so runs of any depth share it);
+    each run gets its own copy, because Lightning converts a run's modules in place
+    (64-true makes them float64, bf16-true rounds them) and that must not reach other runs.
+    """
+    key = (pooling, weights_identity(weights))
+    if key not in _FEATURES or len(_FEATURES[key]) < depth:
+        try:
+            _FEATURES[key] = load_weights(build_features(len(LAYER_NAMES), pooling), weights)
+        except NSTError:  # a file holding only the first layers: enough if it reaches this depth
+            _FEATURES[key] = load_weights(build_features(depth, pooling), weights)
+    return copy.deepcopy(_FEATURES[key][:depth])
 
 
-def _identity(weights: str) -> Any:
+def weights_identity(weights: str) -> Any:
     """A weights file is known by where it is and when it was written, not by how it was named."""
     path = Path(weights)
     if weights in ("imagenet", "random") or not path.is_file():

@@ -132,6 +132,7 @@ CASES = [
     pytest.param(options("--model.init", "nosie"), "model.init 'nosie' is not content, noise, style or an existing image file", id="init-unknown"),
     pytest.param(options("--data.size", "0"), "data.size must be a positive number", id="size-zero"),
     pytest.param(options("--data.size", "-5"), "data.size must be a positive number", id="size-negative"),
+    pytest.param(options("--data.size", "[32]"), "data.size is a long side or [width, height], got [32]", id="size-list-of-one"),
     pytest.param(options("--model.lr", "0"), "model.lr must be a positive number", id="lr-zero"),
     pytest.param(options("--model.lbfgs_history", "0"), "model.lbfgs_history must be at least 1", id="lbfgs-history-zero"),
     pytest.param(options("--checkpoint.every_n_steps", "-1"), "checkpoint.every_n_steps must be ≥ 0", id="checkpoint-interval-negative"),

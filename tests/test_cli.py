@@ -111,7 +111,12 @@ def test_a_stop_signal_saves_a_checkpoint_that_resumes_exactly(
 
 @pytest.mark.parametrize(
     "change",
-    [["--data.size", "48"], ["--model.optimizer", "adam"], ["--model.style_layers", "[conv1_1]"]],
+    [
+        ["--data.size", "48"],
+        ["--model.optimizer", "adam"],
+        ["--model.style_layers", "[conv1_1]"],
+        ["--data.style", "null"],
+    ],
 )
 def test_resume_with_other_settings_is_refused(tiny_config, workdir, capsys, change):
     run("--config", str(tiny_config()), "--trainer.max_steps", "2")
@@ -272,3 +277,10 @@ def test_texture_and_reconstruction_runs_from_the_command_line(tiny_config, work
 
     run("--config", str(tiny_config()), "--data.style", "null", "--model.content_layers", "[conv1_1]")
     assert Image.open(workdir / "logs" / "tiny" / "version_1" / "final.png").size == (32, 24)
+
+
+def test_a_reconstruction_cannot_be_resumed_as_a_style_transfer(tiny_config, workdir, images, capsys):
+    run("--config", str(tiny_config()), "--data.style", "null", "--trainer.max_steps", "2")
+    with pytest.raises(SystemExit):
+        run("--config", str(tiny_config()), "--trainer.max_steps", "3", "--ckpt_path", "last")
+    assert "made with a different data.style" in capsys.readouterr().err

@@ -167,3 +167,11 @@ def test_the_cells_share_one_network_and_one_set_of_targets(tiny_config, workdir
     main(["sweep", "--config", str(tiny_config()), "--sweep", str(write_sweep(workdir))])
     assert len(loads) == 1  # four cells, one VGG
     assert len(target_passes) == 2  # one content and one style pass for all four cells
+
+
+def test_a_cell_in_another_precision_does_not_change_the_network_of_the_next(tiny_config, workdir):
+    path = workdir / "precision.yaml"
+    path.write_text(yaml.safe_dump({"rows": {"key": "trainer.precision", "values": ["64-true", "32-true"]}}))
+    main(["sweep", "--config", str(tiny_config()), "--sweep", str(path)])
+    cells = workdir / "logs" / "tiny-precision" / "version_0" / "cells"
+    assert (cells / "r1c0" / "final.png").is_file()  # a float64 network would have failed here
