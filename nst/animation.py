@@ -1,7 +1,7 @@
 """An animation of the optimisation: frames taken every N steps, each with its step number.
 
 Frames are written to ``<run dir>/frames/`` as they are taken, so a long run holds none of them in
-memory and a resumed run adds to the same sequence. At the end they become ``animation.gif``
+memory while it runs, and a resumed run adds to the same sequence. At the end they become ``animation.gif``
 (or ``animation.mp4`` where ffmpeg is installed), thinned evenly to at most ``max_frames``.
 """
 
@@ -64,7 +64,8 @@ def write_animation(frames: Iterator[Image.Image], path: Path, fps: float) -> No
         _write_mp4(first, frames, path, fps)
         return
     with atomic_write(path) as (out, _):
-        # Pillow takes the other frames as an iterator: they are read from disk one by one.
+        # The frames come from an iterator, read from disk one by one; Pillow's encoder keeps
+        # each (a byte per pixel) until it writes the file, so max_frames bounds the memory.
         first.save(out, format="GIF", save_all=True, append_images=frames, duration=round(1000 / fps), loop=0)
 
 

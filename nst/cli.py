@@ -304,7 +304,10 @@ def main(args: list[str] | None = None, callbacks: list[Callback] | None = None)
             sys.exit(2)
         if stop.checkpoint is None:
             _remove_unfinished(new_run_dirs)
-        hint = "\nContinue with the same command plus --ckpt_path last" if stop.checkpoint else ""
+        kept = stop.checkpoint or any(
+            made[0].is_dir() for made in new_run_dirs
+        )  # e.g. a sweep's finished cells
+        hint = "\nContinue with the same command plus --ckpt_path last" if kept else ""
         print(f"{stop}{hint}", file=sys.stderr)
         sys.exit(128 + stop.signum)
     finally:

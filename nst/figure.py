@@ -22,8 +22,8 @@ class Grid:
     captions: list[list[list[str]]]  # lines under each cell
     row_labels: list[str]
     column_labels: list[str]
-    row_images: list[Image.Image] | None = None  # e.g. each row's content image, left of the row
-    column_images: list[Image.Image] | None = None  # e.g. each column's style image, above it
+    row_images: list[Image.Image | None] | None = None  # e.g. each row's content image, left of the row
+    column_images: list[Image.Image | None] | None = None  # e.g. each column's style image, above it
     header: list[tuple[str, Image.Image]] = field(default_factory=list)  # images every cell shares
     title: str = ""
 
@@ -92,14 +92,14 @@ def draw_grid(grid: Grid) -> tuple[Image.Image, list[list[tuple[int, int, int, i
     for c, label in enumerate(grid.column_labels):
         x = left + c * step_x
         draw.text((x, label_y), label, fill=INK, font=font)
-        if grid.column_images:
+        if grid.column_images and grid.column_images[c] is not None:  # None: a run without that image
             figure.paste(_fit(grid.column_images[c], (cell_w, thumb)), (x, label_y + label_h + PAD))
 
     boxes: list[list[tuple[int, int, int, int] | None]] = []
     for r, row in enumerate(grid.cells):
         y = top + r * step_y
         draw.text((PAD, y + (cell_h - label_h) // 2), grid.row_labels[r], fill=INK, font=font)
-        if grid.row_images:
+        if grid.row_images and grid.row_images[r] is not None:
             figure.paste(_fit(grid.row_images[r], (thumb, cell_h)), (PAD + label_w + PAD, y))
         boxes.append([])
         for c, image in enumerate(row):

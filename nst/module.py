@@ -117,16 +117,26 @@ class StyleTransfer(LightningModule):
         # Built here rather than in __init__ or configure_model (which load_from_checkpoint
         # also calls), so that reading an image out of a checkpoint needs no weights.
         data = self._data()
-        self.has_content, self.has_style = data.content is not None, data.style is not None
-        self._check_losses()
+        self.check_data(data)
         if self.vgg is None:
             h = self.hparams
             self.vgg = VGGFeatures(self.layers, reuse.features(depth_for(self.layers), h.pooling, h.weights))
         if self.image is None:
-            self._check_large_enough(data.shape, "result", "data.size")
-            if data.style is not None:
-                self._check_large_enough(tuple(data.style.shape[-2:]), "style image", "data.style_size")
             self.image = nn.Parameter(self._initial_image(data).contiguous())
+
+    def check_data(self, data: Any) -> None:
+        """Check these settings against loaded images (a StyleTransferData after setup), before
+        any network is built: layers and weights for the losses the images give, sizes, init."""
+        self.has_content, self.has_style = data.content is not None, data.style is not None
+        self._check_losses()
+        self._check_large_enough(data.shape, "result", "data.size")
+        if data.style is not None:
+            self._check_large_enough(tuple(data.style.shape[-2:]), "style image", "data.style_size")
+        init = self.hparams.init
+        if init in ("content", "style") and getattr(data, init) is None:
+            raise NSTError(f"model.init is {init} but there is no data.{init}; use noise or an image file")
+        if init not in (None, "content", "style", "noise") and not Path(init).is_file():
+            raise NSTError(f"model.init {init!r} is not content, noise, style or an existing image file")
 
     def _data(self) -> Any:
         data = self.trainer.datamodule
@@ -166,16 +176,12 @@ class StyleTransfer(LightningModule):
     def _initial_image(self, data: Any) -> Tensor:
         init = self.hparams.init or ("content" if self.has_content else "noise")
         height, width = data.shape
-        if init in ("content", "style") and getattr(data, init) is None:
-            raise NSTError(f"model.init is {init} but there is no data.{init}; use noise or an image file")
         if init == "content":
             return data.content.clone()
         if init == "noise":
             return torch.rand(1, 3, height, width)
         if init == "style":
             return resize_tensor(data.style, (height, width))
-        if not Path(init).is_file():
-            raise NSTError(f"model.init {init!r} is not content, noise, style or an existing image file")
         return to_tensor(read_image(init, "init image").resize((width, height), Image.Resampling.BICUBIC))
 
     def on_fit_start(self) -> None:

@@ -28,6 +28,7 @@ from nst import runs
 from nst.animation import frames_of, label, thin, write_animation
 from nst.errors import NSTError
 from nst.figure import Grid, draw_grid, plot_losses, save_figure
+from nst.files import atomic_write
 
 SWEEP_FILE = "sweep.yaml"
 FIGURE = "figure.png"
@@ -80,8 +81,11 @@ def _arg(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
+
+
 def _label(value: Any) -> str:
-    if isinstance(value, str) and ("/" in value or "." in value[-5:]):  # an image path or URL
+    if isinstance(value, str) and ("/" in value or Path(value).suffix.lower() in _IMAGE_SUFFIXES):
         return Path(value.split("?")[0]).stem[:28]
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
@@ -109,7 +113,14 @@ def read_sweep(path: Path) -> Sweep:
         raise NSTError(
             f"sweep file {path} has unknown entries {sorted(unknown)}; use rows, columns, set, name, config"
         )
+    name = spec.get("name")
+    if name is not None and (not isinstance(name, str) or not name or "/" in name or name.startswith(".")):
+        raise NSTError(f"sweep file {path}: name must be a plain folder name such as style_weights")
     fixed = spec.get("set") or {}
+    if any(str(key).startswith("output.") for key in fixed):
+        raise NSTError(
+            f"sweep file {path}: output.* cannot be set for a sweep; each cell writes its own final.png"
+        )
     if not isinstance(fixed, dict):
         raise NSTError(
             f"sweep file {path}: 'set' must map config keys to values, e.g. trainer.max_steps: 200"
@@ -173,6 +184,11 @@ def run_sweep(args: list[str], new_run_dirs: list[list[Path]]) -> Path:
     from nst.cli import make_cli  # the sweep drives the same command line as fit
 
     sweep_file, resume, base = _split_args(args)
+    if any(a.startswith("--output.") for a in base):
+        raise NSTError(
+            "--output.* cannot be given to a sweep: every cell would write the same file; "
+            "each cell's final.png is in its directory"
+        )
     sweep = read_sweep(sweep_file)
     if sweep.config and not any(a in ("-c", "--config") or a.startswith("--config=") for a in base):
         base = ["--config", sweep.config, *base]
@@ -182,7 +198,17 @@ def run_sweep(args: list[str], new_run_dirs: list[list[Path]]) -> Path:
     inputs = check_cells(sweep, base)
 
     sweep_dir = _sweep_dir(root, resume, new_run_dirs)
-    (sweep_dir / SWEEP_FILE).write_text(yaml.safe_dump({"args": base, "sweep": str(sweep_file)}))
+    recorded = {"args": base, "cells": {cell.id: cell.overrides for cell in cells}}
+    if resume:
+        before = yaml.safe_load((sweep_dir / SWEEP_FILE).read_text())
+        if before != recorded:
+            raise NSTError(
+                f"{sweep_dir} was run with another sweep file or other arguments; resume it with those "
+                "(see its sweep.yaml), or start a new sweep without --ckpt_path"
+            )
+    else:
+        with atomic_write(sweep_dir / SWEEP_FILE) as (out, _):
+            out.write(yaml.safe_dump(recorded).encode())
     for n, cell in enumerate(cells, 1):
         cell_dir = sweep_dir / "cells" / cell.id
         if (cell_dir / RESULT).is_file():
@@ -216,6 +242,7 @@ def check_cells(sweep: Sweep, base: list[str], load_images: bool = True) -> dict
             if load_images:
                 cli.datamodule.prepare_data()
                 cli.datamodule.setup("fit")
+                cli.model.check_data(cli.datamodule)
         except NSTError as error:
             raise NSTError(f"sweep cell {cell.id} ({_describe(sweep, cell)}): {error}") from error
         inputs[cell.id] = (cli.datamodule.content, cli.datamodule.style)
@@ -261,19 +288,45 @@ def _run_cell(make_cli: Any, base: list[str], cell: Cell, sweep_dir: Path, cell_
     seconds_file = cell_dir / "seconds"
     start = time.perf_counter()
     try:
-        cli = make_cli(args)
+        make_cli(args)
+    except NSTError as error:
+        runs.remove_if_unfinished([cell_dir])  # failed before its first checkpoint: nothing to keep
+        raise NSTError(f"sweep cell {cell.id}: {error}") from error
     finally:  # wall time adds up over interruptions
         if cell_dir.is_dir():
             before = float(seconds_file.read_text()) if seconds_file.is_file() else 0.0
-            seconds_file.write_text(f"{before + time.perf_counter() - start:.3f}")
-    metrics = cli.trainer.callback_metrics
-    losses = {
-        k.removeprefix("loss/"): float(metrics[k])
-        for k in ("loss/total", "loss/content", "loss/style")
-        if k in metrics
+            _write_text(seconds_file, f"{before + time.perf_counter() - start:.3f}")
+    result = {
+        "seconds": float(seconds_file.read_text()),
+        "losses": _final_losses(cell_dir),
+        "args": cell.overrides,
     }
-    result = {"seconds": float(seconds_file.read_text()), "losses": losses}
-    (cell_dir / RESULT).write_text(json.dumps(result, indent=2))
+    _write_text(cell_dir / RESULT, json.dumps(result, indent=2))
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_write(path) as (out, _):
+        out.write(text.encode())
+
+
+def _scalars(run_dir: Path) -> dict[str, dict[int, float]]:
+    """Every logged loss of a run by tag and step (a resumed step keeps its last value)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: {e.step: e.value for e in events.Scalars(tag)} for tag in events.Tags()["scalars"]}
+
+
+def _final_losses(run_dir: Path) -> dict[str, float]:
+    # From the event files rather than the trainer, so that a cell resumed at its last step
+    # (nothing left to train) still reports its losses.
+    scalars = _scalars(run_dir)
+    return {
+        tag.removeprefix("loss/"): scalars[tag][max(scalars[tag])]
+        for tag in ("loss/total", "loss/content", "loss/style")
+        if scalars.get(tag)
+    }
 
 
 def _grid(sweep: Sweep, cells: list[Cell], sweep_dir: Path, inputs: dict[str, Any]) -> Grid:
@@ -347,14 +400,13 @@ def _animate_grid(grid: Grid, cells: list[Cell], sweep_dir: Path, max_frames: in
 
 
 def _curves(sweep: Sweep, cells: list[Cell], sweep_dir: Path) -> dict[str, tuple[list[int], list[float]]]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     curves = {}
     for cell in cells:
-        events = EventAccumulator(str(sweep_dir / "cells" / cell.id), size_guidance={"scalars": 0})
-        events.Reload()
-        if "loss/total" in events.Tags()["scalars"]:
-            points = {e.step: e.value for e in events.Scalars("loss/total")}  # a resume may repeat steps
+        points = _scalars(sweep_dir / "cells" / cell.id).get("loss/total")
+        if points:
             steps = sorted(points)  # step s is logged while iteration s + 1 runs
-            curves[_describe(sweep, cell)] = ([s + 1 for s in steps], [points[s] for s in steps])
+            curves[f"{cell.id}: {_describe(sweep, cell)}"] = (
+                [s + 1 for s in steps],
+                [points[s] for s in steps],
+            )
     return curves

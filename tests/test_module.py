@@ -91,7 +91,7 @@ def test_init_options(tmp_path, images):
     again = StyleTransfer(**SHALLOW, init="noise")._initial_image(data)
     assert torch.equal(first, again) and 0.4 < first.mean() < 0.6
     with pytest.raises(NSTError, match=r"model\.init 'nois'"):
-        StyleTransfer(**SHALLOW, init="nois")._initial_image(data)
+        StyleTransfer(**SHALLOW, init="nois").check_data(data)
 
 
 def test_bf16_mixed_with_adam(tmp_path, images):

@@ -175,3 +175,48 @@ def test_a_cell_in_another_precision_does_not_change_the_network_of_the_next(tin
     main(["sweep", "--config", str(tiny_config()), "--sweep", str(path)])
     cells = workdir / "logs" / "tiny-precision" / "version_0" / "cells"
     assert (cells / "r1c0" / "final.png").is_file()  # a float64 network would have failed here
+
+
+def test_resuming_after_the_sweep_file_changed_is_refused(tiny_config, workdir, capsys):
+    config, sweep = str(tiny_config()), write_sweep(workdir)
+    main(["sweep", "--config", config, "--sweep", str(sweep)])
+    sweep.write_text(sweep.read_text().replace("noise", "style"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", "--config", config, "--sweep", str(sweep), "--ckpt_path", "last"])
+    assert exit_info.value.code == 2
+    assert "was run with another sweep file or other arguments" in capsys.readouterr().err
+
+
+def test_a_problem_found_at_setup_is_named_before_anything_runs(tiny_config, workdir, capsys):
+    path = workdir / "init.yaml"
+    path.write_text(yaml.safe_dump({"rows": {"key": "model.init", "values": ["noise", "style"]}}))
+    with pytest.raises(SystemExit):
+        main(["sweep", "--config", str(tiny_config()), "--sweep", str(path), "--data.style", "null"])
+    err = capsys.readouterr().err
+    assert "error: sweep cell r1c0 (init=style): model.init is style but there is no data.style" in err
+    assert not (workdir / "logs").exists()
+
+
+def test_a_sweep_with_and_without_a_style_image(tiny_config, workdir, images):
+    path = workdir / "style.yaml"
+    path.write_text(yaml.safe_dump({"rows": {"key": "data.style", "values": [None, str(images["style"])]}}))
+    main(["sweep", "--config", str(tiny_config()), "--sweep", str(path), "--trainer.max_steps", "2"])
+    out = workdir / "logs" / "tiny-style" / "version_0"
+    assert (out / "figure.png").is_file()
+    assert json.loads((out / "cells" / "r0c0" / "result.json").read_text())["losses"]["style"] == 0
+
+
+def test_output_path_is_refused_for_a_sweep(tiny_config, workdir, capsys):
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "sweep",
+                "--config",
+                str(tiny_config()),
+                "--sweep",
+                str(write_sweep(workdir)),
+                "--output.path",
+                "a.png",
+            ]
+        )
+    assert "--output.* cannot be given to a sweep" in capsys.readouterr().err
