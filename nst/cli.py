@@ -2,7 +2,7 @@
 
 python cli.py fit --config configs/starry.yaml
 python cli.py fit --config configs/starry.yaml --ckpt_path last
-python cli.py sweep --config configs/starry.yaml --sweep configs/sweeps/4_style_weight_init.yaml
+python cli.py sweep --config configs/starry.yaml --sweep configs/sweeps/4_style_weight_x_init.yaml
 """
 
 import argparse

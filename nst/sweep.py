@@ -1,6 +1,6 @@
 """Sweeps: variants of a base config run as a grid of real runs, laid out as one labelled figure.
 
-python cli.py sweep --config configs/starry.yaml --sweep configs/sweeps/4_style_weight_init.yaml
+python cli.py sweep --config configs/starry.yaml --sweep configs/sweeps/4_style_weight_x_init.yaml
 python cli.py sweep ... --ckpt_path last      # continue an interrupted sweep; finished cells are skipped
 
 A sweep file names one or two config keys and their values::
@@ -98,7 +98,7 @@ def read_sweep(path: Path) -> Sweep:
     """Read and check a sweep file; every problem is one line naming the file and the fix."""
     if not path.is_file():
         raise NSTError(
-            f"sweep file {path} does not exist; give one such as configs/sweeps/4_style_weight_init.yaml"
+            f"sweep file {path} does not exist; give one such as configs/sweeps/4_style_weight_x_init.yaml"
         )
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -168,7 +168,7 @@ def _split_args(args: list[str]) -> tuple[Path, bool, list[str]]:
             resume = True
     if sweep_file is None:
         raise NSTError(
-            "give the sweep with --sweep FILE, e.g. --sweep configs/sweeps/4_style_weight_init.yaml"
+            "give the sweep with --sweep FILE, e.g. --sweep configs/sweeps/4_style_weight_x_init.yaml"
         )
     return sweep_file, resume, rest
 
@@ -222,7 +222,7 @@ def run_sweep(args: list[str], new_run_dirs: list[list[Path]]) -> Path:
     save_figure(figure, sweep_dir / FIGURE)
     # Where each cell's result sits in the figure, for anyone cropping or checking it.
     placed = {cell.id: boxes[cell.row][cell.column] for cell in cells}
-    (sweep_dir / "figure.json").write_text(json.dumps(placed, indent=1))
+    _write_text(sweep_dir / "figure.json", json.dumps(placed, indent=1))
     plot_losses(_curves(sweep, cells, sweep_dir), sweep_dir / LOSSES, grid.title)
     print(f"Figure: {sweep_dir / FIGURE}\nLoss curves: {sweep_dir / LOSSES}")
     if _animate_grid(grid, cells, sweep_dir):
