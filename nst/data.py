@@ -1,5 +1,7 @@
 """The content and style images of a run, as a LightningDataModule."""
 
+import math
+
 import torch
 from lightning.pytorch import LightningDataModule
 from PIL import Image
@@ -43,6 +45,9 @@ class StyleTransferData(LightningDataModule):
         size: The result's size in pixels: its long side (the content's aspect ratio is kept;
             a texture without content is square), or ``[width, height]``.
         style_size: Long side of the style image in pixels (default: the result's long side).
+        style_scale: Long side of the style image relative to the result's (as jcjohnson's
+            neural-style has it): below 1 the painting is seen smaller, so its brush strokes
+            come out larger in the result; above 1, finer. Use this or ``style_size``.
     """
 
     def __init__(
@@ -51,6 +56,7 @@ class StyleTransferData(LightningDataModule):
         style: str | None = None,
         size: int | list[int] = 512,
         style_size: int | None = None,
+        style_scale: float | None = None,
     ) -> None:
         super().__init__()
         if content is None and style is None:
@@ -61,6 +67,10 @@ class StyleTransferData(LightningDataModule):
         for name, value in [*(("data.size", v) for v in sizes), ("data.style_size", style_size)]:
             if value is not None and value <= 0:
                 raise NSTError(f"{name} must be a positive number of pixels, got {value}")
+        if style_scale is not None and not (math.isfinite(style_scale) and style_scale > 0):
+            raise NSTError(f"data.style_scale must be a positive number, got {style_scale}")
+        if style_scale is not None and style_size is not None:
+            raise NSTError("give data.style_size or data.style_scale, not both")
         self.save_hyperparameters()
         self.content: Tensor | None = None
         self.style: Tensor | None = None
@@ -85,7 +95,8 @@ class StyleTransferData(LightningDataModule):
         else:
             self.shape = (size[1], size[0]) if isinstance(size, list) else (size, size)
         if self.hparams.style is not None:
-            long_side = self.hparams.style_size or max(self.shape)
+            scale = self.hparams.style_scale or 1.0
+            long_side = self.hparams.style_size or max(1, round(scale * max(self.shape)))
             self.style = load_image(self.hparams.style, long_side, "style image")
 
     def train_dataloader(self) -> DataLoader:

@@ -46,6 +46,8 @@ class StyleTransfer(LightningModule):
         weights: VGG19 weights: ``imagenet`` (torchvision's file in its TORCH_HOME cache, downloaded once),
             a path to a ``.pth`` state dict (torchvision's file or ``vgg19().features``), or ``random`` (seeded).
         pooling: ``max`` (torchvision's network) or ``avg`` (Gatys et al.'s choice, smoother results).
+        padding: Padding of the first convolution: ``zeros`` (torchvision's) or ``replicate``,
+            which avoids the frame that zero padding lets the style loss paint along the edges.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class StyleTransfer(LightningModule):
         lbfgs_history: int = 100,
         weights: str = "imagenet",
         pooling: Literal["max", "avg"] = "max",
+        padding: Literal["zeros", "replicate"] = "zeros",
     ) -> None:
         super().__init__()
         _check_layers(content_layers, style_layers, style_layer_weights)
@@ -120,7 +123,8 @@ class StyleTransfer(LightningModule):
         self.check_data(data)
         if self.vgg is None:
             h = self.hparams
-            self.vgg = VGGFeatures(self.layers, reuse.features(depth_for(self.layers), h.pooling, h.weights))
+            stack = reuse.features(depth_for(self.layers), h.pooling, h.weights, h.padding)
+            self.vgg = VGGFeatures(self.layers, stack)
         if self.image is None:
             self.image = nn.Parameter(self._initial_image(data).contiguous())
 
@@ -190,7 +194,13 @@ class StyleTransfer(LightningModule):
         data = self._data()
         # Same network, image, layers, device and precision: same targets (a sweep's cells share them).
         h = self.hparams
-        key = (reuse.weights_identity(h.weights), h.pooling, str(self.device), self.trainer.precision)
+        key = (
+            reuse.weights_identity(h.weights),
+            h.pooling,
+            h.padding,
+            str(self.device),
+            self.trainer.precision,
+        )
         if self.has_content:
             self.content_targets = reuse.targets(
                 ("content", *key, *self.content_layers),
@@ -334,8 +344,8 @@ def _get(settings: Any, key: str) -> Any:
     return settings.get(key) if isinstance(settings, dict) else getattr(settings, key, None)
 
 
-_RUN_IDENTITY_MODEL = ("content_layers", "style_layers", "weights", "pooling", "optimizer")
-_RUN_IDENTITY_DATA = ("content", "style", "size", "style_size")
+_RUN_IDENTITY_MODEL = ("content_layers", "style_layers", "weights", "pooling", "padding", "optimizer")
+_RUN_IDENTITY_DATA = ("content", "style", "size", "style_size", "style_scale")
 
 
 def _size(image: Tensor) -> str:

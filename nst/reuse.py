@@ -19,19 +19,19 @@ _FEATURES: dict[tuple[Any, ...], nn.Sequential] = {}  # (pooling, weights) -> th
 _TARGETS: dict[tuple[Any, ...], dict[str, Tensor]] = {}
 
 
-def features(depth: int, pooling: str, weights: str) -> nn.Sequential:
+def features(depth: int, pooling: str, weights: str, padding: str = "zeros") -> nn.Sequential:
     """The first ``depth`` layers of VGG19 with ``weights``: a fresh float32 copy for each run.
 
     The file is read once per process (the whole stack, so runs of any depth share it);
     each run gets its own copy, because Lightning converts a run's modules in place
     (64-true makes them float64, bf16-true rounds them) and that must not reach other runs.
     """
-    key = (pooling, weights_identity(weights))
+    key = (pooling, padding, weights_identity(weights))
     if key not in _FEATURES or len(_FEATURES[key]) < depth:
         try:
-            _FEATURES[key] = load_weights(build_features(len(LAYER_NAMES), pooling), weights)
+            _FEATURES[key] = load_weights(build_features(len(LAYER_NAMES), pooling, padding), weights)
         except NSTError:  # a file holding only the first layers: enough if it reaches this depth
-            _FEATURES[key] = load_weights(build_features(depth, pooling), weights)
+            _FEATURES[key] = load_weights(build_features(depth, pooling, padding), weights)
     return copy.deepcopy(_FEATURES[key][:depth])
 
 

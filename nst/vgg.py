@@ -46,20 +46,26 @@ def layer_index(name: str) -> int:
     return _INDEX[name]
 
 
-def build_features(depth: int, pooling: str = "max") -> nn.Sequential:
+def build_features(depth: int, pooling: str = "max", padding: str = "zeros") -> nn.Sequential:
     """The first ``depth`` layers of VGG19's feature stack, uninitialised (on the meta device).
 
     ReLUs are not in-place: an in-place ReLU would overwrite a conv output that a
-    loss has kept.
+    loss has kept. ``padding`` is that of the first convolution, the one that sees pixels.
     """
     if pooling not in ("max", "avg"):
         raise NSTError(f"unknown pooling {pooling!r}: use max or avg")
+    if padding not in ("zeros", "replicate"):
+        raise NSTError(f"unknown padding {padding!r}: use zeros or replicate")
     layers: list[nn.Module] = []
     channels = 3
     with torch.device("meta"):
         for convs, width in zip(_CONVS_PER_BLOCK, _CHANNELS, strict=True):
             for _ in range(convs):
-                layers += [nn.Conv2d(channels, width, kernel_size=3, padding=1), nn.ReLU()]
+                # Zero padding of the first convolution frames the image in the mean ImageNet
+                # colour (zero after normalisation), which the style loss then paints as a
+                # border; replicating the edge pixels instead removes that edge artifact.
+                mode = padding if not layers else "zeros"
+                layers += [nn.Conv2d(channels, width, kernel_size=3, padding=1, padding_mode=mode), nn.ReLU()]
                 channels = width
             # Gatys et al. prefer average pooling for smoother gradients; max is torchvision's.
             layers.append(nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2))

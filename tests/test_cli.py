@@ -116,6 +116,8 @@ def test_a_stop_signal_saves_a_checkpoint_that_resumes_exactly(
         ["--model.optimizer", "adam"],
         ["--model.style_layers", "[conv1_1]"],
         ["--data.style", "null"],
+        ["--model.padding", "replicate"],
+        ["--data.style_scale", "0.5"],
     ],
 )
 def test_resume_with_other_settings_is_refused(tiny_config, workdir, capsys, change):

@@ -162,3 +162,14 @@ def test_a_mode_without_content_cannot_start_from_it(tmp_path, images):
 def test_data_needs_an_image():
     with pytest.raises(NSTError, match=r"give data\.content, data\.style or both"):
         StyleTransferData()
+
+
+def test_style_scale_sets_the_style_size_relative_to_the_result(images):
+    data = StyleTransferData(str(images["content"]), str(images["style"]), size=48, style_scale=0.5)
+    data.setup("fit")
+    assert max(data.content.shape[-2:]) == 48 and max(data.style.shape[-2:]) == 24
+    larger = StyleTransferData(str(images["content"]), str(images["style"]), size=48, style_scale=1.5)
+    larger.setup("fit")
+    assert max(larger.style.shape[-2:]) == 72
+    with pytest.raises(NSTError, match="not both"):
+        StyleTransferData(str(images["content"]), str(images["style"]), style_size=64, style_scale=0.5)

@@ -78,3 +78,15 @@ def test_extractor_normalises_and_returns_requested_layers():
 def test_extractor_is_frozen():
     extractor = VGGFeatures(["conv1_1"], load_weights(build_features(1), "random"))
     assert not any(p.requires_grad for p in extractor.parameters())
+
+
+def test_replicate_padding_changes_only_the_border_of_the_first_layer():
+    from nst.weights import load_weights
+
+    zeros = load_weights(build_features(1), "random")
+    replicate = load_weights(build_features(1, padding="replicate"), "random")
+    image = torch.rand(1, 3, 12, 10)
+    a, b = zeros(image), replicate(image)
+    assert torch.equal(a[..., 1:-1, 1:-1], b[..., 1:-1, 1:-1])  # the same network inside
+    assert not torch.equal(a[..., 0, :], b[..., 0, :])  # the edge sees copies of the edge, not zeros
+    assert build_features(5, padding="replicate")[2].padding_mode == "zeros"  # only the first layer
