@@ -38,9 +38,10 @@ class ImageLogger(Callback):
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.global_step == 0:  # a resumed run has shown these already
             data = trainer.datamodule
-            for role in ("content", "style"):  # either may be absent (texture, reconstruction)
-                if getattr(data, role) is not None:
-                    _add_image(trainer, f"image/{role}", getattr(data, role), 0)
+            if data.content is not None:  # absent in texture synthesis
+                _add_image(trainer, "image/content", data.content, 0)
+            for i, style in enumerate(data.styles):  # none in reconstruction; several when blended
+                _add_image(trainer, "image/style" if i == 0 else f"image/style_{i + 1}", style, 0)
             self._log_current(trainer, pl_module)
 
     @rank_zero_only

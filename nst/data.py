@@ -41,7 +41,9 @@ class StyleTransferData(LightningDataModule):
 
     Args:
         content: Content image: a local path or an http(s) URL (downloaded once into a cache).
-        style: Style image: a local path or an http(s) URL.
+        style: Style image: a local path or an http(s) URL; or a list of them, whose style
+            targets (Gram matrices) are blended by ``style_blend``.
+        style_blend: One weight per style image (default: equal); normalised to sum to 1.
         size: The result's size in pixels: its long side (the content's aspect ratio is kept;
             a texture without content is square), or ``[width, height]``.
         style_size: Long side of the style image in pixels (default: the result's long side).
@@ -53,12 +55,23 @@ class StyleTransferData(LightningDataModule):
     def __init__(
         self,
         content: str | None = None,
-        style: str | None = None,
+        style: str | list[str] | None = None,
         size: int | list[int] = 512,
         style_size: int | None = None,
         style_scale: float | None = None,
+        style_blend: list[float] | None = None,
     ) -> None:
         super().__init__()
+        styles = style if isinstance(style, list) else [] if style is None else [style]
+        if isinstance(style, list) and not style:
+            raise NSTError("data.style is an empty list; give at least one image, or null for none")
+        if style_blend is not None:
+            if len(style_blend) != len(styles):
+                raise NSTError(
+                    f"data.style_blend has {len(style_blend)} weights for {len(styles)} style images"
+                )
+            if not all(math.isfinite(w) and w >= 0 for w in style_blend) or not any(style_blend):
+                raise NSTError(f"data.style_blend must be weights ≥ 0, not all zero, got {style_blend}")
         if content is None and style is None:
             raise NSTError("give data.content, data.style or both: there is nothing to start from")
         sizes = size if isinstance(size, list) else [size]
@@ -73,12 +86,14 @@ class StyleTransferData(LightningDataModule):
             raise NSTError("give data.style_size or data.style_scale, not both")
         self.save_hyperparameters()
         self.content: Tensor | None = None
-        self.style: Tensor | None = None
+        self.style: Tensor | None = None  # the (first) style image
+        self.styles: list[Tensor] = []  # every style image, blended by self.blend
+        self.blend: list[float] = []
         self.shape: tuple[int, int] | None = None  # (height, width) of the result
 
     def prepare_data(self) -> None:
         # Runs once per machine before setup: downloads URLs into the cache.
-        for source in (self.hparams.content, self.hparams.style):
+        for source in (self.hparams.content, *self._style_sources()):
             if source is not None and download.is_url(source):
                 download.fetch(source)
 
@@ -97,7 +112,14 @@ class StyleTransferData(LightningDataModule):
         if self.hparams.style is not None:
             scale = self.hparams.style_scale or 1.0
             long_side = self.hparams.style_size or max(1, round(scale * max(self.shape)))
-            self.style = load_image(self.hparams.style, long_side, "style image")
+            self.styles = [load_image(s, long_side, "style image") for s in self._style_sources()]
+            self.style = self.styles[0]
+            weights = self.hparams.style_blend or [1.0] * len(self.styles)
+            self.blend = [w / sum(weights) for w in weights]
+
+    def _style_sources(self) -> list[str]:
+        style = self.hparams.style
+        return style if isinstance(style, list) else [] if style is None else [style]
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(_PairIndices(pairs=1), batch_size=None)

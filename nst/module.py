@@ -134,8 +134,8 @@ class StyleTransfer(LightningModule):
         self.has_content, self.has_style = data.content is not None, data.style is not None
         self._check_losses()
         self._check_large_enough(data.shape, "result", "data.size")
-        if data.style is not None:
-            self._check_large_enough(tuple(data.style.shape[-2:]), "style image", "data.style_size")
+        for style in data.styles:
+            self._check_large_enough(tuple(style.shape[-2:]), "style image", "data.style_size")
         init = self.hparams.init
         if init in ("content", "style") and getattr(data, init) is None:
             raise NSTError(f"model.init is {init} but there is no data.{init}; use noise or an image file")
@@ -212,13 +212,24 @@ class StyleTransfer(LightningModule):
                 },
             )
         if self.has_style:
-            self.style_targets = reuse.targets(
-                ("style", *key, *self.style_layers),
-                data.style,
-                lambda: {
-                    n: gram(f) for n, f in self._features_of(data.style).items() if n in self.style_layers
-                },
-            )
+            # Several styles: the weighted mean of their Gram matrices (one style: weight 1, unchanged).
+            grams = [
+                reuse.targets(
+                    ("style", *key, *self.style_layers),
+                    image,
+                    lambda image=image: {
+                        n: gram(f) for n, f in self._features_of(image).items() if n in self.style_layers
+                    },
+                )
+                for image in data.styles
+            ]
+            self.style_targets = {
+                n: sum(
+                    (w * g[n] for w, g in zip(data.blend[1:], grams[1:], strict=True)),
+                    data.blend[0] * grams[0][n],
+                )
+                for n in self.style_layers
+            }
 
     def _features_of(self, image: Tensor) -> dict[str, Tensor]:
         with torch.no_grad(), self.trainer.precision_plugin.forward_context():
@@ -345,7 +356,7 @@ def _get(settings: Any, key: str) -> Any:
 
 
 _RUN_IDENTITY_MODEL = ("content_layers", "style_layers", "weights", "pooling", "padding", "optimizer")
-_RUN_IDENTITY_DATA = ("content", "style", "size", "style_size", "style_scale")
+_RUN_IDENTITY_DATA = ("content", "style", "size", "style_size", "style_scale", "style_blend")
 
 
 def _size(image: Tensor) -> str:

@@ -286,3 +286,13 @@ def test_a_reconstruction_cannot_be_resumed_as_a_style_transfer(tiny_config, wor
     with pytest.raises(SystemExit):
         run("--config", str(tiny_config()), "--trainer.max_steps", "3", "--ckpt_path", "last")
     assert "made with a different data.style" in capsys.readouterr().err
+
+
+def test_two_blended_styles_from_the_command_line(tiny_config, workdir, images):
+    styles = f"[{images['style']}, {images['content']}]"
+    run("--config", str(tiny_config()), "--data.style", styles, "--data.style_blend", "[2, 1]")
+    run_dir = workdir / "logs" / "tiny" / "version_0"
+    events = EventAccumulator(str(run_dir), size_guidance={"images": 0})
+    events.Reload()
+    assert {"image/style", "image/style_2"} <= set(events.Tags()["images"])
+    assert (run_dir / "final.png").is_file()

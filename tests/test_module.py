@@ -173,3 +173,34 @@ def test_style_scale_sets_the_style_size_relative_to_the_result(images):
     assert max(larger.style.shape[-2:]) == 72
     with pytest.raises(NSTError, match="not both"):
         StyleTransferData(str(images["content"]), str(images["style"]), style_size=64, style_scale=0.5)
+
+
+def fit_styles(tmp_path, images, style, **data):
+    module = StyleTransfer(**SHALLOW)
+    datamodule = StyleTransferData(str(images["content"]), style, size=32, **data)
+    trainer = Trainer(max_steps=3, default_root_dir=tmp_path, logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer.fit(module, datamodule)
+    return module
+
+
+def test_a_list_of_one_style_is_the_single_style(tmp_path, images):
+    torch.manual_seed(0)
+    single = fit_styles(tmp_path, images, str(images["style"]))
+    torch.manual_seed(0)
+    listed = fit_styles(tmp_path, images, [str(images["style"])])
+    assert torch.equal(single.image, listed.image)
+
+
+def test_several_styles_blend_their_gram_matrices(tmp_path, images):
+    from nst.losses import gram
+
+    module = fit_styles(
+        tmp_path, images, [str(images["style"]), str(images["content"])], style_blend=[3.0, 1.0]
+    )
+    data = module.trainer.datamodule
+    with torch.no_grad():
+        first, second = module.vgg(data.styles[0]), module.vgg(data.styles[1])
+    for name in SHALLOW["style_layers"]:
+        expected = 0.75 * gram(first[name]) + 0.25 * gram(second[name])
+        assert torch.allclose(module.style_targets[name], expected, rtol=1e-5, atol=1e-8)
