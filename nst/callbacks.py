@@ -7,12 +7,11 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
-from PIL import Image
 from torch import Tensor
 
 from nst import runs
 from nst.errors import NSTError
-from nst.images import save_image
+from nst.images import OUTPUT_FORMATS, save_image
 
 
 def _add_image(trainer: Trainer, tag: str, image: Tensor, step: int) -> None:
@@ -64,19 +63,20 @@ class FinalImage(Callback):
     """Writes the result of a finished run as ``final.png`` in the run directory.
 
     Args:
-        path: Also write the result here; the format follows the extension (.png, .jpg, .webp, .tif, …).
+        path: Also write the result here, in the format of its extension: .png, .jpg, .webp
+            or .tif (16 bits per channel); tagged sRGB.
         overwrite: Replace an existing file at ``path`` (otherwise the run refuses to start).
+        quality: JPEG and WebP quality, 1-100 (WebP 100 is lossless).
     """
 
-    def __init__(self, path: str | None = None, overwrite: bool = False) -> None:
+    def __init__(self, path: str | None = None, overwrite: bool = False, quality: int = 95) -> None:
         self.path = path
         self.overwrite = overwrite
-        if path is not None:
-            suffix = Path(path).suffix.lower()
-            if suffix not in Image.registered_extensions():
-                raise NSTError(
-                    f"output.path {path} has no image extension Pillow can write (e.g. .png, .jpg)"
-                )
+        self.quality = quality
+        if not 1 <= quality <= 100:
+            raise NSTError(f"output.quality must be between 1 and 100, got {quality}")
+        if path is not None and Path(path).suffix.lower() not in OUTPUT_FORMATS:
+            raise NSTError(f"output.path {path} must end in .png, .jpg, .webp or .tif")
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         # Checked before the run, not after it: a long run must not end in a refusal.
@@ -97,7 +97,7 @@ class FinalImage(Callback):
             save_image(pl_module.image, Path(trainer.log_dir) / runs.RESULT)
         if self.path:
             try:
-                save_image(pl_module.image, self.path)
+                save_image(pl_module.image, self.path, self.quality)
             except OSError as error:
                 raise NSTError(f"cannot write output.path {self.path} ({error})") from error
 

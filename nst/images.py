@@ -1,12 +1,13 @@
 """Reading, resizing and writing images as [1, 3, H, W] float tensors in [0, 1]."""
 
+import functools
 import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 
@@ -106,9 +107,44 @@ def resize_tensor(image: Tensor, size: tuple[int, int]) -> Tensor:
     return torch.nn.functional.interpolate(image, size=size, mode="bicubic", antialias=True).clamp(0, 1)
 
 
-def save_image(image: Tensor, path: str | os.PathLike) -> None:
-    """Write a [3, H, W] or [1, 3, H, W] image, atomically; the format follows the extension."""
+# What a result can be written as, by extension. TIFF keeps 16 bits per channel.
+OUTPUT_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+
+
+@functools.cache
+def srgb_profile() -> bytes:
+    """The sRGB ICC profile every result is tagged with: its pixels are sRGB, and saying so
+    keeps colour-managed viewers and printers from guessing."""
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def save_image(image: Tensor, path: str | os.PathLike, quality: int = 95) -> None:
+    """Write a [3, H, W] or [1, 3, H, W] image in [0, 1] atomically, tagged sRGB, in the format
+    of the extension: PNG (8 bit), JPEG and WebP (``quality``; WebP 100 is lossless), TIFF (16 bit)."""
     path = Path(path)
-    pixels = image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().squeeze(0)
-    with atomic_write(path) as (out, _):
-        to_pil_image(pixels).save(out, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise NSTError(f"{path} has an extension nst does not write; use .png, .jpg, .webp or .tif")
+    values = image.detach().float().clamp(0, 1).cpu().squeeze(0)
+    with atomic_write(path) as (out, tmp):
+        if fmt == "TIFF":  # Pillow writes no 16-bit RGB; tifffile does (by path: it wants a named file)
+            import tifffile
+
+            pixels = values.mul(65535).round().to(torch.int32).permute(1, 2, 0).numpy().astype(np.uint16)
+            tifffile.imwrite(tmp, pixels, photometric="rgb", iccprofile=srgb_profile())
+            with open(tmp, "rb") as written:  # on disk before the rename, as atomic_write does for `out`
+                os.fsync(written.fileno())
+            return
+        options: dict = {"icc_profile": srgb_profile()}
+        if fmt == "JPEG":
+            options |= {"quality": quality, "subsampling": 0 if quality >= 90 else 2}
+        elif fmt == "WEBP":
+            options |= {"quality": quality, "lossless": quality == 100}
+        to_pil_image(values.mul(255).round().to(torch.uint8)).save(out, format=fmt, **options)

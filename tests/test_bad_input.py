@@ -147,6 +147,8 @@ CASES = [
     pytest.param(options("--model.colour", "red"), "unrecognized arguments: --model.colour red", id="unknown-key"),
     pytest.param(with_file("logs", b"a file where the log folder should be", "--trainer.logger.init_args.save_dir"), "cannot create a run directory in logs/tiny", id="log-dir-unwritable"),
     pytest.param(options("--output.path", "content.png/out.png"), "is not a writable folder", id="output-folder-is-a-file"),
+    pytest.param(options("--output.path", "result.bmp"), "output.path result.bmp must end in .png, .jpg, .webp or .tif", id="output-format-unsupported"),
+    pytest.param(options("--output.quality", "0"), "output.quality must be between 1 and 100, got 0", id="output-quality-out-of-range"),
     pytest.param(options("--trainer.accelerator", "gpu"), "use --trainer.accelerator auto or cpu", id="accelerator-missing", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
     # weights
     pytest.param(options("--model.weights", "imagnet"), "unknown model.weights 'imagnet'", id="weights-unknown"),

@@ -296,3 +296,18 @@ def test_two_blended_styles_from_the_command_line(tiny_config, workdir, images):
     events.Reload()
     assert {"image/style", "image/style_2"} <= set(events.Tags()["images"])
     assert (run_dir / "final.png").is_file()
+
+
+@pytest.mark.parametrize("name", ["result.jpg", "result.webp", "result.tif"])
+def test_the_result_in_another_format(tiny_config, workdir, name):
+    run(
+        "--config",
+        str(tiny_config()),
+        "--trainer.max_steps",
+        "1",
+        "--output.path",
+        name,
+        "--output.quality",
+        "90",
+    )
+    assert (workdir / name).stat().st_size > 0

@@ -115,3 +115,46 @@ def test_oversized_images_are_refused_before_decoding(tmp_path, monkeypatch):
     Image.new("RGB", (20, 20)).save(path)
     with pytest.raises(NSTError, match=r"is 20×20 px, over the 0 megapixels"):
         read_image(str(path), "style image")
+
+
+@pytest.mark.parametrize(
+    ("name", "quality", "tolerance"),
+    [
+        ("out.png", 95, 0.5 / 255),
+        ("out.jpg", 100, 6 / 255),
+        ("out.webp", 100, 0.5 / 255),
+        ("out.tif", 95, 0.5 / 65535),
+    ],
+)
+def test_each_output_format_round_trips_tagged_srgb(tmp_path, name, quality, tolerance):
+    import io
+
+    import tifffile
+    from PIL import ImageCms
+
+    image = torch.rand(1, 3, 12, 16)
+    image[..., :6, :] = torch.linspace(0, 1, 16)  # smooth rows, which JPEG keeps well
+    path = tmp_path / name
+    images.save_image(image, path, quality=quality)
+    if name.endswith(".tif"):
+        with tifffile.TiffFile(path) as tif:
+            pixels = tif.pages[0].asarray()
+            profile = tif.pages[0].tags["InterColorProfile"].value
+        assert pixels.dtype == np.uint16 and pixels.shape == (12, 16, 3)  # 16 bits per channel
+        back = torch.from_numpy(pixels.astype(np.float32) / 65535).permute(2, 0, 1)
+    else:
+        with Image.open(path) as opened:
+            profile = opened.info["icc_profile"]
+            assert opened.mode == "RGB"
+            back = torch.from_numpy(np.asarray(opened, dtype=np.float32) / 255).permute(2, 0, 1)
+    assert "sRGB" in ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(bytes(profile))))
+    top = slice(0, 6)  # the smooth part, for JPEG; lossless formats are checked everywhere
+    region = (..., top, slice(None)) if name.endswith(".jpg") else (...,)
+    assert (back[region] - image[0][region]).abs().max() <= tolerance + 1e-6
+
+
+def test_jpeg_quality_trades_size_for_fidelity(tmp_path):
+    image = torch.rand(1, 3, 64, 64)
+    images.save_image(image, tmp_path / "low.jpg", quality=30)
+    images.save_image(image, tmp_path / "high.jpg", quality=95)
+    assert (tmp_path / "low.jpg").stat().st_size < (tmp_path / "high.jpg").stat().st_size
