@@ -1,6 +1,7 @@
 """Reading, resizing and writing images as [1, 3, H, W] float tensors in [0, 1]."""
 
 import functools
+import io
 import os
 import warnings
 from pathlib import Path
@@ -43,7 +44,21 @@ def read_image(source: str, role: str = "image") -> Image.Image:
         raise NSTError(f"{role} {source} {_why_unreadable(path)}") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise NSTError(f"{role} {source} cannot be decoded ({error}); re-save or replace the file") from error
-    return _to_rgb(image)
+    return _to_rgb(_to_srgb(image))
+
+
+def _to_srgb(image: Image.Image) -> Image.Image:
+    """Pixels described by an embedded ICC profile (Adobe RGB, Display P3, a CMYK press, Lab)
+    are converted to sRGB, the space the network was trained in and results are written in."""
+    icc = image.info.get("icc_profile")
+    if not icc:
+        return image  # untagged: taken to be sRGB already
+    mode = "RGBA" if image.mode in ("RGBA", "LA", "PA") else "RGB"
+    try:
+        embedded = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        return ImageCms.profileToProfile(image, embedded, _srgb(), outputMode=mode)
+    except (ImageCms.PyCMSError, OSError, ValueError):  # a profile Little CMS cannot use: as if untagged
+        return image
 
 
 def _why_unreadable(path: Path) -> str:
@@ -119,10 +134,15 @@ OUTPUT_FORMATS = {
 
 
 @functools.cache
+def _srgb() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@functools.cache
 def srgb_profile() -> bytes:
     """The sRGB ICC profile every result is tagged with: its pixels are sRGB, and saying so
     keeps colour-managed viewers and printers from guessing."""
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return _srgb().tobytes()
 
 
 def save_image(image: Tensor, path: str | os.PathLike, quality: int = 95) -> None:

@@ -43,6 +43,18 @@ def png_48_bit(path):
     path.write_bytes(png + chunk(b"IEND", b""))
 
 
+def lab_with_profile(path):
+    """CIELAB pixels (L 50%, a = b = 0: a neutral mid grey) described by an embedded Lab profile."""
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    Image.new("LAB", (8, 6), (128, 128, 128)).save(path, icc_profile=profile)
+
+
+def srgb_tagged(path):
+    Image.new("RGB", (8, 6), (200, 100, 50)).save(path, icc_profile=images.srgb_profile())
+
+
 def saved(mode, size, colour, name="image.png"):
     return lambda path: Image.new(mode, size, colour).save(path), name
 
@@ -59,6 +71,8 @@ VALID = [
     pytest.param(lambda p: Image.fromarray(np.full((6, 8), 32768, dtype=np.uint16)).save(p), "deep.png", (8, 6), (128, 128, 128), id="16-bit-grey"),
     pytest.param(png_48_bit, "deep.png", (6, 4), (255, 128, 0), id="16-bit-rgb"),
     pytest.param(exif_rotated, "photo.jpg", (20, 40), (200, 0, 0), id="exif-rotated"),
+    pytest.param(lab_with_profile, "lab.tif", (8, 6), (119, 119, 119), id="icc-profile-lab"),
+    pytest.param(srgb_tagged, "tagged.png", (8, 6), (200, 100, 50), id="icc-profile-srgb"),
 ]  # fmt: skip
 
 
