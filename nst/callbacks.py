@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import TQDMProgressBar
@@ -10,6 +11,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
 from nst import runs
+from nst.colour import original_colours
 from nst.errors import NSTError
 from nst.images import OUTPUT_FORMATS, save_image
 
@@ -67,9 +69,19 @@ class FinalImage(Callback):
             or .tif (16 bits per channel); tagged sRGB.
         overwrite: Replace an existing file at ``path`` (otherwise the run refuses to start).
         quality: JPEG and WebP quality, 1-100 (WebP 100 is lossless).
+        original_colours: Keep the content's colours: the result's luminance with the content
+            image's chroma, in ``yiq`` or ``ycbcr`` (applied to the written images; checkpoints
+            keep the optimised image).
     """
 
-    def __init__(self, path: str | None = None, overwrite: bool = False, quality: int = 95) -> None:
+    def __init__(
+        self,
+        path: str | None = None,
+        overwrite: bool = False,
+        quality: int = 95,
+        original_colours: Literal["yiq", "ycbcr"] | None = None,
+    ) -> None:
+        self.original_colours = original_colours
         self.path = path
         self.overwrite = overwrite
         self.quality = quality
@@ -92,12 +104,16 @@ class FinalImage(Callback):
     @rank_zero_only
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         pl_module.check_finite()  # never a NaN or black final.png
+        image = pl_module.image
+        content = trainer.datamodule.content if trainer.datamodule is not None else None
+        if self.original_colours and content is not None:
+            image = original_colours(image.detach(), content, self.original_colours)
         # Without a logger Lightning's log_dir is the working directory: not ours to write into.
         if trainer.logger is not None and trainer.log_dir is not None:
-            save_image(pl_module.image, Path(trainer.log_dir) / runs.RESULT)
+            save_image(image, Path(trainer.log_dir) / runs.RESULT)
         if self.path:
             try:
-                save_image(pl_module.image, self.path, self.quality)
+                save_image(image, self.path, self.quality)
             except OSError as error:
                 raise NSTError(f"cannot write output.path {self.path} ({error})") from error
 

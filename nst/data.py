@@ -9,6 +9,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from nst import download
+from nst.colour import match_colours
 from nst.errors import NSTError
 from nst.images import load_image, read_image, resize_long_side, to_tensor
 
@@ -44,6 +45,8 @@ class StyleTransferData(LightningDataModule):
         style: Style image: a local path or an http(s) URL; or a list of them, whose style
             targets (Gram matrices) are blended by ``style_blend``.
         style_blend: One weight per style image (default: equal); normalised to sum to 1.
+        match_colours: Give each style image the content's colour mean and covariance before
+            the run, so the result takes the painting's strokes but keeps the photo's palette.
         size: The result's size in pixels: its long side (the content's aspect ratio is kept;
             a texture without content is square), or ``[width, height]``.
         style_size: Long side of the style image in pixels (default: the result's long side).
@@ -60,6 +63,7 @@ class StyleTransferData(LightningDataModule):
         style_size: int | None = None,
         style_scale: float | None = None,
         style_blend: list[float] | None = None,
+        match_colours: bool = False,
     ) -> None:
         super().__init__()
         styles = style if isinstance(style, list) else [] if style is None else [style]
@@ -113,6 +117,8 @@ class StyleTransferData(LightningDataModule):
             scale = self.hparams.style_scale or 1.0
             long_side = self.hparams.style_size or max(1, round(scale * max(self.shape)))
             self.styles = [load_image(s, long_side, "style image") for s in self._style_sources()]
+            if self.hparams.match_colours and self.content is not None:
+                self.styles = [match_colours(style, self.content) for style in self.styles]
             self.style = self.styles[0]
             weights = self.hparams.style_blend or [1.0] * len(self.styles)
             self.blend = [w / sum(weights) for w in weights]

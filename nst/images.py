@@ -142,7 +142,12 @@ def _srgb() -> ImageCms.ImageCmsProfile:
 def srgb_profile() -> bytes:
     """The sRGB ICC profile every result is tagged with: its pixels are sRGB, and saying so
     keeps colour-managed viewers and printers from guessing."""
-    return _srgb().tobytes()
+    profile = bytearray(_srgb().tobytes())
+    # Little CMS stamps a new profile with the time it was made; without the stamp (and the
+    # checksum over it) the same image gives the same file in every run, which resumes rely on.
+    profile[24:36] = bytes(12)  # ICC header: creation date and time
+    profile[84:100] = bytes(16)  # ICC header: profile ID, zero meaning "not computed"
+    return bytes(profile)
 
 
 def save_image(image: Tensor, path: str | os.PathLike, quality: int = 95) -> None:

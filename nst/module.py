@@ -356,7 +356,7 @@ def _get(settings: Any, key: str) -> Any:
 
 
 _RUN_IDENTITY_MODEL = ("content_layers", "style_layers", "weights", "pooling", "padding", "optimizer")
-_RUN_IDENTITY_DATA = ("content", "style", "size", "style_size", "style_scale", "style_blend")
+_RUN_IDENTITY_DATA = ("content", "style", "size", "style_size", "style_scale", "style_blend", "match_colours")
 
 
 def _size(image: Tensor) -> str:

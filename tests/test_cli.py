@@ -311,3 +311,14 @@ def test_the_result_in_another_format(tiny_config, workdir, name):
         "90",
     )
     assert (workdir / name).stat().st_size > 0
+
+
+def test_original_colours_and_matched_colours_from_the_command_line(tiny_config, workdir, images):
+    from nst.colour import to_space
+    from nst.images import load_image
+
+    run("--config", str(tiny_config()), "--output.original_colours", "yiq", "--data.match_colours", "true")
+    final = load_image(str(workdir / "logs" / "tiny" / "version_0" / "final.png"), 32)
+    content = load_image(str(images["content"]), 32)
+    chroma = (to_space(final, "yiq")[:, 1:] - to_space(content, "yiq")[:, 1:]).abs().mean()
+    assert chroma < 0.02  # the photo's colours, up to 8-bit rounding and clipping

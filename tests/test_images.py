@@ -172,3 +172,17 @@ def test_jpeg_quality_trades_size_for_fidelity(tmp_path):
     images.save_image(image, tmp_path / "low.jpg", quality=30)
     images.save_image(image, tmp_path / "high.jpg", quality=95)
     assert (tmp_path / "low.jpg").stat().st_size < (tmp_path / "high.jpg").stat().st_size
+
+
+def test_the_same_image_gives_the_same_file_in_another_process(tmp_path):
+    import subprocess
+    import sys
+
+    image = torch.rand(1, 3, 6, 8)
+    torch.save(image, tmp_path / "image.pt")
+    script = "import sys, torch; from nst.images import save_image; save_image(torch.load(sys.argv[1]), sys.argv[2])"
+    for name in ("a.png", "b.png"):  # separate processes: nothing cached between them
+        subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / "image.pt"), str(tmp_path / name)], check=True
+        )
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()

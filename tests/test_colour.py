@@ -1,0 +1,29 @@
+"""Colour control: the content's colours kept after the run, or given to the style before it."""
+
+import pytest
+import torch
+
+from nst.colour import match_colours, original_colours, to_space
+
+
+@pytest.mark.parametrize("space", ["yiq", "ycbcr"])
+def test_original_colours_keep_the_results_luminance_and_the_contents_chroma(space):
+    torch.manual_seed(0)
+    result = torch.rand(1, 3, 8, 10) * 0.5 + 0.25  # mid-range, so nothing is clipped
+    content = torch.rand(1, 3, 8, 10) * 0.2 + 0.4
+    mixed = to_space(original_colours(result, content, space), space)
+    assert torch.allclose(mixed[:, 0], to_space(result, space)[:, 0], atol=1e-5)  # luminance: the result's
+    assert torch.allclose(mixed[:, 1:], to_space(content, space)[:, 1:], atol=1e-5)  # chroma: the content's
+
+
+def test_matched_style_has_the_contents_colour_statistics():
+    torch.manual_seed(0)
+    style = torch.rand(1, 3, 20, 20) * torch.tensor([0.3, 0.1, 0.2]).view(1, 3, 1, 1) + 0.4
+    content = torch.rand(1, 3, 16, 24) * torch.tensor([0.1, 0.25, 0.15]).view(1, 3, 1, 1) + 0.3
+    matched = match_colours(style, content)
+    assert matched.shape == style.shape
+    flat, target = matched[0].flatten(1), content[0].flatten(1)
+    assert torch.allclose(flat.mean(1), target.mean(1), atol=1e-4)
+    assert torch.allclose(torch.cov(flat), torch.cov(target), atol=1e-4)
+    # The structure is the style's: the transfer is linear, so correlations between pixels stay.
+    assert torch.corrcoef(torch.stack([matched[0, 0].flatten(), style[0, 0].flatten()]))[0, 1].abs() > 0.5
