@@ -105,9 +105,12 @@ class FinalImage(Callback):
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         pl_module.check_finite()  # never a NaN or black final.png
         image = pl_module.image
-        content = trainer.datamodule.content if trainer.datamodule is not None else None
-        if self.original_colours and content is not None:
-            image = original_colours(image.detach(), content, self.original_colours)
+        data = trainer.datamodule
+        colour = getattr(data, "colour_content", None)  # a luminance-only run: colours come back here
+        content = colour if colour is not None else getattr(data, "content", None)
+        space = self.original_colours or ("yiq" if colour is not None else None)
+        if space and content is not None:
+            image = original_colours(image.detach(), content, space)
         # Without a logger Lightning's log_dir is the working directory: not ours to write into.
         if trainer.logger is not None and trainer.log_dir is not None:
             save_image(image, Path(trainer.log_dir) / runs.RESULT)

@@ -43,6 +43,16 @@ def match_colours(style: Tensor, content: Tensor) -> Tensor:
     return matched.reshape(style.shape).to(style).clamp(0, 1)
 
 
+def luminance(image: Tensor, like: Tensor | None = None) -> Tensor:
+    """The image's YIQ luminance as a grey RGB image; with ``like``, its mean and spread matched
+    to ``like``'s luminance (so a dark painting does not darken the photo)."""
+    y = to_space(image, "yiq")[:, :1]
+    if like is not None:
+        target = to_space(like.to(image), "yiq")[:, :1]
+        y = (y - y.mean()) / y.std().clamp(min=1e-8) * target.std() + target.mean()
+    return y.clamp(0, 1).expand(-1, 3, -1, -1).contiguous()
+
+
 def _sqrtm(matrix: Tensor) -> Tensor:
     values, vectors = torch.linalg.eigh(matrix)
     return vectors @ torch.diag(values.clamp(min=0).sqrt()) @ vectors.T

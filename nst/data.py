@@ -9,7 +9,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from nst import download
-from nst.colour import match_colours
+from nst.colour import luminance, match_colours
 from nst.errors import NSTError
 from nst.images import load_image, read_image, resize_long_side, to_tensor
 
@@ -47,6 +47,9 @@ class StyleTransferData(LightningDataModule):
         style_blend: One weight per style image (default: equal); normalised to sum to 1.
         match_colours: Give each style image the content's colour mean and covariance before
             the run, so the result takes the painting's strokes but keeps the photo's palette.
+        luminance_only: Transfer style in luminance only (Gatys et al. 2017): the run sees grey
+            content and style images (the style's luminance matched to the content's), and the
+            written result takes its colours from the content image.
         size: The result's size in pixels: its long side (the content's aspect ratio is kept;
             a texture without content is square), or ``[width, height]``.
         style_size: Long side of the style image in pixels (default: the result's long side).
@@ -64,6 +67,7 @@ class StyleTransferData(LightningDataModule):
         style_scale: float | None = None,
         style_blend: list[float] | None = None,
         match_colours: bool = False,
+        luminance_only: bool = False,
     ) -> None:
         super().__init__()
         styles = style if isinstance(style, list) else [] if style is None else [style]
@@ -93,6 +97,7 @@ class StyleTransferData(LightningDataModule):
         self.style: Tensor | None = None  # the (first) style image
         self.styles: list[Tensor] = []  # every style image, blended by self.blend
         self.blend: list[float] = []
+        self.colour_content: Tensor | None = None  # the content in colour, when the run sees it grey
         self.shape: tuple[int, int] | None = None  # (height, width) of the result
 
     def prepare_data(self) -> None:
@@ -113,6 +118,8 @@ class StyleTransferData(LightningDataModule):
             self.shape = tuple(self.content.shape[-2:])
         else:
             self.shape = (size[1], size[0]) if isinstance(size, list) else (size, size)
+        if self.hparams.luminance_only and self.content is not None:
+            self.colour_content, self.content = self.content, luminance(self.content)
         if self.hparams.style is not None:
             scale = self.hparams.style_scale or 1.0
             long_side = self.hparams.style_size or max(1, round(scale * max(self.shape)))
@@ -120,6 +127,8 @@ class StyleTransferData(LightningDataModule):
             if self.hparams.match_colours and self.content is not None:
                 self.styles = [match_colours(style, self.content) for style in self.styles]
             self.style = self.styles[0]
+            if self.hparams.luminance_only and self.content is not None:
+                self.styles = [luminance(style, like=self.content) for style in self.styles]
             weights = self.hparams.style_blend or [1.0] * len(self.styles)
             self.blend = [w / sum(weights) for w in weights]
 

@@ -13,6 +13,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from nst import reuse
+from nst.colour import luminance
 from nst.errors import NSTError
 from nst.images import read_image, resize_tensor, to_tensor
 from nst.losses import content_loss, gram, style_loss, tv_loss
@@ -96,6 +97,7 @@ class StyleTransfer(LightningModule):
         # no content image: texture synthesis).
         self.has_content = True
         self.has_style = True
+        self.grey = False
 
     @property
     def content_layers(self) -> list[str]:
@@ -121,6 +123,8 @@ class StyleTransfer(LightningModule):
         # also calls), so that reading an image out of a checkpoint needs no weights.
         data = self._data()
         self.check_data(data)
+        # A luminance-only run optimises a grey image: its colours come from the content at the end.
+        self.grey = getattr(data, "colour_content", None) is not None
         if self.vgg is None:
             h = self.hparams
             stack = reuse.features(depth_for(self.layers), h.pooling, h.weights, h.padding)
@@ -289,6 +293,8 @@ class StyleTransfer(LightningModule):
         # every evaluation sees a valid image.
         with torch.no_grad():
             self.image.clamp_(0, 1)
+            if self.grey:  # projected back onto grey images, as onto [0, 1]
+                self.image.copy_(luminance(self.image))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         h = self.hparams
@@ -356,7 +362,16 @@ def _get(settings: Any, key: str) -> Any:
 
 
 _RUN_IDENTITY_MODEL = ("content_layers", "style_layers", "weights", "pooling", "padding", "optimizer")
-_RUN_IDENTITY_DATA = ("content", "style", "size", "style_size", "style_scale", "style_blend", "match_colours")
+_RUN_IDENTITY_DATA = (
+    "content",
+    "style",
+    "size",
+    "style_size",
+    "style_scale",
+    "style_blend",
+    "match_colours",
+    "luminance_only",
+)
 
 
 def _size(image: Tensor) -> str:

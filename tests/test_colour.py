@@ -27,3 +27,26 @@ def test_matched_style_has_the_contents_colour_statistics():
     assert torch.allclose(torch.cov(flat), torch.cov(target), atol=1e-4)
     # The structure is the style's: the transfer is linear, so correlations between pixels stay.
     assert torch.corrcoef(torch.stack([matched[0, 0].flatten(), style[0, 0].flatten()]))[0, 1].abs() > 0.5
+
+
+def test_luminance_only_runs_on_grey_images_and_gives_back_the_contents_colours(tmp_path, images):
+    from lightning.pytorch import Trainer
+
+    from nst import StyleTransfer, StyleTransferData
+    from nst.images import load_image
+
+    data = StyleTransferData(str(images["content"]), str(images["style"]), size=32, luminance_only=True)
+    module = StyleTransfer(weights="random", content_layers=["conv2_2"], style_layers=["conv1_1", "conv2_1"])
+    from nst.callbacks import FinalImage
+
+    out = tmp_path / "result.png"
+    Trainer(max_steps=3, default_root_dir=tmp_path, logger=False, enable_checkpointing=False,
+            enable_progress_bar=False, enable_model_summary=False,
+            callbacks=[FinalImage(str(out))]).fit(module, data)  # fmt: skip
+    for grey in (data.content, *data.styles, module.image.detach()):
+        assert torch.allclose(grey[:, 0], grey[:, 1]) and torch.allclose(grey[:, 1], grey[:, 2])
+    colour = load_image(str(images["content"]), 32)
+    assert torch.equal(data.colour_content, colour)
+    written = load_image(str(out), 32)
+    chroma = (to_space(written, "yiq")[:, 1:] - to_space(colour, "yiq")[:, 1:]).abs().mean()
+    assert chroma < 0.02  # the photo's colours on the grey result's luminance
