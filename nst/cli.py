@@ -339,15 +339,16 @@ def _stop_on_signals() -> dict[int, Any]:
     return {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
 
 
+def config_files(args: list[str]) -> list[str]:
+    """The values of every ``--config``/``-c`` in command-line arguments, in order."""
+    found = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg in ("-c", "--config")]
+    return found + [arg.removeprefix("--config=") for arg in args if arg.startswith("--config=")]
+
+
 def _check_config_files(args: list[str]) -> None:
     # jsonargparse reports a broken YAML file without its name; this names the file and the line.
-    for i, arg in enumerate(args):
-        if arg in ("-c", "--config") and i + 1 < len(args):
-            path = Path(args[i + 1])
-        elif arg.startswith("--config="):
-            path = Path(arg.removeprefix("--config="))
-        else:
-            continue
+    for given in config_files(args):
+        path = Path(given)
         if not path.exists() and (":" in path.name or "\n" in str(path)):
             continue  # a config given inline, as jsonargparse allows
         if not path.is_file():

@@ -173,15 +173,9 @@ def _split_args(args: list[str]) -> tuple[Path, bool, list[str]]:
     return sweep_file, resume, rest
 
 
-def _config_name(args: list[str]) -> str:
-    configs = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("-c", "--config")]
-    configs += [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
-    return Path(configs[-1]).stem if configs else "nst"
-
-
 def run_sweep(args: list[str], new_run_dirs: list[list[Path]]) -> Path:
     """Run (or continue) every cell of a sweep, then draw its figures; returns the sweep directory."""
-    from nst.cli import make_cli  # the sweep drives the same command line as fit
+    from nst.cli import config_files, make_cli  # the sweep drives the same command line as fit
 
     sweep_file, resume, base = _split_args(args)
     if any(a.startswith("--output.") for a in base):
@@ -190,10 +184,11 @@ def run_sweep(args: list[str], new_run_dirs: list[list[Path]]) -> Path:
             "each cell's final.png is in its directory"
         )
     sweep = read_sweep(sweep_file)
-    if sweep.config and not any(a in ("-c", "--config") or a.startswith("--config=") for a in base):
+    if sweep.config and not config_files(base):
         base = ["--config", sweep.config, *base]
     cells = sweep.cells()
-    root = Path("logs") / (sweep.name or f"{_config_name(base)}-{sweep_file.stem}")
+    configs = config_files(base)
+    root = Path("logs") / (sweep.name or f"{Path(configs[-1]).stem if configs else 'nst'}-{sweep_file.stem}")
 
     inputs = check_cells(sweep, base)
 
