@@ -41,6 +41,14 @@ def thin(items: list, at_most: int) -> list:
     return [items[round(i * (len(items) - 1) / (at_most - 1))] for i in range(at_most)]
 
 
+def read_frame(path: Path, size: tuple[int, int]) -> Image.Image:
+    """The frame at ``path`` at ``size`` (width, height): the frames of a multi-scale run's
+    early phases are smaller than the result, and an animation's frames share one size."""
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+    return image if image.size == size else image.resize(size, Image.Resampling.BICUBIC)
+
+
 def label(image: Image.Image, text: str) -> Image.Image:
     """``image`` with ``text`` in a dark band in its bottom-left corner."""
     image = image.convert("RGB")
@@ -150,7 +158,8 @@ class Animation(Callback):
             return
         self._take(trainer, pl_module)  # the last step, whatever the interval
         frames = thin(frames_of(run_dir), self.max_frames)
-        labelled = (label(Image.open(path), f"step {step}") for step, path in frames)
+        size = (pl_module.image.shape[-1], pl_module.image.shape[-2])
+        labelled = (label(read_frame(path, size), f"step {step}") for step, path in frames)
         write_animation(labelled, run_dir / f"animation.{self.format}", self.fps)
 
     def _take(self, trainer: Trainer, pl_module: LightningModule) -> None:

@@ -149,3 +149,11 @@ class StepProgressBar(TQDMProgressBar):
 
     def on_train_epoch_end(self, *_: object) -> None:
         pass
+
+    def get_metrics(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, int | str | float]:
+        metrics = super().get_metrics(trainer, pl_module)
+        phases = getattr(pl_module, "hparams", {}).get("phases")
+        if phases:  # a multi-scale run: which phase, at which size
+            phase = pl_module.phase
+            metrics["phase"] = f"{phase + 1}/{len(phases)} at {phases[phase]['size']} px"
+        return metrics

@@ -9,6 +9,7 @@ import argparse
 import copy
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -33,6 +34,7 @@ from nst.checkpointing import AtomicCheckpointIO, RunCheckpoint, RunInterrupted,
 from nst.data import StyleTransferData
 from nst.errors import NSTError
 from nst.module import StyleTransfer, check_same_run
+from nst.phases import total_steps
 
 LOGGER = "lightning.pytorch.loggers.TensorBoardLogger"
 TRAINER_DEFAULTS: dict[str, Any] = {
@@ -133,6 +135,7 @@ class StyleTransferCLI(LightningCLI):
         if self.subcommand != "fit":
             return
         config = self.config.fit
+        _length_from_phases(config)
         logger = config.trainer.logger
         if not (hasattr(logger, "class_path") and logger.class_path.endswith("TensorBoardLogger")):
             return  # a logger of the user's own: its directories are its business
@@ -196,6 +199,21 @@ class StyleTransferCLI(LightningCLI):
             if isinstance(callback, RunConfig) and self.config_as_given is not None:
                 callback.config = self.config_as_given
         return trainer
+
+
+def _length_from_phases(config: Any) -> None:
+    # A multi-scale run lasts as long as its phases, so trainer.max_steps follows them; a
+    # different length given on purpose is refused rather than cut or stretched.
+    phases = config.model.phases
+    if not phases:
+        return
+    total, given = total_steps(phases), config.trainer.max_steps
+    if given not in (TRAINER_DEFAULTS["max_steps"], -1, None, total):
+        raise NSTError(
+            f"trainer.max_steps is {given} but model.phases add up to {total} steps; leave "
+            "trainer.max_steps out (the phases set it) or change the phases' steps"
+        )
+    config.trainer.max_steps = total
 
 
 def _read_checkpoint(path: str) -> dict[str, Any]:
@@ -367,12 +385,35 @@ def _check_config_files(args: list[str]) -> None:
             raise NSTError(f"config {path} is not a YAML mapping of options such as 'model:' and 'data:'")
 
 
+_UNION_ERROR = re.compile(
+    r'^(?P<key>Parser key "[^"]+"): Does not validate against any of the Union subtypes '
+    r"Subtypes: .*? Errors: - (?P<errors>.*?) Given value type: .*? Given value: (?P<value>.*)$"
+)
+
+
+def _plain_parser_error(message: str) -> str:
+    """jsonargparse's report on an option of several types (``int | list[int]``, ``X | None``),
+    cut to what was wrong with the value: null was never what the user meant."""
+    match = _UNION_ERROR.match(message)
+    if match is None:
+        return message
+    errors = [e for e in match["errors"].split(" - ") if "NoneType" not in e]
+    errors = [re.sub(r"<class '(\w+)'>", r"\1", e).replace("Expected a ", "expected ") for e in errors]
+    if len(errors) == 1 and "Got value" in errors[0]:
+        return f"{match['key']}: {errors[0]}"
+    expected = " or ".join(e.removeprefix("expected ") for e in errors)
+    return f"{match['key']}: expected {expected}. Got value: {match['value']}"
+
+
 def _one_line(error: BaseException) -> str | None:
     """The message a user sees for ``error``, or None for a bug, which keeps its traceback."""
     if isinstance(error, NSTError):
         return str(error)
     if isinstance(error, argparse.ArgumentError):  # from the config parser
-        return " ".join(str(error).split()) + " (python cli.py fit --help lists the options)"
+        return (
+            _plain_parser_error(" ".join(str(error).split()))
+            + " (python cli.py fit --help lists the options)"
+        )
     if isinstance(error, MisconfigurationException):  # Lightning's own checks of trainer options
         message = " ".join(str(error).split())
         if any(word in message.lower() for word in ("gpu", "cuda", "mps")):

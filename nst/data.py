@@ -1,6 +1,7 @@
 """The content and style images of a run, as a LightningDataModule."""
 
 import math
+from dataclasses import dataclass, field
 
 import torch
 from lightning.pytorch import LightningDataModule
@@ -11,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 from nst import download
 from nst.colour import luminance, match_colours
 from nst.errors import NSTError
-from nst.images import load_image, read_image, resize_long_side, to_tensor
+from nst.images import read_image, resize_long_side, to_tensor
 
 
 class _PairIndices(Dataset):
@@ -31,6 +32,17 @@ class _PairIndices(Dataset):
 
     def __getitem__(self, index: int) -> Tensor:
         return torch.arange(self.pairs)
+
+
+@dataclass(frozen=True)
+class Images:
+    """The images of a run at one size (a multi-scale run has one such set per phase)."""
+
+    shape: tuple[int, int]  # (height, width) of the result
+    content: Tensor | None = None
+    style: Tensor | None = None  # the (first) style image
+    styles: list[Tensor] = field(default_factory=list)  # every style image, as the style loss sees them
+    colour_content: Tensor | None = None  # the content in colour, when the run sees it grey
 
 
 class StyleTransferData(LightningDataModule):
@@ -99,6 +111,9 @@ class StyleTransferData(LightningDataModule):
         self.blend: list[float] = []
         self.colour_content: Tensor | None = None  # the content in colour, when the run sees it grey
         self.shape: tuple[int, int] | None = None  # (height, width) of the result
+        self._content: Image.Image | None = None  # as read, before any resizing
+        self._styles: list[Image.Image] = []
+        self._sized: dict[int, Images] = {}
 
     def prepare_data(self) -> None:
         # Runs once per machine before setup: downloads URLs into the cache.
@@ -109,28 +124,59 @@ class StyleTransferData(LightningDataModule):
     def setup(self, stage: str) -> None:
         if self.shape is not None:
             return
-        size = self.hparams.size
         if self.hparams.content is not None:
-            image = read_image(self.hparams.content, "content image")
+            self._content = read_image(self.hparams.content, "content image")
+        self._styles = [read_image(s, "style image") for s in self._style_sources()]
+        weights = self.hparams.style_blend or [1.0] * len(self._styles)
+        self.blend = [w / sum(weights) for w in weights]
+        images = self.at(self.long_side)
+        self.shape, self.content, self.style = images.shape, images.content, images.style
+        self.styles, self.colour_content = images.styles, images.colour_content
+
+    @property
+    def long_side(self) -> int:
+        """The long side of the result in pixels."""
+        size = self.hparams.size
+        return max(size) if isinstance(size, list) else size
+
+    def at(self, long_side: int) -> Images:
+        """The images for a result of this long side (the run's own size gives the attributes
+        ``content``, ``styles``, ...): the aspect ratio is kept, and the style image is scaled
+        with the result, so that its strokes keep their size relative to the picture."""
+        if long_side not in self._sized:
+            self._sized[long_side] = self._images_at(long_side)
+        return self._sized[long_side]
+
+    def _images_at(self, long_side: int) -> Images:
+        size, scale = self.hparams.size, long_side / self.long_side
+        content = None
+        if self._content is not None:
             if isinstance(size, list):  # exactly as asked, even if that changes the aspect ratio
-                image = image.resize(tuple(size), Image.Resampling.BICUBIC)
-            self.content = to_tensor(resize_long_side(image, size) if isinstance(size, int) else image)
-            self.shape = tuple(self.content.shape[-2:])
+                width, height = (max(1, round(v * scale)) for v in size)
+                content = to_tensor(self._content.resize((width, height), Image.Resampling.BICUBIC))
+            else:
+                content = to_tensor(resize_long_side(self._content, long_side))
+            shape = tuple(content.shape[-2:])
+        elif isinstance(size, list):
+            shape = (max(1, round(size[1] * scale)), max(1, round(size[0] * scale)))
         else:
-            self.shape = (size[1], size[0]) if isinstance(size, list) else (size, size)
-        if self.hparams.luminance_only and self.content is not None:
-            self.colour_content, self.content = self.content, luminance(self.content)
-        if self.hparams.style is not None:
-            scale = self.hparams.style_scale or 1.0
-            long_side = self.hparams.style_size or max(1, round(scale * max(self.shape)))
-            self.styles = [load_image(s, long_side, "style image") for s in self._style_sources()]
-            if self.hparams.match_colours and self.content is not None:
-                self.styles = [match_colours(style, self.content) for style in self.styles]
-            self.style = self.styles[0]
-            if self.hparams.luminance_only and self.content is not None:
-                self.styles = [luminance(style, like=self.content) for style in self.styles]
-            weights = self.hparams.style_blend or [1.0] * len(self.styles)
-            self.blend = [w / sum(weights) for w in weights]
+            shape = (long_side, long_side)
+        colour_content = None
+        if self.hparams.luminance_only and content is not None:
+            colour_content, content = content, luminance(content)
+        if not self._styles:
+            return Images(shape, content, colour_content=colour_content)
+        if self.hparams.style_size:
+            style_side = max(1, round(self.hparams.style_size * scale))
+        else:
+            style_side = max(1, round((self.hparams.style_scale or 1.0) * max(shape)))
+        styles = [to_tensor(resize_long_side(style, style_side)) for style in self._styles]
+        if self.hparams.match_colours and content is not None:
+            styles = [match_colours(style, content) for style in styles]
+        style = styles[0]
+        if self.hparams.luminance_only and content is not None:
+            styles = [luminance(style, like=content) for style in styles]
+        return Images(shape, content, style, styles, colour_content)
 
     def _style_sources(self) -> list[str]:
         style = self.hparams.style

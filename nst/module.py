@@ -17,12 +17,14 @@ from nst.colour import luminance
 from nst.errors import NSTError
 from nst.images import read_image, resize_tensor, to_tensor
 from nst.losses import content_loss, gram, style_loss, tv_loss
+from nst.phases import Phase, check_phases, phase_at, total_steps
 from nst.vgg import VGGFeatures, depth_for, layer_index, min_side
 from nst.weights import check_weights_option
 
 INIT_KEYWORDS = ("content", "noise", "style")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 _FULL_PRECISION = ("32-true", "64-true")
+_WEIGHTS = ("content_weight", "style_weight", "tv_weight")
 
 
 class StyleTransfer(LightningModule):
@@ -49,6 +51,12 @@ class StyleTransfer(LightningModule):
         pooling: ``max`` (torchvision's network) or ``avg`` (Gatys et al.'s choice, smoother results).
         padding: Padding of the first convolution: ``zeros`` (torchvision's) or ``replicate``,
             which avoids the frame that zero padding lets the style loss paint along the edges.
+        phases: Multi-scale (coarse to fine): phases run in order, each at its own long side
+            (``size``) for ``steps`` steps, each starting from the previous result upscaled, with
+            the style image scaled along. A phase may set its own optimizer, lr, lbfgs_history,
+            content_weight, style_weight and tv_weight (default: the settings above). The last
+            phase makes the result, so its size is data.size's long side; trainer.max_steps is
+            the phases' total (the command line sets it).
     """
 
     def __init__(
@@ -66,6 +74,7 @@ class StyleTransfer(LightningModule):
         weights: str = "imagenet",
         pooling: Literal["max", "avg"] = "max",
         padding: Literal["zeros", "replicate"] = "zeros",
+        phases: list[Phase] | None = None,
     ) -> None:
         super().__init__()
         _check_layers(content_layers, style_layers, style_layer_weights)
@@ -86,6 +95,8 @@ class StyleTransfer(LightningModule):
             raise NSTError(f"model.lr must be a positive number, got {lr}")
         if lbfgs_history < 1:
             raise NSTError(f"model.lbfgs_history must be at least 1, got {lbfgs_history}")
+        if phases is not None:
+            check_phases(phases)
         self.save_hyperparameters()
         # The frozen VGG19 is rebuilt from `weights`, never stored: checkpoints hold the image only.
         self.strict_loading = False
@@ -98,6 +109,29 @@ class StyleTransfer(LightningModule):
         self.has_content = True
         self.has_style = True
         self.grey = False
+        self.phase = 0  # index into phases; a run without phases has one, at data.size
+
+    def setting(self, name: str, phase: int | None = None) -> Any:
+        """A model setting as a phase (default: the current one) has it: its own value, else the model's."""
+        phases = self.hparams.phases
+        value = phases[self.phase if phase is None else phase].get(name) if phases else None
+        return self.hparams[name] if value is None else value
+
+    def _phase_settings(self) -> list[dict[str, Any]]:
+        """Every phase's settings (one for a run without phases), for checks before the run."""
+        return [
+            {name: self.setting(name, i) for name in ("optimizer", *_WEIGHTS)}
+            for i in range(len(self.hparams.phases or [None]))
+        ]
+
+    def _long_side(self, data: Any, phase: int | None = None) -> int:
+        phases = self.hparams.phases
+        return phases[self.phase if phase is None else phase]["size"] if phases else data.long_side
+
+    def _images(self) -> Any:
+        """The images of the current phase."""
+        data = self._data()
+        return data.at(self._long_side(data))
 
     @property
     def content_layers(self) -> list[str]:
@@ -123,6 +157,15 @@ class StyleTransfer(LightningModule):
         # also calls), so that reading an image out of a checkpoint needs no weights.
         data = self._data()
         self.check_data(data)
+        phases = self.hparams.phases
+        if phases and self.trainer.max_steps != total_steps(phases):
+            raise NSTError(
+                f"trainer.max_steps is {self.trainer.max_steps} but model.phases add up to "
+                f"{total_steps(phases)} steps; set trainer.max_steps to {total_steps(phases)}"
+            )
+        for settings in self._phase_settings():
+            if settings["optimizer"] == "lbfgs":
+                _check_lbfgs_precision(str(self.trainer.precision))
         # A luminance-only run optimises a grey image: its colours come from the content at the end.
         self.grey = getattr(data, "colour_content", None) is not None
         if self.vgg is None:
@@ -130,16 +173,26 @@ class StyleTransfer(LightningModule):
             stack = reuse.features(depth_for(self.layers), h.pooling, h.weights, h.padding)
             self.vgg = VGGFeatures(self.layers, stack)
         if self.image is None:
-            self.image = nn.Parameter(self._initial_image(data).contiguous())
+            self.image = nn.Parameter(self._initial_image(data.at(self._long_side(data, 0))).contiguous())
 
     def check_data(self, data: Any) -> None:
         """Check these settings against loaded images (a StyleTransferData after setup), before
         any network is built: layers and weights for the losses the images give, sizes, init."""
         self.has_content, self.has_style = data.content is not None, data.style is not None
         self._check_losses()
-        self._check_large_enough(data.shape, "result", "data.size")
-        for style in data.styles:
-            self._check_large_enough(tuple(style.shape[-2:]), "style image", "data.style_size")
+        phases = self.hparams.phases
+        if phases and phases[-1]["size"] != data.long_side:
+            raise NSTError(
+                f"the last of model.phases has size {phases[-1]['size']} but data.size's long side is "
+                f"{data.long_side}; the last phase makes the result, so give it that size"
+            )
+        for i, phase in enumerate(phases or [None]):
+            images = data.at(self._long_side(data, i))
+            where = f"model.phases[{i}].size" if phase else "data.size"
+            self._check_large_enough(images.shape, "result", where)
+            for style in images.styles:
+                where = f"model.phases[{i}].size" if phase else "data.style_size"
+                self._check_large_enough(tuple(style.shape[-2:]), "style image", where)
         init = self.hparams.init
         if init in ("content", "style") and getattr(data, init) is None:
             raise NSTError(f"model.init is {init} but there is no data.{init}; use noise or an image file")
@@ -163,14 +216,18 @@ class StyleTransfer(LightningModule):
                     f"model.{option}_layers is empty but data.{option} is given; name at least one "
                     f"VGG19 layer, or leave data.{option} out"
                 )
-        weights = [h.tv_weight]
-        weights += [h.content_weight] if self.has_content else []
-        weights += [h.style_weight * w for w in self.style_layer_weights] if self.has_style else []
-        if not any(weights):
-            raise NSTError(
-                "every loss weight of this run is zero, so there is nothing to optimise; "
-                "set model.content_weight or model.style_weight above 0"
+        for i, weight in enumerate(self._phase_settings()):
+            weights = [weight["tv_weight"]]
+            weights += [weight["content_weight"]] if self.has_content else []
+            weights += (
+                [weight["style_weight"] * w for w in self.style_layer_weights] if self.has_style else []
             )
+            if not any(weights):
+                where = f"model.phases[{i}]" if h.phases else "this run"
+                raise NSTError(
+                    f"every loss weight of {where} is zero, so there is nothing to optimise; "
+                    "set model.content_weight or model.style_weight above 0"
+                )
 
     def _check_large_enough(self, shape: tuple[int, ...], role: str, option: str) -> None:
         deepest = max(self.layers, key=layer_index)
@@ -181,21 +238,23 @@ class StyleTransfer(LightningModule):
                 f"at least {need} px on each side; raise {option}"
             )
 
-    def _initial_image(self, data: Any) -> Tensor:
+    def _initial_image(self, images: Any) -> Tensor:
         init = self.hparams.init or ("content" if self.has_content else "noise")
-        height, width = data.shape
+        height, width = images.shape
         if init == "content":
-            return data.content.clone()
+            return images.content.clone()
         if init == "noise":
             return torch.rand(1, 3, height, width)
         if init == "style":
-            return resize_tensor(data.style, (height, width))
+            return resize_tensor(images.style, (height, width))
         return to_tensor(read_image(init, "init image").resize((width, height), Image.Resampling.BICUBIC))
 
     def on_fit_start(self) -> None:
-        # Targets are computed once per run, under the same autocast as the training step,
-        # and kept out of the state dict (they are cheap to recompute, large to store).
-        data = self._data()
+        # Targets are computed once per run (per phase), under the same autocast as the training
+        # step, and kept out of the state dict (they are cheap to recompute, large to store).
+        self._compute_targets(self._images())
+
+    def _compute_targets(self, images: Any) -> None:
         # Same network, image, layers, device and precision: same targets (a sweep's cells share them).
         h = self.hparams
         key = (
@@ -208,10 +267,10 @@ class StyleTransfer(LightningModule):
         if self.has_content:
             self.content_targets = reuse.targets(
                 ("content", *key, *self.content_layers),
-                data.content,
+                images.content,
                 lambda: {
                     n: f.float()
-                    for n, f in self._features_of(data.content).items()
+                    for n, f in self._features_of(images.content).items()
                     if n in self.content_layers
                 },
             )
@@ -225,12 +284,13 @@ class StyleTransfer(LightningModule):
                         n: gram(f) for n, f in self._features_of(image).items() if n in self.style_layers
                     },
                 )
-                for image in data.styles
+                for image in images.styles
             ]
+            blend = self._data().blend
             self.style_targets = {
                 n: sum(
-                    (w * g[n] for w, g in zip(data.blend[1:], grams[1:], strict=True)),
-                    data.blend[0] * grams[0][n],
+                    (w * g[n] for w, g in zip(blend[1:], grams[1:], strict=True)),
+                    blend[0] * grams[0][n],
                 )
                 for n in self.style_layers
             }
@@ -243,17 +303,17 @@ class StyleTransfer(LightningModule):
 
     def compute_losses(self, image: Tensor) -> dict[str, Tensor]:
         """Weighted loss terms of ``image``: content, style, tv, total, and style/<layer>."""
-        h = self.hparams
+        content_weight, style_weight, tv_weight = (self.setting(name) for name in _WEIGHTS)
         features = self.vgg(image)
         zero = image.new_zeros((), dtype=torch.float32)
         content = sum((content_loss(features[n], self.content_targets[n]) for n in self.content_layers), zero)
         per_layer = {
-            f"style/{name}": h.style_weight * weight * style_loss(features[name], self.style_targets[name])
+            f"style/{name}": style_weight * weight * style_loss(features[name], self.style_targets[name])
             for name, weight in zip(self.style_layers, self.style_layer_weights, strict=False)
         }
         style = sum(per_layer.values(), zero)
-        tv = h.tv_weight * tv_loss(image) if h.tv_weight else zero
-        content = h.content_weight * content
+        tv = tv_weight * tv_loss(image) if tv_weight else zero
+        content = content_weight * content
         return {"content": content, "style": style, "tv": tv, "total": content + style + tv, **per_layer}
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
@@ -297,25 +357,60 @@ class StyleTransfer(LightningModule):
                 self.image.copy_(luminance(self.image))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        h = self.hparams
-        lr = h.lr or DEFAULT_LR[h.optimizer]
-        if h.optimizer == "adam":
+        optimizer = self.setting("optimizer")
+        lr = self.setting("lr") or DEFAULT_LR[optimizer]
+        if optimizer == "adam":
             return torch.optim.Adam([self.image], lr=lr)
-        precision = str(self.trainer.precision)
-        if precision not in _FULL_PRECISION:
-            raise NSTError(
-                f"L-BFGS needs full precision, but trainer.precision is {precision}: its line of descent "
-                "breaks down under reduced precision; use trainer.precision=32-true or model.optimizer=adam"
-            )
+        _check_lbfgs_precision(str(self.trainer.precision))
         # max_iter=1: one function evaluation per Lightning step, so trainer.max_steps counts
         # iterations; L-BFGS keeps its history in the optimizer state across steps.
-        return torch.optim.LBFGS([self.image], lr=lr, max_iter=1, history_size=h.lbfgs_history)
+        history = self.setting("lbfgs_history")
+        return torch.optim.LBFGS([self.image], lr=lr, max_iter=1, history_size=history)
+
+    # -- phases of a multi-scale run --------------------------------------------------------
+
+    def on_train_start(self) -> None:
+        if self.hparams.phases and self.global_step == 0:
+            self._mark_phase(0, self.phase)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # A phase begins before its first step, so a checkpoint taken at the end of a phase
+        # holds that phase's image and optimizer, and a resumed run crosses the boundary
+        # exactly where an uninterrupted one does.
+        phases = self.hparams.phases
+        if phases and (phase := phase_at(phases, self.global_step)) != self.phase:
+            self._enter_phase(phase)
+
+    def on_train_end(self) -> None:
+        if self.hparams.phases and self.global_step > 0:
+            self._mark_phase(self.global_step - 1, self.phase)
+
+    def _enter_phase(self, phase: int) -> None:
+        step = self.global_step
+        self._mark_phase(step - 1, self.phase)
+        self.phase = phase
+        images = self._images()
+        with torch.no_grad():
+            start = resize_tensor(self.image.detach().float(), images.shape).to(self.image.dtype)
+        self.image = nn.Parameter(start.contiguous())
+        self._compute_targets(images)
+        # A new optimizer for the new image: Adam's moments and L-BFGS's curvature pairs
+        # belong to the old size, and the phase may choose its own optimizer and lr.
+        self.trainer.strategy.setup_optimizers(self.trainer)
+        self._mark_phase(step, phase)
+
+    def _mark_phase(self, step: int, phase: int) -> None:
+        # Written at each phase's first and last step, so that TensorBoard draws the phases as
+        # an exact staircase beside the (continuous) loss curves.
+        if self.logger is not None:
+            self.logger.log_metrics({"phase/size": float(self.hparams.phases[phase]["size"])}, step=step)
 
     # -- checkpoints ------------------------------------------------------------------------
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint["state_dict"]
         checkpoint["state_dict"] = {k: v for k, v in state.items() if not k.startswith("vgg.")}
+        checkpoint["nst_phase"] = {"index": self.phase, "of": len(self.hparams.phases or [None])}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("state_dict", {}).get("image")
@@ -325,11 +420,21 @@ class StyleTransfer(LightningModule):
             self.image = nn.Parameter(torch.empty_like(saved))
             return
         self._check_same_run(checkpoint)
-        if self.image.shape != saved.shape:
+        phase = checkpoint.get("nst_phase", {}).get("index", 0)
+        if not 0 <= phase < len(self.hparams.phases or [None]):
             raise NSTError(
-                f"the checkpoint's image is {_size(saved)} px but this run's is {_size(self.image)} px: "
+                f"the checkpoint was taken in phase {phase + 1}, which this run does not have: "
+                "resume with the model.phases the run was started with"
+            )
+        self.phase = phase
+        shape = (*self.image.shape[:-2], *self._images().shape)
+        if tuple(saved.shape) != shape:
+            raise NSTError(
+                f"the checkpoint's image is {_size(saved)} px but this run's is {shape[-1]}×{shape[-2]} px: "
                 "resume with the data.size the run was started with"
             )
+        if self.image.shape != saved.shape:  # taken in a later phase than the first
+            self.image = nn.Parameter(self.image.new_empty(saved.shape))
 
     def _check_same_run(self, checkpoint: dict[str, Any]) -> None:
         data = self.trainer.datamodule
@@ -350,6 +455,8 @@ def check_same_run(checkpoint: dict[str, Any], model: Any, data: Any) -> None:
     pairs = [(f"model.{k}", saved_model, k, _get(model, k)) for k in _RUN_IDENTITY_MODEL]
     pairs += [(f"data.{k}", saved_data, k, _get(data, k)) for k in _RUN_IDENTITY_DATA]
     changed = [name for name, saved, k, now in pairs if k in saved and saved[k] != now]
+    if _schedule(saved_model.get("phases"), saved_model) != _schedule(_get(model, "phases"), model):
+        changed.append("model.phases")
     if changed:
         raise NSTError(
             f"the run being resumed was made with a different {', '.join(changed)}; "
@@ -359,6 +466,23 @@ def check_same_run(checkpoint: dict[str, Any], model: Any, data: Any) -> None:
 
 def _get(settings: Any, key: str) -> Any:
     return settings.get(key) if isinstance(settings, dict) else getattr(settings, key, None)
+
+
+def _schedule(phases: list[Any] | None, model: Any) -> list[tuple[Any, ...]] | None:
+    # What of the phases makes the run: their sizes, lengths and optimizers. Their weights and
+    # learning rates may change on resume, as the model's own may.
+    if not phases:
+        return None
+    optimizer = _get(model, "optimizer")
+    return [(_get(p, "size"), _get(p, "steps"), _get(p, "optimizer") or optimizer) for p in phases]
+
+
+def _check_lbfgs_precision(precision: str) -> None:
+    if precision not in _FULL_PRECISION:
+        raise NSTError(
+            f"L-BFGS needs full precision, but trainer.precision is {precision}: its line of descent "
+            "breaks down under reduced precision; use trainer.precision=32-true or model.optimizer=adam"
+        )
 
 
 _RUN_IDENTITY_MODEL = ("content_layers", "style_layers", "weights", "pooling", "padding", "optimizer")

@@ -25,7 +25,7 @@ from PIL import Image
 from torchvision.transforms.functional import to_pil_image
 
 from nst import runs
-from nst.animation import frames_of, label, thin, write_animation
+from nst.animation import frames_of, label, read_frame, thin, write_animation
 from nst.errors import NSTError
 from nst.figure import Grid, draw_grid, plot_losses, save_figure
 from nst.files import atomic_write
@@ -382,12 +382,24 @@ def _animate_grid(grid: Grid, cells: list[Cell], sweep_dir: Path, max_frames: in
     steps = thin(sorted({step for found in frames.values() for step, _ in found}), max_frames)
     if not steps:
         return False
+    # Every frame of a cell at its result's size, so that the layout holds still.
+    sizes = {}
+    for cell in cells:
+        result = grid.cells[cell.row][cell.column]
+        if result is not None:
+            sizes[cell.id] = result.size
+        elif frames[cell.id]:
+            with Image.open(frames[cell.id][-1][1]) as last:
+                sizes[cell.id] = last.size
 
     def at(step: int) -> Image.Image:
         images = [row[:] for row in grid.cells]
         for cell in cells:
             taken = [path for s, path in frames[cell.id] if s <= step]
-            images[cell.row][cell.column] = label(Image.open(taken[-1]), f"step {step}") if taken else None
+            size = sizes[cell.id]
+            images[cell.row][cell.column] = (
+                label(read_frame(taken[-1], size), f"step {step}") if taken else None
+            )
         return draw_grid(Grid(**{**grid.__dict__, "cells": images}))[0]  # same layout in every frame
 
     write_animation((at(step) for step in steps), sweep_dir / "animation.gif", fps=8)

@@ -1,0 +1,95 @@
+"""Multi-scale runs: a list of phases, coarse to fine, each at its own size.
+
+A phase optimises the image at one long side for a number of steps; the next phase starts
+from its result upscaled. Small sizes are cheap, and at a small size the style's large
+structures are seen by VGG's receptive fields, so a run that settles them coarse and refines
+them fine gets a lower loss in the same time and a picture with larger coherent strokes
+(as in jcjohnson/neural-style's multires recipe and crowsonkb/style-transfer-pytorch).
+"""
+
+import math
+from typing import Any, Literal, Required, TypedDict
+
+from nst.errors import NSTError
+
+
+class Phase(TypedDict, total=False):
+    """One phase of a multi-scale run.
+
+    ``size`` (the long side in pixels) and ``steps`` are required; the other keys default
+    to the model's own settings of the same name.
+    """
+
+    size: Required[int]
+    steps: Required[int]
+    optimizer: Literal["lbfgs", "adam"]
+    lr: float
+    lbfgs_history: int
+    content_weight: float
+    style_weight: float
+    tv_weight: float
+
+
+# The model settings a phase may set for itself.
+SETTINGS = ("optimizer", "lr", "lbfgs_history", "content_weight", "style_weight", "tv_weight")
+
+
+def check_phases(phases: list[Any]) -> None:
+    """Refuse a phase list that cannot run, naming the phase and the key (for Python callers;
+    the command line has already checked the types)."""
+    if not phases:
+        raise NSTError("model.phases is an empty list; give at least one {size, steps}, or null for none")
+    for i, phase in enumerate(phases):
+        where = f"model.phases[{i}]"
+        if not isinstance(phase, dict):
+            raise NSTError(f"{where} must be a mapping such as {{size: 256, steps: 200}}, got {phase!r}")
+        unknown = sorted(set(phase) - {"size", "steps", *SETTINGS})
+        if unknown:
+            raise NSTError(
+                f"{where} has unknown key {unknown[0]!r}; a phase takes size, steps and {', '.join(SETTINGS)}"
+            )
+        for key in ("size", "steps"):
+            value = phase.get(key)
+            if value is None:
+                raise NSTError(f"{where} needs {key}, e.g. {{size: 256, steps: 200}}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise NSTError(f"{where}.{key} must be a whole number ≥ 1, got {value!r}")
+        if phase.get("optimizer") not in (None, "lbfgs", "adam"):
+            raise NSTError(f"{where}.optimizer must be lbfgs or adam, got {phase['optimizer']!r}")
+        for key in ("content_weight", "style_weight", "tv_weight"):
+            value = phase.get(key)
+            if value is not None and not (_is_number(value) and math.isfinite(value) and value >= 0):
+                raise NSTError(f"{where}.{key} must be a finite number ≥ 0, got {value}")
+        lr = phase.get("lr")
+        if lr is not None and not (_is_number(lr) and math.isfinite(lr) and lr > 0):
+            raise NSTError(f"{where}.lr must be a positive number, got {lr}")
+        history = phase.get("lbfgs_history")
+        if history is not None and not (isinstance(history, int) and history >= 1):
+            raise NSTError(f"{where}.lbfgs_history must be at least 1, got {history}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def total_steps(phases: list[Any]) -> int:
+    return sum(phase["steps"] for phase in phases)
+
+
+def starts(phases: list[Any]) -> list[int]:
+    """The step at which each phase begins."""
+    begun, at = [], 0
+    for phase in phases:
+        begun.append(at)
+        at += phase["steps"]
+    return begun
+
+
+def phase_at(phases: list[Any], step: int) -> int:
+    """Index of the phase that step ``step`` (0-based) belongs to; the last one after the end."""
+    at = 0
+    for i, phase in enumerate(phases):
+        at += phase["steps"]
+        if step < at:
+            return i
+    return len(phases) - 1
