@@ -90,6 +90,7 @@ class RunCheckpoint(ModelCheckpoint):
         )
         self.every_n_steps = every_n_steps
         self._stop_signal: int | None = None
+        self._stopping: RunInterrupted | None = None
         self._previous_handlers: dict[int, object] = {}
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -100,7 +101,7 @@ class RunCheckpoint(ModelCheckpoint):
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
-        self._stop_signal = None
+        self._stop_signal, self._stopping = None, None
         if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
             for signum in self._SIGNALS:
                 self._previous_handlers[signum] = signal.signal(signum, self._request_stop)
@@ -131,7 +132,14 @@ class RunCheckpoint(ModelCheckpoint):
         if self._stop_signal is not None and trainer.global_step != trainer.max_steps:
             path = self.save_now(trainer)
             ignore_stop_signals()  # stopping now; a further signal must not replace this one
-            raise RunInterrupted(self._stop_signal, path, step=trainer.global_step)
+            self._stopping = RunInterrupted(self._stop_signal, path, step=trainer.global_step)
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
+        # The stop comes here, before the next step, rather than right after the checkpoint:
+        # Lightning writes a step's metrics after every callback has seen it, and a stop
+        # raised earlier would leave that step out of TensorBoard's curves.
+        if self._stopping is not None:
+            raise self._stopping
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         _check_finite(pl_module)

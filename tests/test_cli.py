@@ -107,6 +107,10 @@ def test_a_stop_signal_saves_a_checkpoint_that_resumes_exactly(
 
     run("--config", str(tiny_config("stopped")), "--trainer.max_steps", "6", "--ckpt_path", "last")
     assert torch.equal(final_image(workdir / "logs" / "whole" / "version_0"), final_image(stopped))
+    events = EventAccumulator(str(stopped), size_guidance={"scalars": 0})
+    events.Reload()
+    # The step the signal came in is in the curve too: its metrics were written before the stop.
+    assert sorted(e.step for e in events.Scalars("loss/total")) == list(range(6))
 
 
 @pytest.mark.parametrize(
