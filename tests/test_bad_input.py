@@ -150,6 +150,17 @@ CASES = [
     pytest.param(options("--output.path", "result.bmp"), "output.path result.bmp must end in .png, .jpg, .webp or .tif", id="output-format-unsupported"),
     pytest.param(options("--output.quality", "0"), "output.quality must be between 1 and 100, got 0", id="output-quality-out-of-range"),
     pytest.param(options("--trainer.accelerator", "gpu"), "use --trainer.accelerator auto or cpu", id="accelerator-missing", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
+    # multi-scale phases (the tiny config is 32 px, 4 steps)
+    pytest.param(options("--model.phases", "[{size: 16, steps: 4}]"), "the last of model.phases has size 16 but data.size's long side is 32", id="phases-last-size"),
+    pytest.param(options("--model.phases", "[{size: 3, steps: 2}, {size: 32, steps: 2}]"), "too small for conv3_1, which needs at least 4 px on each side; raise model.phases[0].size", id="phases-too-small"),
+    pytest.param(options("--model.phases", "[{size: 16, steps: 0}, {size: 32, steps: 4}]"), "model.phases[0].steps must be a whole number ≥ 1, got 0", id="phases-no-steps"),
+    pytest.param(options("--model.phases", "[{size: 32}]"), "Parser key \"model.phases\": Missing required keys: {'steps'}", id="phases-missing-key"),
+    pytest.param(options("--model.phases", "[{size: 32, steps: 4, colour: red}]"), "Parser key \"model.phases\": Unexpected keys: {'colour'}", id="phases-unknown-key"),
+    pytest.param(options("--model.phases", "[]"), "model.phases is an empty list", id="phases-empty"),
+    pytest.param(options("--model.phases", "[{size: 32, steps: 4, lr: -1}]"), "model.phases[0].lr must be a positive number", id="phases-lr-negative"),
+    pytest.param(options("--model.phases", "[{size: 32, steps: 6}]"), "trainer.max_steps is 4 but model.phases add up to 6 steps", id="phases-other-length"),
+    pytest.param(options("--model.optimizer", "adam", "--trainer.precision", "bf16-mixed", "--model.phases", "[{size: 16, steps: 2, optimizer: lbfgs}, {size: 32, steps: 2}]"), "L-BFGS needs full precision", id="phases-lbfgs-reduced-precision"),
+    pytest.param(last_run_then("--model.phases", "[{size: 16, steps: 1}, {size: 32, steps: 2}]"), "the run being resumed was made with a different model.phases", id="resume-with-phases-added"),
     # weights
     pytest.param(options("--model.weights", "imagnet"), "unknown model.weights 'imagnet'", id="weights-unknown"),
     pytest.param(options("--model.weights", "nowhere/vgg.pth"), "weights file not found", id="weights-file-missing"),
