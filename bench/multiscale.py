@@ -4,7 +4,7 @@
 
 First the multi-scale run goes through its phases (the last at ``--size``) and its wall time T is
 taken, from the first step to the last. Then a single-scale run at ``--size`` gets the same T and
-stops at the first step that ends past it. Both start from the content image with the settings of
+stops at the first step that ends past it. Both start from the content image (``--init noise``: from noise) with the settings of
 ``configs/starry.yaml`` (L-BFGS, conv4_2 / conv1_1 … conv5_1, style weight 1e6) and the same VGG19
 weights (nst's seeded random ones unless ``--weights`` names a file), each in a fresh process.
 Periodic checkpoints and TensorBoard images are off in both, so the clock sees the optimisation.
@@ -60,7 +60,8 @@ class Clock(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, *args) -> None:
         self.seconds = self._now() - self.start
         self.steps = trainer.global_step
-        self.curve.append((round(self.seconds, 3), float(outputs["loss"])))
+        loss = outputs["loss"] / pl_module.loss_scale  # the optimizer's units back to the logged ones
+        self.curve.append((round(self.seconds, 3), float(loss)))
         if self.budget is not None and self.seconds >= self.budget:
             trainer.should_stop = True
 
@@ -77,7 +78,7 @@ def once(args: argparse.Namespace) -> None:
     command += ["--data.style", args.style, "--data.size", str(args.size), "--model.weights", args.weights]
     command += ["--trainer.accelerator", args.device, "--trainer.enable_progress_bar", "false"]
     command += ["--checkpoint.every_n_steps", "0", "--image_log.every_n_steps", "0"]
-    command += ["--trainer.logger.init_args.save_dir", f"{args.workdir}/logs"]
+    command += ["--trainer.logger.init_args.save_dir", f"{args.workdir}/logs", "--model.init", args.init]
     if args.budget is None:
         command += ["--model.phases", phases_yaml(args.phases)]
     else:
@@ -95,7 +96,7 @@ def phases_yaml(phases: str) -> str:
 def run(args: argparse.Namespace, workdir: Path, budget: float | None) -> dict:
     # A fresh process per run: nothing cached from the other run, no drift of a long-lived one.
     command = [sys.executable, __file__, "--once", "--workdir", str(workdir)]
-    for key in ("content", "style", "size", "phases", "device", "weights"):
+    for key in ("content", "style", "size", "phases", "device", "weights", "init"):
         command += [f"--{key}", str(getattr(args, key))]
     if budget is not None:
         command += ["--budget", str(budget)]
@@ -111,6 +112,7 @@ def main_bench() -> None:
         default="128:200,181:150,256:100,362:60,512:40",
         help="size:steps,... of the multi-scale run; the last size must be --size",
     )
+    parser.add_argument("--init", default="content", choices=["content", "noise"])
     parser.add_argument("--content")
     parser.add_argument("--style")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -143,11 +145,17 @@ def main_bench() -> None:
         f = r["final"]
         print(f"{name:<14}{r['steps']:>7}{r['seconds']:>10.1f}{f['total']:>12.4g}{f['content']:>12.4g}{f['style']:>12.4g}")  # fmt: skip
     ratio = multi["final"]["total"] / single["final"]["total"]
-    print(f"multi / single final loss = {ratio:.3f}  ({a.size} px, phases {a.phases}, {a.device}, "
+    print(f"multi / single final loss = {ratio:.3f}  ({a.size} px, from {a.init}, phases {a.phases}, {a.device}, "
           f"{torch.get_num_threads()} threads)")  # fmt: skip
     if a.curves:
         Path(a.curves).write_text(json.dumps({"multi": multi["curve"], "single": single["curve"]}))
-    summary = {"size": a.size, "phases": a.phases, "device": a.device, "ratio": round(ratio, 4)}
+    summary = {
+        "size": a.size,
+        "init": a.init,
+        "phases": a.phases,
+        "device": a.device,
+        "ratio": round(ratio, 4),
+    }
     for name, r in (("multi", multi), ("single", single)):
         summary[name] = {"seconds": round(r["seconds"], 2), "steps": r["steps"], "final": r["final"]}
     print(json.dumps(summary))

@@ -110,6 +110,9 @@ class StyleTransfer(LightningModule):
         self.has_style = True
         self.grey = False
         self.phase = 0  # index into phases; a run without phases has one, at data.size
+        # What the optimizer sees is the loss divided by its value at the first step of the
+        # phase (see training_step); None until that step.
+        self.loss_scale: Tensor | None = None
 
     def setting(self, name: str, phase: int | None = None) -> Any:
         """A model setting as a phase (default: the current one) has it: its own value, else the model's."""
@@ -323,7 +326,18 @@ class StyleTransfer(LightningModule):
             shown = ("total", "content", "style")
             self.log_dict({f"loss/{k}": v for k, v in losses.items() if k in shown}, prog_bar=True)
             self.log_dict({f"loss/{k}": v for k, v in losses.items() if k not in shown})
-        return losses["total"]
+        # The optimizer gets the loss in units of its value at the phase's first step. The
+        # loss weights keep their meaning (and the logged losses their values), but a problem
+        # of small scale, such as random VGG weights, a large image (whose losses are means
+        # over more pixels) or a phase that starts near its optimum, no longer falls under the
+        # absolute thresholds inside the optimizers: L-BFGS keeps no curvature pair whose
+        # s·y is under 1e-10, and Adam's eps of 1e-8 swamps gradients of that size.
+        total = losses["total"]
+        if self.loss_scale is None:
+            start = total.detach().float()
+            usable = torch.isfinite(start) & (start > 0)  # a start at the optimum: plain units
+            self.loss_scale = torch.where(usable, 1 / start.clamp_min(1e-30), torch.ones_like(start))
+        return total * self.loss_scale.to(total.device)
 
     def check_finite(self, value: Tensor | None = None, what: str = "image") -> None:
         """Stop a diverged run with a reason. Checked where values reach the host anyway
@@ -364,8 +378,14 @@ class StyleTransfer(LightningModule):
         _check_lbfgs_precision(str(self.trainer.precision))
         # max_iter=1: one function evaluation per Lightning step, so trainer.max_steps counts
         # iterations; L-BFGS keeps its history in the optimizer state across steps.
+        # No tolerances (as jcjohnson's neural-style sets tolX = tolFun = -1): torch's defaults
+        # are absolute, and a loss of small scale (a large image, whose losses are means over
+        # more pixels, or an upscaled phase already near its optimum) has every pixel's gradient
+        # under 1e-7, at which L-BFGS returns without a step, on every step, silently.
         history = self.setting("lbfgs_history")
-        return torch.optim.LBFGS([self.image], lr=lr, max_iter=1, history_size=history)
+        return torch.optim.LBFGS(
+            [self.image], lr=lr, max_iter=1, history_size=history, tolerance_grad=0, tolerance_change=0
+        )
 
     # -- phases of a multi-scale run --------------------------------------------------------
 
@@ -393,6 +413,7 @@ class StyleTransfer(LightningModule):
         with torch.no_grad():
             start = resize_tensor(self.image.detach().float(), images.shape).to(self.image.dtype)
         self.image = nn.Parameter(start.contiguous())
+        self.loss_scale = None
         self._compute_targets(images)
         # A new optimizer for the new image: Adam's moments and L-BFGS's curvature pairs
         # belong to the old size, and the phase may choose its own optimizer and lr.
@@ -411,6 +432,7 @@ class StyleTransfer(LightningModule):
         state = checkpoint["state_dict"]
         checkpoint["state_dict"] = {k: v for k, v in state.items() if not k.startswith("vgg.")}
         checkpoint["nst_phase"] = {"index": self.phase, "of": len(self.hparams.phases or [None])}
+        checkpoint["nst_loss_scale"] = self.loss_scale
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("state_dict", {}).get("image")
@@ -427,6 +449,7 @@ class StyleTransfer(LightningModule):
                 "resume with the model.phases the run was started with"
             )
         self.phase = phase
+        self.loss_scale = checkpoint.get("nst_loss_scale")
         shape = (*self.image.shape[:-2], *self._images().shape)
         if tuple(saved.shape) != shape:
             raise NSTError(

@@ -37,3 +37,11 @@ def test_starry_with_adam_gets_adams_learning_rate():
     path = next(p for p in CONFIGS if p.name == "starry.yaml")
     cli = make_cli(["--config", str(path), "--model.optimizer", "adam"], run=False)
     assert cli.model.hparams.lr is None  # so configure_optimizers picks Adam's own default
+
+
+def test_starry_hires_goes_coarse_to_fine_to_its_size():
+    cli = make_cli(["--config", str(next(p for p in CONFIGS if p.name == "starry_hires.yaml"))], run=False)
+    phases = cli.model.hparams.phases
+    sizes = [phase["size"] for phase in phases]
+    assert sizes == sorted(sizes) and sizes[0] == 128 and sizes[-1] == cli.datamodule.hparams.size == 1024
+    assert cli.trainer.max_steps == sum(phase["steps"] for phase in phases)  # the phases set the length

@@ -51,6 +51,16 @@ def test_a_64px_run_lowers_the_loss_and_keeps_the_image_in_range(tmp_path, image
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_the_optimizers_keep_stepping_when_the_loss_is_tiny(tmp_path, images, optimizer):
+    # Weights this small give a loss of 1e-7 and gradients far under the thresholds inside
+    # torch's optimizers (L-BFGS: tolerance_grad 1e-7, curvature pairs with s·y < 1e-10
+    # dropped; Adam: eps 1e-8), at which neither would move the image.
+    weights = {"content_weight": 1e-6, "style_weight": 1e-3}
+    module, totals = fit(tmp_path, images, steps=10, init="noise", optimizer=optimizer, **weights)
+    assert totals[-1] < 0.5 * totals[0]
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_one_vgg_evaluation_per_step_and_targets_once(tmp_path, images, monkeypatch, optimizer):
     calls = []
     original = StyleTransfer.compute_losses

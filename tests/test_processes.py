@@ -54,6 +54,8 @@ def saved(run_dir: Path) -> dict:
         ("adam", signal.SIGINT),
         ("lbfgs", signal.SIGKILL),
         ("adam", signal.SIGKILL),
+        ("multi-scale", signal.SIGTERM),
+        ("multi-scale", signal.SIGKILL),
     ],
     ids=lambda v: getattr(v, "name", v),
 )
@@ -63,7 +65,10 @@ def test_a_run_stopped_at_a_random_step_resumes_to_the_uninterrupted_result(
     seed = int(os.environ.get("NST_TEST_SEED") or random.randrange(10**6))  # replay: NST_TEST_SEED=...
     target = random.Random(seed).randint(2, STEPS - 6)
     why = f"(stopped at step {target}; random seed {seed})"
-    config = tiny_config(optimizer=optimizer)
+    # Multi-scale: three phases over the 30 steps (L-BFGS, Adam, L-BFGS), so the stop lands in any.
+    phases = [{"size": 48, "steps": 12}, {"size": 68, "steps": 10, "optimizer": "adam", "lr": 0.05}]
+    phases += [{"size": 96, "steps": 8}]
+    config = tiny_config(phases=phases) if optimizer == "multi-scale" else tiny_config(optimizer=optimizer)
     main(["fit", "--config", str(config), *RUN, "--trainer.logger.init_args.name", "uninterrupted"])
     expected = workdir / "logs" / "uninterrupted" / "version_0"
 
