@@ -132,10 +132,10 @@ class StyleTransferCLI(LightningCLI):
             ) from error
 
     def before_instantiate_classes(self) -> None:
-        if self.subcommand != "fit":
+        _length_from_phases(self.config.fit if self.subcommand == "fit" else self.config)
+        if self.subcommand != "fit":  # run=False: building the classes only
             return
         config = self.config.fit
-        _length_from_phases(config)
         logger = config.trainer.logger
         if not (hasattr(logger, "class_path") and logger.class_path.endswith("TensorBoardLogger")):
             return  # a logger of the user's own: its directories are its business

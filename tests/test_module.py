@@ -56,7 +56,7 @@ def test_the_optimizers_keep_stepping_when_the_loss_is_tiny(tmp_path, images, op
     # torch's optimizers (L-BFGS: tolerance_grad 1e-7, curvature pairs with s·y < 1e-10
     # dropped; Adam: eps 1e-8), at which neither would move the image.
     weights = {"content_weight": 1e-6, "style_weight": 1e-3}
-    module, totals = fit(tmp_path, images, steps=10, init="noise", optimizer=optimizer, **weights)
+    _, totals = fit(tmp_path, images, steps=10, init="noise", optimizer=optimizer, **weights)
     assert totals[-1] < 0.5 * totals[0]
 
 

@@ -107,8 +107,9 @@ def test_a_phase_can_have_its_own_weights(tiny_config, workdir):
     assert style[0] == style[1] == 0 and style[2] > 0 and style[3] > 0
 
 
-# Stopped at the end of step 2 (inside the first phase), 3 (at its last step) and 5 (in the second).
-@pytest.mark.parametrize("stop_after", [2, 3, 5])
+# A signal seen after step N is acted on after step N + 1: checkpoints at step 2 (inside the
+# first phase), 3 (its last step), 4 (inside the second) and 6 (the second's last step).
+@pytest.mark.parametrize("stop_after", [1, 2, 3, 5])
 def test_a_run_stopped_in_any_phase_resumes_exactly(tiny_config, workdir, monkeypatch, stop_after):
     run(*phased(tiny_config("whole", phases=PHASES)))
 
@@ -122,6 +123,7 @@ def test_a_run_stopped_in_any_phase_resumes_exactly(tiny_config, workdir, monkey
             run(*phased(tiny_config("stopped", phases=PHASES)))
     stopped = workdir / "logs" / "stopped" / "version_0"
     saved = checkpoint(stopped)
+    assert saved["global_step"] == stop_after + 1
     phase = phase_at(PHASES, saved["global_step"] - 1)
     assert saved["nst_phase"]["index"] == phase  # the checkpoint records its phase
     assert max(saved["state_dict"]["image"].shape[-2:]) == PHASES[phase]["size"]
