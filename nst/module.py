@@ -176,7 +176,8 @@ class StyleTransfer(LightningModule):
             stack = reuse.features(depth_for(self.layers), h.pooling, h.weights, h.padding)
             self.vgg = VGGFeatures(self.layers, stack)
         if self.image is None:
-            self.image = nn.Parameter(self._initial_image(data.at(self._long_side(data, 0))).contiguous())
+            start = self._initial_image(data.at(self._long_side(data, 0)))
+            self.image = nn.Parameter((luminance(start) if self.grey else start).contiguous())
 
     def check_data(self, data: Any) -> None:
         """Check these settings against loaded images (a StyleTransferData after setup), before
@@ -307,6 +308,12 @@ class StyleTransfer(LightningModule):
     def compute_losses(self, image: Tensor) -> dict[str, Tensor]:
         """Weighted loss terms of ``image``: content, style, tv, total, and style/<layer>."""
         content_weight, style_weight, tv_weight = (self.setting(name) for name in _WEIGHTS)
+        if self.grey:
+            # A luminance-only run sees its image through the orthogonal projection onto grey
+            # (each pixel's channel mean). Its gradient is then grey too, so an image that
+            # starts grey stays grey under every optimizer step, exactly, with no projection
+            # afterwards that would leave L-BFGS's curvature pairs describing steps not taken.
+            image = image.mean(dim=1, keepdim=True).expand_as(image)
         features = self.vgg(image)
         zero = image.new_zeros((), dtype=torch.float32)
         content = sum((content_loss(features[n], self.content_targets[n]) for n in self.content_layers), zero)
@@ -367,8 +374,6 @@ class StyleTransfer(LightningModule):
         # every evaluation sees a valid image.
         with torch.no_grad():
             self.image.clamp_(0, 1)
-            if self.grey:  # projected back onto grey images, as onto [0, 1]
-                self.image.copy_(luminance(self.image))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         optimizer = self.setting("optimizer")

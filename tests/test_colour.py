@@ -50,3 +50,30 @@ def test_luminance_only_runs_on_grey_images_and_gives_back_the_contents_colours(
     written = load_image(str(out), 32)
     chroma = (to_space(written, "yiq")[:, 1:] - to_space(colour, "yiq")[:, 1:]).abs().mean()
     assert chroma < 0.02  # the photo's colours on the grey result's luminance
+
+
+@pytest.mark.parametrize("init", ["content", "noise"])
+def test_luminance_only_lbfgs_descends_steadily(tmp_path, images, init):
+    # L-BFGS steps in all three channels; had the image been forced back to grey after each
+    # step, its curvature pairs would describe steps never taken, and the run blew up
+    # (the loss rose a thousandfold within 20 steps at 192 px).
+    from lightning.pytorch import Callback, Trainer
+
+    from nst import StyleTransfer, StyleTransferData
+
+    class Totals(Callback):
+        def __init__(self):
+            self.values = []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, *args):
+            self.values.append(float(outputs["loss"] / pl_module.loss_scale))
+
+    totals = Totals()
+    data = StyleTransferData(str(images["content"]), str(images["style"]), size=96, luminance_only=True)
+    module = StyleTransfer(weights="random", init=init, content_layers=["conv4_2"])
+    Trainer(max_steps=60, default_root_dir=tmp_path, logger=False, enable_checkpointing=False,
+            enable_progress_bar=False, enable_model_summary=False, callbacks=[totals]).fit(module, data)  # fmt: skip
+    assert max(totals.values[1:]) <= 1.5 * totals.values[1]  # never climbing far above its start
+    assert totals.values[-1] < 0.5 * totals.values[1]
+    image = module.image.detach()
+    assert torch.equal(image[:, 0], image[:, 1]) and torch.equal(image[:, 1], image[:, 2])  # grey
