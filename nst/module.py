@@ -397,6 +397,11 @@ class StyleTransfer(LightningModule):
     def on_train_start(self) -> None:
         if self.hparams.phases and self.global_step == 0:
             self._mark_phase(0, self.phase)
+        # A resumed run's optimizer state comes back with the learning rate it was saved with;
+        # the lr asked for now applies from here on (unchanged, this changes nothing).
+        for optimizer in self.trainer.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = self.setting("lr") or DEFAULT_LR[self.setting("optimizer")]
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # A phase begins before its first step, so a checkpoint taken at the end of a phase

@@ -133,6 +133,17 @@ def test_resume_with_other_settings_is_refused(tiny_config, workdir, capsys, cha
     assert not list(workdir.glob("logs/tiny/version_0/config.resume*.yaml"))  # the failed resume left nothing
 
 
+def test_a_new_learning_rate_applies_when_a_run_is_resumed(tiny_config, workdir):
+    # The optimizer state comes back with the lr it was saved with; the one asked for wins.
+    run("--config", str(tiny_config(optimizer="adam")), "--trainer.max_steps", "2")
+    resume = ["--trainer.max_steps", "4", "--model.lr", "0.5", "--ckpt_path", "last"]
+    run("--config", str(tiny_config(optimizer="adam")), *resume)
+    state = torch.load(
+        workdir / "logs" / "tiny" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True
+    )
+    assert state["global_step"] == 4 and state["optimizer_states"][0]["param_groups"][0]["lr"] == 0.5
+
+
 def test_export_a_checkpoint_image(tiny_config, workdir, capsys):
     from nst.export import main as export
 
