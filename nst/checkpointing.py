@@ -38,6 +38,15 @@ class RunInterrupted(BaseException):
         self.checkpoint = checkpoint
 
 
+_stop_asked: int | None = None  # the signal that asked the latest run to stop
+
+
+def stop_asked() -> int | None:
+    """The stop signal that came during the latest run, if any. A signal during a run's last
+    step lets that run finish; whoever runs several in a row (a sweep) must stop after it."""
+    return _stop_asked
+
+
 def ignore_stop_signals() -> None:
     """Once a run is stopping (writing its last checkpoint, cleaning up), further Ctrl-Cs are
     ignored rather than interrupting that work; the CLI puts the handlers back when it exits."""
@@ -100,8 +109,9 @@ class RunCheckpoint(ModelCheckpoint):
         self._enable_version_counter = trainer.logger is None
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        global _stop_asked
         super().on_train_start(trainer, pl_module)
-        self._stop_signal, self._stopping = None, None
+        self._stop_signal, self._stopping, _stop_asked = None, None, None
         if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
             for signum in self._SIGNALS:
                 self._previous_handlers[signum] = signal.signal(signum, self._request_stop)
@@ -115,7 +125,8 @@ class RunCheckpoint(ModelCheckpoint):
                 else None
             )
             raise RunInterrupted(signum, written)
-        self._stop_signal = signum
+        global _stop_asked
+        self._stop_signal = _stop_asked = signum
         print(
             f"\n{signal.Signals(signum).name}: saving a checkpoint after this step "
             "(Ctrl-C again stops at once) ...",

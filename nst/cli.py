@@ -398,6 +398,8 @@ def _plain_parser_error(message: str) -> str:
     if match is None:
         return message
     errors = [e for e in match["errors"].split(" - ") if "NoneType" not in e]
+    if len(errors) > 1 and any("Got value" in e for e in errors):
+        return message  # several partial matches: each says what it needed, so keep them all
     errors = [re.sub(r"<class '(\w+)'>", r"\1", e).replace("Expected a ", "expected ") for e in errors]
     if len(errors) == 1 and "Got value" in errors[0]:
         return f"{match['key']}: {errors[0]}"

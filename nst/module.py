@@ -120,6 +120,13 @@ class StyleTransfer(LightningModule):
         value = phases[self.phase if phase is None else phase].get(name) if phases else None
         return self.hparams[name] if value is None else value
 
+    def _lr(self) -> float:
+        # A phase that changes optimizer does not inherit a learning rate set for the other one.
+        optimizer, phases = self.setting("optimizer"), self.hparams.phases
+        own = phases[self.phase].get("lr") if phases else None
+        inherited = self.hparams.lr if optimizer == self.hparams.optimizer else None
+        return own or inherited or DEFAULT_LR[optimizer]
+
     def _phase_settings(self) -> list[dict[str, Any]]:
         """Every phase's settings (one for a run without phases), for checks before the run."""
         return [
@@ -257,6 +264,8 @@ class StyleTransfer(LightningModule):
         # Targets are computed once per run (per phase), under the same autocast as the training
         # step, and kept out of the state dict (they are cheap to recompute, large to store).
         self._compute_targets(self._images())
+        if self.loss_scale is not None:  # from a checkpoint, which is loaded onto the CPU
+            self.loss_scale = self.loss_scale.to(self.device)
 
     def _compute_targets(self, images: Any) -> None:
         # Same network, image, layers, device and precision: same targets (a sweep's cells share them).
@@ -377,7 +386,7 @@ class StyleTransfer(LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         optimizer = self.setting("optimizer")
-        lr = self.setting("lr") or DEFAULT_LR[optimizer]
+        lr = self._lr()
         if optimizer == "adam":
             return torch.optim.Adam([self.image], lr=lr)
         _check_lbfgs_precision(str(self.trainer.precision))
@@ -401,7 +410,7 @@ class StyleTransfer(LightningModule):
         # the lr asked for now applies from here on (unchanged, this changes nothing).
         for optimizer in self.trainer.optimizers:
             for group in optimizer.param_groups:
-                group["lr"] = self.setting("lr") or DEFAULT_LR[self.setting("optimizer")]
+                group["lr"] = self._lr()
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # A phase begins before its first step, so a checkpoint taken at the end of a phase
@@ -421,7 +430,9 @@ class StyleTransfer(LightningModule):
         self.phase = phase
         images = self._images()
         with torch.no_grad():
-            start = resize_tensor(self.image.detach().float(), images.shape).to(self.image.dtype)
+            image = self.image.detach()
+            full = image.dtype in (torch.float32, torch.float64)  # 64-true keeps its precision
+            start = resize_tensor(image if full else image.float(), images.shape).to(image.dtype)
         self.image = nn.Parameter(start.contiguous())
         self.loss_scale = None
         self._compute_targets(images)
@@ -459,15 +470,17 @@ class StyleTransfer(LightningModule):
                 "resume with the model.phases the run was started with"
             )
         self.phase = phase
-        self.loss_scale = checkpoint.get("nst_loss_scale")
+        # A checkpoint from before the loss was scaled holds an optimizer state in plain units.
+        self.loss_scale = checkpoint.get("nst_loss_scale", torch.ones(()))
         shape = (*self.image.shape[:-2], *self._images().shape)
         if tuple(saved.shape) != shape:
             raise NSTError(
                 f"the checkpoint's image is {_size(saved)} px but this run's is {shape[-1]}×{shape[-2]} px: "
                 "resume with the data.size the run was started with"
             )
-        if self.image.shape != saved.shape:  # taken in a later phase than the first
-            self.image = nn.Parameter(self.image.new_empty(saved.shape))
+        # Shaped and typed as saved: a later phase's size, and a 64-true run's float64, which
+        # the float32 image made in setup would round (the module is converted only later).
+        self.image = nn.Parameter(torch.empty_like(saved, device=self.image.device))
 
     def _check_same_run(self, checkpoint: dict[str, Any]) -> None:
         data = self.trainer.datamodule

@@ -26,6 +26,7 @@ from torchvision.transforms.functional import to_pil_image
 
 from nst import runs
 from nst.animation import frames_of, label, read_frame, thin, write_animation
+from nst.checkpointing import RunInterrupted, stop_asked
 from nst.errors import NSTError
 from nst.figure import Grid, draw_grid, plot_losses, save_figure
 from nst.files import atomic_write
@@ -211,6 +212,9 @@ def run_sweep(args: list[str], new_run_dirs: list[list[Path]]) -> Path:
             continue
         print(f"[{n}/{len(cells)}] {cell.id} ({_describe(sweep, cell)})")
         _run_cell(make_cli, base, cell, sweep_dir, cell_dir)
+        signum = stop_asked()
+        if signum is not None and n < len(cells):  # the signal came in the cell's last step
+            raise RunInterrupted(signum, str(runs.checkpoint_of(cell_dir)))
 
     grid = _grid(sweep, cells, sweep_dir, inputs)
     figure, boxes = draw_grid(grid)
@@ -396,10 +400,8 @@ def _animate_grid(grid: Grid, cells: list[Cell], sweep_dir: Path, max_frames: in
         images = [row[:] for row in grid.cells]
         for cell in cells:
             taken = [path for s, path in frames[cell.id] if s <= step]
-            size = sizes[cell.id]
-            images[cell.row][cell.column] = (
-                label(read_frame(taken[-1], size), f"step {step}") if taken else None
-            )
+            frame = read_frame(taken[-1], sizes[cell.id]) if taken else None
+            images[cell.row][cell.column] = label(frame, f"step {step}") if frame else None
         return draw_grid(Grid(**{**grid.__dict__, "cells": images}))[0]  # same layout in every frame
 
     write_animation((at(step) for step in steps), sweep_dir / "animation.gif", fps=8)

@@ -136,6 +136,7 @@ CASES = [
     pytest.param(options("--model.padding", "reflect"), "Expected a typing.Literal['zeros', 'replicate']. Got value: reflect", id="padding-unknown"),
     pytest.param(options("--data.style_blend", "[1, 2]"), "data.style_blend has 2 weights for 1 style images", id="style-blend-mismatch"),
     pytest.param(options("--data.style", "[]"), "data.style is an empty list", id="style-list-empty"),
+    pytest.param(options("--data.size", "big"), "Parser key \"data.size\": expected int or list. Got value: big", id="size-not-a-number"),
     pytest.param(options("--data.size", "[32]"), "data.size is a long side or [width, height], got [32]", id="size-list-of-one"),
     pytest.param(options("--model.lr", "0"), "model.lr must be a positive number", id="lr-zero"),
     pytest.param(options("--model.lbfgs_history", "0"), "model.lbfgs_history must be at least 1", id="lbfgs-history-zero"),

@@ -65,12 +65,24 @@ def test_output_path_and_command_line_overrides(tiny_config, workdir, images):
     run("--config", str(tiny_config()), "--output.path", str(out), "--output.overwrite", "true")
 
 
-@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
-def test_resumed_run_equals_uninterrupted_run(tiny_config, workdir, optimizer):
-    run("--config", str(tiny_config("whole", optimizer=optimizer)), "--trainer.max_steps", "6")
+@pytest.mark.parametrize(
+    ("optimizer", "precision"), [("lbfgs", "32-true"), ("adam", "32-true"), ("lbfgs", "64-true")]
+)
+def test_resumed_run_equals_uninterrupted_run(tiny_config, workdir, optimizer, precision):
+    whole = tiny_config("whole", optimizer=optimizer)
+    run("--config", str(whole), "--trainer.max_steps", "6", "--trainer.precision", precision)
     halves = tiny_config("halves", optimizer=optimizer)
-    run("--config", str(halves), "--trainer.max_steps", "3")
-    run("--config", str(halves), "--trainer.max_steps", "6", "--ckpt_path", "last")
+    run("--config", str(halves), "--trainer.max_steps", "3", "--trainer.precision", precision)
+    run(
+        "--config",
+        str(halves),
+        "--trainer.max_steps",
+        "6",
+        "--trainer.precision",
+        precision,
+        "--ckpt_path",
+        "last",
+    )
 
     whole = workdir / "logs" / "whole" / "version_0"
     resumed = workdir / "logs" / "halves" / "version_0"

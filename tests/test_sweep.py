@@ -92,6 +92,25 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_cells(
     assert not (workdir / "logs" / "tiny-weights_init" / "version_1").exists()
 
 
+def test_a_stop_signal_in_a_cells_last_step_stops_the_sweep_after_that_cell(
+    tiny_config, workdir, monkeypatch, capsys
+):
+    def interrupt_the_first_cells_last_step(self, *args):
+        if self.global_step == 2 and self.trainer.logger.version == "r0c0":  # step 3 of 3 runs next
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(
+        StyleTransfer, "on_train_batch_end", interrupt_the_first_cells_last_step, raising=False
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        tiny_sweep(tiny_config(), workdir)
+    assert exit_info.value.code == 130
+    assert "--ckpt_path last" in capsys.readouterr().err
+    cells = sweep_dir(workdir) / "cells"
+    assert (cells / "r0c0" / "result.json").is_file()  # the cell finished its last step
+    assert not (cells / "r0c1").exists()  # and the next one never started
+
+
 def test_a_bad_cell_is_named_before_anything_runs(tiny_config, workdir, capsys):
     path = workdir / "layers.yaml"
     path.write_text(
