@@ -76,15 +76,6 @@ def total_steps(phases: list[Any]) -> int:
     return sum(phase["steps"] for phase in phases)
 
 
-def starts(phases: list[Any]) -> list[int]:
-    """The step at which each phase begins."""
-    begun, at = [], 0
-    for phase in phases:
-        begun.append(at)
-        at += phase["steps"]
-    return begun
-
-
 def phase_at(phases: list[Any], step: int) -> int:
     """Index of the phase that step ``step`` (0-based) belongs to; the last one after the end."""
     at = 0
