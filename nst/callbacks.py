@@ -12,7 +12,8 @@ from torch import Tensor
 
 from nst import runs
 from nst.colour import original_colours
-from nst.errors import NSTError
+from nst.data import StyleTransferData
+from nst.errors import NSTError, brief
 from nst.images import OUTPUT_FORMATS, save_image
 
 
@@ -82,6 +83,7 @@ class FinalImage(Callback):
         original_colours: Literal["yiq", "ycbcr"] | None = None,
     ) -> None:
         self.original_colours = original_colours
+        self.result: Tensor | None = None  # the picture, once the run has finished
         self.path = path
         self.overwrite = overwrite
         self.quality = quality
@@ -104,21 +106,26 @@ class FinalImage(Callback):
     @rank_zero_only
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         pl_module.check_finite()  # never a NaN or black final.png
-        image = pl_module.image
-        data = trainer.datamodule
-        colour = getattr(data, "colour_content", None)  # a luminance-only run: colours come back here
-        content = colour if colour is not None else getattr(data, "content", None)
-        space = self.original_colours or ("yiq" if colour is not None else None)
-        if space and content is not None:
-            image = original_colours(image.detach(), content, space)
+        self.result = result_image(pl_module.image, trainer.datamodule, self.original_colours)
         # Without a logger Lightning's log_dir is the working directory: not ours to write into.
         if trainer.logger is not None and trainer.log_dir is not None:
-            save_image(image, Path(trainer.log_dir) / runs.RESULT)
+            save_image(self.result, Path(trainer.log_dir) / runs.RESULT)
         if self.path:
             try:
-                save_image(image, self.path, self.quality)
+                save_image(self.result, self.path, self.quality)
             except OSError as error:
-                raise NSTError(f"cannot write output.path {self.path} ({error})") from error
+                raise NSTError(f"cannot write output.path {self.path} ({brief(error)})") from error
+
+
+def result_image(image: Tensor, data: StyleTransferData, colours: str | None) -> Tensor:
+    """The picture a run's image makes: with the content's colours where asked for, and always
+    for a luminance-only run, whose optimised image is grey."""
+    colour = data.colour_content  # a luminance-only run: colours come back here
+    content = colour if colour is not None else data.content
+    space = colours or ("yiq" if colour is not None else None)
+    if space and content is not None:
+        return original_colours(image.detach(), content, space)
+    return image.detach()
 
 
 class StepProgressBar(TQDMProgressBar):

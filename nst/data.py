@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 from nst import download
 from nst.colour import luminance, match_colours
 from nst.errors import NSTError
-from nst.images import read_image, resize_long_side, to_tensor
+from nst.images import from_memory, read_image, resize_long_side, to_tensor
 
 
 class _PairIndices(Dataset):
@@ -114,19 +114,25 @@ class StyleTransferData(LightningDataModule):
         self._content: Image.Image | None = None  # as read, before any resizing
         self._styles: list[Image.Image] = []
         self._sized: dict[int, Images] = {}
+        # Images handed over in memory (by the Python API), by the name that stands for them in
+        # data.content and data.style; those names are never read as paths.
+        self.given: dict[str, Image.Image] = {}
 
     def prepare_data(self) -> None:
         # Runs once per machine before setup: downloads URLs into the cache.
         for source in (self.hparams.content, *self._style_sources()):
-            if source is not None and download.is_url(source):
+            if source is not None and source not in self.given and download.is_url(source):
                 download.fetch(source)
+
+    def _read(self, source: str, role: str) -> Image.Image:
+        return from_memory(self.given[source], role) if source in self.given else read_image(source, role)
 
     def setup(self, stage: str) -> None:
         if self.shape is not None:
             return
         if self.hparams.content is not None:
-            self._content = read_image(self.hparams.content, "content image")
-        self._styles = [read_image(s, "style image") for s in self._style_sources()]
+            self._content = self._read(self.hparams.content, "content image")
+        self._styles = [self._read(s, "style image") for s in self._style_sources()]
         weights = self.hparams.style_blend or [1.0] * len(self._styles)
         self.blend = [w / sum(weights) for w in weights]
         images = self.at(self.long_side)

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 from PIL import Image
 
-from nst.errors import NSTError
+from nst.errors import NSTError, brief
 from nst.files import atomic_write
 
 MAX_BYTES = 100 * 2**20  # larger than any painting scan a style transfer needs
@@ -94,4 +94,4 @@ def _check_image(url: str, path: Path) -> None:
         with Image.open(path) as image:
             image.verify()
     except Exception as error:
-        raise NSTError(f"{url} did not return an image ({error})") from error
+        raise NSTError(f"{url} did not return an image ({brief(error)})") from error

@@ -3,3 +3,15 @@
 
 class NSTError(Exception):
     """A problem with the user's input or environment, stated as one line that names the fix."""
+
+    def __str__(self) -> str:
+        # One line whatever was put into it: a library's text embedded in the message may
+        # have had several (torch explains weights_only in paragraphs).
+        return " ".join(super().__str__().split())
+
+
+def brief(error: BaseException, limit: int = 200) -> str:
+    """The first line of a library's error message, for embedding in an NSTError."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from nst.errors import NSTError
+from nst.errors import NSTError, brief
 from nst.images import save_image
 from nst.module import StyleTransfer
 
@@ -24,7 +24,7 @@ def export_image(checkpoint: str | Path, output: str | Path, overwrite: bool = F
     except NSTError:
         raise
     except Exception as error:
-        raise NSTError(f"cannot read checkpoint {checkpoint} ({error})") from error
+        raise NSTError(f"cannot read checkpoint {checkpoint} ({brief(error)})") from error
     save_image(module.image, output)
 
 

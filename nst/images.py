@@ -13,7 +13,7 @@ from torch import Tensor
 from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 
 from nst import download
-from nst.errors import NSTError
+from nst.errors import NSTError, brief
 from nst.files import atomic_write
 
 # Larger than any photo or scan style transfer needs (a 12000 x 8000 px scan is 96 MP), and
@@ -43,8 +43,17 @@ def read_image(source: str, role: str = "image") -> Image.Image:
     except UnidentifiedImageError as error:
         raise NSTError(f"{role} {source} {_why_unreadable(path)}") from error
     except (OSError, SyntaxError, ValueError) as error:
-        raise NSTError(f"{role} {source} cannot be decoded ({error}); re-save or replace the file") from error
+        raise NSTError(
+            f"{role} {source} cannot be decoded ({brief(error)}); re-save or replace the file"
+        ) from error
     return _to_rgb(_to_srgb(image))
+
+
+def from_memory(image: Image.Image, role: str = "image") -> Image.Image:
+    """An image given as a PIL image, made ready as :func:`read_image` makes a file's:
+    upright, converted to sRGB, RGB."""
+    _check_pixel_count(image, role, "given in memory")
+    return _to_rgb(_to_srgb(ImageOps.exif_transpose(image)))
 
 
 def _to_srgb(image: Image.Image) -> Image.Image:
@@ -172,4 +181,10 @@ def save_image(image: Tensor, path: str | os.PathLike, quality: int = 95) -> Non
             options |= {"quality": quality, "subsampling": 0 if quality >= 90 else 2}
         elif fmt == "WEBP":
             options |= {"quality": quality, "lossless": quality == 100}
-        to_pil_image(values.mul(255).round().to(torch.uint8)).save(out, format=fmt, **options)
+        to_pil(values).save(out, format=fmt, **options)
+
+
+def to_pil(image: Tensor) -> Image.Image:
+    """A [3, H, W] or [1, 3, H, W] image in [0, 1] as an 8-bit RGB PIL image (as PNGs are written)."""
+    values = image.detach().float().clamp(0, 1).cpu().squeeze(0)
+    return to_pil_image(values.mul(255).round().to(torch.uint8))

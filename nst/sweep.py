@@ -14,22 +14,27 @@ directory (TensorBoard events, config.yaml, checkpoints/last.ckpt, final.png) pe
 ``figure.png`` the grid and ``losses.png`` every cell's loss curve.
 """
 
+import argparse
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from lightning.pytorch import Callback
 from PIL import Image
 from torchvision.transforms.functional import to_pil_image
 
 from nst import runs
 from nst.animation import frames_of, label, read_frame, thin, write_animation
-from nst.checkpointing import RunInterrupted, stop_asked
-from nst.errors import NSTError
+from nst.config import Builder, Layer, as_nst_error, given_settings
+from nst.errors import NSTError, brief
 from nst.figure import Grid, draw_grid, plot_losses, save_figure
 from nst.files import atomic_write
+from nst.run import Run
+from nst.stopping import RunInterrupted, Stop
 
 SWEEP_FILE = "sweep.yaml"
 FIGURE = "figure.png"
@@ -53,7 +58,7 @@ class Cell:
     id: str
     row: int
     column: int
-    overrides: list[str]  # command-line arguments that make this cell's config
+    settings: dict[str, Any]  # config key -> value: the sweep's axis values for this cell
 
 
 @dataclass
@@ -69,17 +74,15 @@ class Sweep:
         cells = []
         for r, row_value in enumerate(self.rows.values):
             for c, column_value in enumerate(columns):
-                overrides = [arg for key, value in self.fixed.items() for arg in (f"--{key}", _arg(value))]
-                overrides += [f"--{self.rows.key}", _arg(row_value)]
+                settings = {self.rows.key: row_value}
                 if self.columns:
-                    overrides += [f"--{self.columns.key}", _arg(column_value)]
-                cells.append(Cell(f"r{r}c{c}", r, c, overrides))
+                    settings[self.columns.key] = column_value
+                cells.append(Cell(f"r{r}c{c}", r, c, settings))
         return cells
 
-
-def _arg(value: Any) -> str:
-    # Values go to the command-line parser, which reads each as YAML: lists and numbers as JSON.
-    return value if isinstance(value, str) else json.dumps(value)
+    @property
+    def axis_keys(self) -> list[str]:
+        return [self.rows.key, *([self.columns.key] if self.columns else [])]
 
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
@@ -104,7 +107,7 @@ def read_sweep(path: Path) -> Sweep:
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError, OSError) as error:
-        raise NSTError(f"sweep file {path} is not valid YAML ({error}); fix the file") from error
+        raise NSTError(f"sweep file {path} is not valid YAML ({brief(error)}); fix the file") from error
     if not isinstance(spec, dict) or "rows" not in spec:
         raise NSTError(
             f"sweep file {path} needs 'rows: {{key: ..., values: [...]}}' (and optionally 'columns:')"
@@ -131,7 +134,22 @@ def read_sweep(path: Path) -> Sweep:
         columns=_axis(path, "columns", spec["columns"]) if spec.get("columns") else None,
         fixed=fixed,
         name=spec.get("name"),
-        config=spec.get("config"),
+        config=_base_config(path, spec.get("config")),
+    )
+
+
+def _base_config(path: Path, config: Any) -> str | None:
+    """The sweep's base config, relative to the sweep file (as the shipped ones are written),
+    so that a sweep runs from any directory; a path relative to the working directory is
+    taken too, as sweep files written before said it that way."""
+    if config is None:
+        return None
+    beside, here = path.parent / str(config), Path(str(config))
+    for candidate in (beside, here):
+        if candidate.is_file():
+            return str(candidate)
+    raise NSTError(
+        f"sweep file {path}: its config {config} is neither at {beside} nor at {here}; fix the path"
     )
 
 
@@ -147,55 +165,63 @@ def _axis(path: Path, which: str, spec: Any) -> Axis:
     return Axis(spec["key"], values, [str(label) for label in labels])
 
 
-def _split_args(args: list[str]) -> tuple[Path, bool, list[str]]:
-    """Take --sweep FILE and --ckpt_path last out of the arguments; the rest are fit's."""
-    sweep_file, resume, rest = None, False, []
-    items = iter(args)
-    for arg in items:
-        if arg in ("--sweep", "--ckpt_path"):
-            value = next(items, None)
-            if value is None:
-                raise NSTError(f"{arg} needs a value")
-        elif arg.startswith(("--sweep=", "--ckpt_path=")):
-            arg, value = arg.split("=", 1)
-        else:
-            rest.append(arg)
-            continue
-        if arg == "--sweep":
-            sweep_file = Path(value)
-        elif value != "last":
-            raise NSTError("a sweep resumes with --ckpt_path last (its cells keep their own checkpoints)")
-        else:
-            resume = True
-    if sweep_file is None:
-        raise NSTError(
-            "give the sweep with --sweep FILE, e.g. --sweep configs/sweeps/4_style_weight_x_init.yaml"
-        )
-    return sweep_file, resume, rest
+def _parse_args(args: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """The sweep's own options; the rest are fit's, for every cell."""
+    parser = argparse.ArgumentParser(
+        prog="nst sweep",
+        description=__doc__.split("\n\n")[0],
+        epilog="Any option of fit (python cli.py fit --help) may follow and applies to every cell; "
+        "it replaces the sweep file's 'set' for that key.",
+        allow_abbrev=False,
+        exit_on_error=False,
+    )
+    parser.add_argument("--sweep", type=Path, required=True, help="the sweep file (rows, columns, set)")
+    parser.add_argument(
+        "-c", "--config", action="append", default=[], help="base config (default: the sweep file's)"
+    )
+    parser.add_argument("--ckpt_path", choices=["last"], help="continue the latest sweep: last")
+    try:
+        options, rest = parser.parse_known_args(args)
+    except argparse.ArgumentError as error:
+        if "--sweep" in str(error) and "required" in str(error):
+            raise NSTError(
+                "give the sweep with --sweep FILE, e.g. --sweep configs/sweeps/4_style_weight_x_init.yaml"
+            ) from error
+        if "--ckpt_path" in str(error):
+            raise NSTError(
+                "a sweep resumes with --ckpt_path last (its cells keep their own checkpoints)"
+            ) from error
+        raise NSTError(f"{' '.join(str(error).split())} (python cli.py sweep --help)") from error
+    return options, rest
 
 
-def run_sweep(args: list[str], new_run_dirs: list[list[Path]]) -> Path:
+def run_sweep(args: list[str], stop: Stop | None = None, callbacks: Sequence[Callback] = ()) -> Path:
     """Run (or continue) every cell of a sweep, then draw its figures; returns the sweep directory."""
-    from nst.cli import config_files, make_cli  # the sweep drives the same command line as fit
-
-    sweep_file, resume, base = _split_args(args)
-    if any(a.startswith("--output.") for a in base):
+    options, fit_args = _parse_args(args)
+    stop = stop or Stop()
+    if any(a.startswith("--output.") for a in fit_args):
         raise NSTError(
             "--output.* cannot be given to a sweep: every cell would write the same file; "
             "each cell's final.png is in its directory"
         )
-    sweep = read_sweep(sweep_file)
-    if sweep.config and not config_files(base):
-        base = ["--config", sweep.config, *base]
+    sweep = read_sweep(options.sweep)
+    configs = options.config or ([sweep.config] if sweep.config else [])
+    base = _base_layers(sweep, configs, fit_args)
     cells = sweep.cells()
-    configs = config_files(base)
-    root = Path("logs") / (sweep.name or f"{Path(configs[-1]).stem if configs else 'nst'}-{sweep_file.stem}")
+    root = Path("logs") / (
+        sweep.name or f"{Path(configs[-1]).stem if configs else 'nst'}-{options.sweep.stem}"
+    )
 
     inputs = check_cells(sweep, base)
 
-    sweep_dir = _sweep_dir(root, resume, new_run_dirs)
-    recorded = {"args": base, "cells": {cell.id: cell.overrides for cell in cells}}
-    if resume:
+    sweep_dir, made = _sweep_dir(root, options.ckpt_path == "last")
+    recorded = {
+        "configs": configs,
+        "args": fit_args,
+        "set": sweep.fixed,
+        "cells": {cell.id: cell.settings for cell in cells},
+    }
+    if options.ckpt_path == "last":
         before = yaml.safe_load((sweep_dir / SWEEP_FILE).read_text())
         if before != recorded:
             raise NSTError(
@@ -205,16 +231,23 @@ def run_sweep(args: list[str], new_run_dirs: list[list[Path]]) -> Path:
     else:
         with atomic_write(sweep_dir / SWEEP_FILE) as (out, _):
             out.write(yaml.safe_dump(recorded).encode())
-    for n, cell in enumerate(cells, 1):
-        cell_dir = sweep_dir / "cells" / cell.id
-        if (cell_dir / RESULT).is_file():
-            print(f"[{n}/{len(cells)}] {cell.id} ({_describe(sweep, cell)}): done already")
-            continue
-        print(f"[{n}/{len(cells)}] {cell.id} ({_describe(sweep, cell)})")
-        _run_cell(make_cli, base, cell, sweep_dir, cell_dir)
-        signum = stop_asked()
-        if signum is not None and n < len(cells):  # the signal came in the cell's last step
-            raise RunInterrupted(signum, str(runs.checkpoint_of(cell_dir)))
+    try:
+        for n, cell in enumerate(cells, 1):
+            cell_dir = sweep_dir / "cells" / cell.id
+            if (cell_dir / RESULT).is_file():
+                print(f"[{n}/{len(cells)}] {cell.id} ({_describe(sweep, cell)}): done already")
+                continue
+            print(f"[{n}/{len(cells)}] {cell.id} ({_describe(sweep, cell)})")
+            _run_cell([*base, cell.settings], cell, sweep_dir, cell_dir, stop, callbacks)
+            if stop.requested is not None and n < len(cells):  # the request came in the cell's last step
+                raise RunInterrupted(stop.requested, str(runs.checkpoint_of(cell_dir)))
+    except BaseException as error:
+        stopped = error if isinstance(error, RunInterrupted) else None
+        if made and (stopped is None or stopped.checkpoint is None):
+            runs.remove_if_unfinished(made)  # no cell has a checkpoint: nothing to continue
+        if stopped is not None:
+            stopped.resumable = stopped.resumable or sweep_dir.is_dir()  # finished cells are kept
+        raise
 
     grid = _grid(sweep, cells, sweep_dir, inputs)
     figure, boxes = draw_grid(grid)
@@ -229,22 +262,54 @@ def run_sweep(args: list[str], new_run_dirs: list[list[Path]]) -> Path:
     return sweep_dir
 
 
-def check_cells(sweep: Sweep, base: list[str], load_images: bool = True) -> dict[str, Any]:
-    """Parse every cell's config (and load its images) before the first cell runs, so that a
-    typo in the last cell does not surface hours later. Returns each cell's images."""
-    from nst.cli import make_cli
+def _base_layers(sweep: Sweep, configs: list[str], fit_args: list[str]) -> list[Layer]:
+    """What every cell is built from, in order: the base config, the sweep file's ``set``, and
+    the command line (typed last, so it wins over ``set``; an axis key there is refused)."""
+    given = _dotted(given_settings(fit_args)) if fit_args else {}
+    for key in given:
+        for axis in sweep.axis_keys:
+            if key == axis or key.startswith(f"{axis}.") or axis.startswith(f"{key}."):
+                raise NSTError(
+                    f"--{key} is what the sweep varies ({axis}); drop it from the command line, "
+                    "or make another sweep file"
+                )
+    for key, value in sweep.fixed.items():
+        if key in given and given[key] != value:
+            print(f"--{key} {given[key]} from the command line replaces the sweep file's {value}")
+    config_args = [arg for config in configs for arg in ("--config", config)]
+    return [config_args, sweep.fixed, fit_args]
 
+
+def _dotted(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in settings.items():
+        if isinstance(value, dict) and value:
+            out |= _dotted(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def check_cells(sweep: Sweep, base: list[Layer], load_images: bool = True) -> dict[str, Any]:
+    """Build every cell's config (and load its images) before the first cell runs, so that a
+    typo in the last cell does not surface hours later. Returns each cell's images."""
     inputs = {}
     for cell in sweep.cells():
         try:
-            cli = make_cli([*base, *cell.overrides, "--trainer.logger", "false"], run=False)
+            built = Builder([*base, cell.settings, {"trainer.logger": False}], run_dirs=False)
+            data = built.datamodule
             if load_images:
-                cli.datamodule.prepare_data()
-                cli.datamodule.setup("fit")
-                cli.model.check_data(cli.datamodule)
+                data.prepare_data()
+                data.setup("fit")
+                built.model.check_data(data)
         except NSTError as error:
             raise NSTError(f"sweep cell {cell.id} ({_describe(sweep, cell)}): {error}") from error
-        inputs[cell.id] = (cli.datamodule.content, cli.datamodule.style)
+        except Exception as error:
+            user = as_nst_error(error)
+            if user is None:
+                raise
+            raise NSTError(f"sweep cell {cell.id} ({_describe(sweep, cell)}): {user}") from error
+        inputs[cell.id] = (data.content, data.style)
     return inputs
 
 
@@ -255,11 +320,11 @@ def _describe(sweep: Sweep, cell: Cell) -> str:
     return text
 
 
-def _sweep_dir(root: Path, resume: bool, new_run_dirs: list[list[Path]]) -> Path:
+def _sweep_dir(root: Path, resume: bool) -> tuple[Path, list[Path]]:
+    """The sweep's directory, and what was made for it (to remove if nothing comes of it)."""
     if not resume:
         made = runs.create_run_dir(root)
-        new_run_dirs.append(made)
-        return made[0]
+        return made[0], made
     earlier = [
         root / f"version_{v}" for v in runs._versions(root) if (root / f"version_{v}" / SWEEP_FILE).is_file()
     ]
@@ -267,27 +332,27 @@ def _sweep_dir(root: Path, resume: bool, new_run_dirs: list[list[Path]]) -> Path
         raise NSTError(f"no sweep to resume in {root}; start one without --ckpt_path")
     sweep_dir = max(earlier, key=runs.version_of)
     print(f"Resuming {sweep_dir}")
-    return sweep_dir
+    return sweep_dir, []
 
 
-def _run_cell(make_cli: Any, base: list[str], cell: Cell, sweep_dir: Path, cell_dir: Path) -> None:
-    args = ["fit", *base, *cell.overrides]
-    args += [
-        "--trainer.logger.init_args.save_dir",
-        str(sweep_dir),
-        "--trainer.logger.init_args.name",
-        "cells",
-    ]
-    args += ["--trainer.logger.init_args.version", cell.id]
+def _run_cell(
+    layers: list[Layer],
+    cell: Cell,
+    sweep_dir: Path,
+    cell_dir: Path,
+    stop: Stop,
+    callbacks: Sequence[Callback],
+) -> None:
+    where = {"trainer.logger.init_args": {"save_dir": str(sweep_dir), "name": "cells", "version": cell.id}}
     checkpoint = runs.checkpoint_of(cell_dir)
     if checkpoint.is_file():
-        args += ["--ckpt_path", str(checkpoint)]
+        where["ckpt_path"] = str(checkpoint)
     elif cell_dir.is_dir():
         runs.remove_if_unfinished([cell_dir])  # stopped before its first checkpoint
     seconds_file = cell_dir / "seconds"
     start = time.perf_counter()
     try:
-        make_cli(args)
+        result = Run([*layers, where], stop=stop, callbacks=callbacks).fit()
     except NSTError as error:
         runs.remove_if_unfinished([cell_dir])  # failed before its first checkpoint: nothing to keep
         raise NSTError(f"sweep cell {cell.id}: {error}") from error
@@ -295,12 +360,14 @@ def _run_cell(make_cli: Any, base: list[str], cell: Cell, sweep_dir: Path, cell_
         if cell_dir.is_dir():
             before = float(seconds_file.read_text()) if seconds_file.is_file() else 0.0
             _write_text(seconds_file, f"{before + time.perf_counter() - start:.3f}")
-    result = {
+    if result.stopped is not None:
+        raise result.stopped
+    summary = {
         "seconds": float(seconds_file.read_text()),
         "losses": _final_losses(cell_dir),
-        "args": cell.overrides,
+        "settings": cell.settings,
     }
-    _write_text(cell_dir / RESULT, json.dumps(result, indent=2))
+    _write_text(cell_dir / RESULT, json.dumps(summary, indent=2))
 
 
 def _write_text(path: Path, text: str) -> None:

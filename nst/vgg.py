@@ -7,6 +7,7 @@ load without renaming.
 """
 
 import difflib
+import re
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -44,6 +45,45 @@ def layer_index(name: str) -> int:
             f"unknown VGG19 layer {name!r}: {hint}names are conv1_1 … conv5_4, relu1_1 … relu5_4, pool1 … pool5"
         )
     return _INDEX[name]
+
+
+_CONVS = [name for name in LAYER_NAMES if name.startswith("conv")]
+_POOLS = [name for name in LAYER_NAMES if name.startswith("pool")]
+_FLAT = re.compile(r"(conv|relu|pool)_(\d+)")
+
+
+def canonical_layer(name: str) -> str:
+    """The canonical name of a layer given in the PyTorch tutorial's flat names, where
+    ``conv_N`` is the N-th convolution (``conv_4`` is conv2_2), ``relu_N`` the ReLU after it
+    and ``pool_N`` the pooling after it; other names are returned as they are."""
+    match = _FLAT.fullmatch(name)
+    if match is None:
+        return name
+    kind, n = match.group(1), int(match.group(2))
+    if not 1 <= n <= len(_CONVS):
+        raise NSTError(
+            f"unknown VGG19 layer {name!r}: VGG19 has {len(_CONVS)} convolutions, conv_1 … conv_16 "
+            "in the PyTorch tutorial's flat names (conv1_1 … conv5_4 in nst's)"
+        )
+    conv = _CONVS[n - 1]
+    if kind != "pool":
+        return conv.replace("conv", kind)
+    after = LAYER_NAMES[_INDEX[conv] + 2]  # the conv, its ReLU, then what follows
+    if not after.startswith("pool"):
+        pools = ", ".join(f"pool_{_CONVS.index(LAYER_NAMES[_INDEX[p] - 2]) + 1}" for p in _POOLS)
+        raise NSTError(
+            f"unknown VGG19 layer {name!r}: in the PyTorch tutorial's flat names the pooling layers are {pools}"
+        )
+    return after
+
+
+def canonical_layers(names: list[str], option: str, quiet: bool = False) -> list[str]:
+    """``names`` with the tutorial's flat names replaced by the canonical ones, saying so once each."""
+    canonical = [canonical_layer(name) for name in names]
+    for given, name in zip(names, canonical, strict=True):
+        if given != name and not quiet:
+            print(f"{option}: {given} is {name} (the PyTorch tutorial's flat name for it)")
+    return canonical
 
 
 def build_features(depth: int, pooling: str = "max", padding: str = "zeros") -> nn.Sequential:

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models import VGG19_Weights
 
-from nst.errors import NSTError
+from nst.errors import NSTError, brief
 
 RANDOM_SEED = 0  # "random" always means the same network, so runs stay comparable
 
@@ -60,7 +60,7 @@ def _imagenet_state_dict() -> dict[str, Tensor]:
     except Exception as error:
         if cached.exists():
             raise NSTError(
-                f"cannot read the ImageNet VGG19 weights at {cached} ({error}); delete the file to download it again"
+                f"cannot read the ImageNet VGG19 weights at {cached} ({brief(error)}); delete the file to download it again"
             ) from error
         if not isinstance(error, (urllib.error.URLError, OSError)):
             raise
@@ -79,7 +79,9 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a bad file; all mean the same here
-        raise NSTError(f"{path} is not a PyTorch state dict that can be loaded safely ({error})") from error
+        raise NSTError(
+            f"{path} is not a PyTorch state dict that can be loaded safely ({brief(error)})"
+        ) from error
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise NSTError(
             f"{path} does not hold a state dict of tensors; save one with torch.save(model.state_dict())"

@@ -6,14 +6,18 @@ import signal
 import pytest
 import torch
 from PIL import Image
+from steps import AtStep
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from nst import StyleTransfer
 from nst.cli import main
 
 
-def run(*args: str) -> None:
-    main(["fit", *args])
+def run(*args: str, callbacks=()) -> None:
+    main(["fit", *args], callbacks=callbacks)
+
+
+def send(signum):
+    return lambda trainer, module: os.kill(os.getpid(), signum)
 
 
 def final_image(run_dir) -> torch.Tensor:
@@ -103,14 +107,14 @@ def test_a_stop_signal_saves_a_checkpoint_that_resumes_exactly(
 ):
     run("--config", str(tiny_config("whole")), "--trainer.max_steps", "6")
 
-    def signal_at_step_2(self, *args):
-        if self.global_step == 2:
-            os.kill(os.getpid(), signum)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(StyleTransfer, "on_train_batch_end", signal_at_step_2, raising=False)
-        with pytest.raises(SystemExit) as exit_info:
-            run("--config", str(tiny_config("stopped")), "--trainer.max_steps", "6")
+    with pytest.raises(SystemExit) as exit_info:
+        run(
+            "--config",
+            str(tiny_config("stopped")),
+            "--trainer.max_steps",
+            "6",
+            callbacks=[AtStep(2, send(signum))],
+        )
     assert exit_info.value.code == code
     stopped = workdir / "logs" / "stopped" / "version_0"
     assert not (stopped / "final.png").exists()  # an unfinished run shows no result
@@ -175,13 +179,9 @@ def test_without_a_logger_nothing_is_written_to_the_working_directory(tiny_confi
     assert len(list((workdir / "checkpoints").glob("last*.ckpt"))) == 2  # the first run's is kept
 
 
-def test_a_stop_signal_during_the_last_step_lets_the_run_finish(tiny_config, workdir, monkeypatch):
-    def signal_in_last_step(self, *args):
-        if self.global_step == 3:  # the callbacks of step 4 of 4 see the flag
-            os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(StyleTransfer, "on_train_batch_end", signal_in_last_step, raising=False)
-    run("--config", str(tiny_config()))
+def test_a_stop_signal_during_the_last_step_lets_the_run_finish(tiny_config, workdir):
+    # Sent after step 3: the callbacks of step 4 of 4 see the flag.
+    run("--config", str(tiny_config()), callbacks=[AtStep(3, send(signal.SIGINT))])
     assert (workdir / "logs" / "tiny" / "version_0" / "final.png").is_file()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
 
@@ -209,15 +209,18 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(
 ):
     run("--config", str(tiny_config("whole")), "--trainer.max_steps", "6")
 
-    def impatient(self, *args):
-        if self.global_step == 2:  # step 2 has just been checkpointed (every 2 steps)
-            os.kill(os.getpid(), signal.SIGINT)
-            os.kill(os.getpid(), signal.SIGINT)
+    def impatient(trainer, module):  # step 2 has just been checkpointed (every 2 steps)
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
 
-    with monkeypatch.context() as patch:
-        patch.setattr(StyleTransfer, "on_train_batch_end", impatient, raising=False)
-        with pytest.raises(SystemExit) as exit_info:
-            run("--config", str(tiny_config("stopped")), "--trainer.max_steps", "6")
+    with pytest.raises(SystemExit) as exit_info:
+        run(
+            "--config",
+            str(tiny_config("stopped")),
+            "--trainer.max_steps",
+            "6",
+            callbacks=[AtStep(2, impatient)],
+        )
     assert exit_info.value.code == 130
     assert "--ckpt_path last" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
@@ -241,14 +244,12 @@ def test_divergence_stops_with_a_reason_and_writes_no_result(tiny_config, workdi
     assert not list(workdir.glob("logs/tiny/version_*"))  # nothing to resume, nothing to show
 
 
-def test_divergence_keeps_the_last_good_checkpoint(tiny_config, workdir, monkeypatch, capsys):
-    def poison_after_step_2(self, *args):
-        if self.global_step == 2:  # step 2 was checkpointed just before (every 2 steps)
-            self.image.data.fill_(float("nan"))
+def test_divergence_keeps_the_last_good_checkpoint(tiny_config, workdir, capsys):
+    def poison(trainer, module):  # step 2 was checkpointed just before (every 2 steps)
+        module.image.data.fill_(float("nan"))
 
-    monkeypatch.setattr(StyleTransfer, "on_train_batch_end", poison_after_step_2, raising=False)
     with pytest.raises(SystemExit) as exit_info:
-        run("--config", str(tiny_config()), "--trainer.max_steps", "6")
+        run("--config", str(tiny_config()), "--trainer.max_steps", "6", callbacks=[AtStep(2, poison)])
     assert exit_info.value.code == 2
     assert "diverged" in capsys.readouterr().err
     run_dir = workdir / "logs" / "tiny" / "version_0"

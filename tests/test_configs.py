@@ -3,9 +3,16 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from nst import StyleTransfer, StyleTransferData
-from nst.cli import make_cli
+from nst.config import Builder
+
+
+def make_cli(args):
+    """Build a config's objects as a run would, without choosing a run directory."""
+    return Builder([args], run_dirs=False)
+
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))  # sweeps: test_sweep.py
 
@@ -16,7 +23,7 @@ def test_there_are_configs():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_config_validates(path, workdir):
-    cli = make_cli(["--config", str(path)], run=False)
+    cli = make_cli(["--config", str(path)])
     assert isinstance(cli.model, StyleTransfer)
     assert isinstance(cli.datamodule, StyleTransferData)
     assert cli.trainer.max_steps > 0
@@ -24,7 +31,7 @@ def test_config_validates(path, workdir):
 
 
 def test_starry_is_the_paper_setting():
-    cli = make_cli(["--config", str(next(p for p in CONFIGS if p.name == "starry.yaml"))], run=False)
+    cli = make_cli(["--config", str(next(p for p in CONFIGS if p.name == "starry.yaml"))])
     h = cli.model.hparams
     assert h.content_layers == ["conv4_2"]
     assert h.style_layers == ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
@@ -33,14 +40,23 @@ def test_starry_is_the_paper_setting():
     assert cli.datamodule.hparams.content.startswith("https://upload.wikimedia.org/")
 
 
-def test_starry_with_adam_gets_adams_learning_rate():
+def test_starry_with_adam_gets_adams_learning_rate(workdir, images):
+    import nst
+
     path = next(p for p in CONFIGS if p.name == "starry.yaml")
-    cli = make_cli(["--config", str(path), "--model.optimizer", "adam"], run=False)
-    assert cli.model.hparams.lr is None  # so configure_optimizers picks Adam's own default
+    cli = make_cli(["--config", str(path), "--model.optimizer", "adam"])
+    assert cli.model.hparams.lr is None  # so the optimizer's own default applies
+    # The starry run itself, switched to Adam (local images, random weights, one tiny step):
+    # its optimizer runs at Adam's default of 0.02, not L-BFGS's 1.0.
+    offline = {"data.content": str(images["content"]), "data.style": str(images["style"])}
+    offline |= {"data.size": 32, "model.weights": "random", "trainer.max_steps": 1}
+    result = nst.fit(path, {**offline, "model.optimizer": "adam", "trainer.enable_progress_bar": False})
+    saved = torch.load(result.checkpoint, weights_only=True)
+    assert saved["optimizer_states"][0]["param_groups"][0]["lr"] == 0.02
 
 
 def test_starry_hires_goes_coarse_to_fine_to_its_size():
-    cli = make_cli(["--config", str(next(p for p in CONFIGS if p.name == "starry_hires.yaml"))], run=False)
+    cli = make_cli(["--config", str(next(p for p in CONFIGS if p.name == "starry_hires.yaml"))])
     phases = cli.model.hparams.phases
     sizes = [phase["size"] for phase in phases]
     assert sizes == sorted(sizes) and sizes[0] == 128 and sizes[-1] == cli.datamodule.hparams.size == 1024

@@ -13,7 +13,7 @@ from nst import StyleTransfer, StyleTransferData
 from nst.cli import main
 from nst.images import resize_tensor
 from nst.losses import gram
-from nst.phases import phase_at
+from nst.schedule import Schedule, phase_at
 
 # 16 → 23 → 32 px, a factor of √2 a phase; the middle phase with its own optimizer and lr.
 PHASES = [
@@ -25,6 +25,9 @@ PHASES = [
 
 def run(*args: str) -> None:
     main(["fit", *args])
+
+
+from steps import AtStep  # noqa: E402
 
 
 def phased(config, phases=PHASES) -> list[str]:
@@ -117,14 +120,12 @@ def test_a_phase_can_have_its_own_weights(tiny_config, workdir):
 def test_a_run_stopped_in_any_phase_resumes_exactly(tiny_config, workdir, monkeypatch, stop_after, precision):
     run(*phased(tiny_config("whole", phases=PHASES)), "--trainer.precision", precision)
 
-    def stop(self, *args):
-        if self.global_step == stop_after:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(StyleTransfer, "on_train_batch_end", stop, raising=False)
-        with pytest.raises(SystemExit):
-            run(*phased(tiny_config("stopped", phases=PHASES)), "--trainer.precision", precision)
+    stop = AtStep(stop_after, lambda trainer, module: os.kill(os.getpid(), signal.SIGINT))
+    with pytest.raises(SystemExit):
+        main(
+            ["fit", *phased(tiny_config("stopped", phases=PHASES)), "--trainer.precision", precision],
+            callbacks=[stop],
+        )
     stopped = workdir / "logs" / "stopped" / "version_0"
     saved = checkpoint(stopped)
     assert saved["global_step"] == stop_after + 1
@@ -147,14 +148,9 @@ def test_a_run_stopped_in_any_phase_resumes_exactly(tiny_config, workdir, monkey
 
 
 def test_resuming_with_other_phases_is_refused(tiny_config, workdir, monkeypatch, capsys):
-    def stop(self, *args):
-        if self.global_step == 4:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(StyleTransfer, "on_train_batch_end", stop, raising=False)
-        with pytest.raises(SystemExit):
-            run(*phased(tiny_config(phases=PHASES)))
+    stop = AtStep(4, lambda trainer, module: os.kill(os.getpid(), signal.SIGINT))
+    with pytest.raises(SystemExit):
+        main(["fit", *phased(tiny_config(phases=PHASES))], callbacks=[stop])
     other = [{**PHASES[0], "steps": 2}, *PHASES[1:]]
     with pytest.raises(SystemExit) as exit_info:
         run(*phased(tiny_config(phases=other), other), "--ckpt_path", "last")
@@ -177,10 +173,8 @@ def test_a_phase_with_another_optimizer_gets_that_optimizers_default_lr():
         {"size": 24, "steps": 1, "optimizer": "adam", "lr": 0.1},
         {"size": 32, "steps": 1},
     ])  # fmt: skip
-    lrs = []
-    for model.phase in range(3):
-        lrs.append(model._lr())
-    assert lrs == [0.02, 0.1, 0.8]  # not L-BFGS's 0.8 for Adam
+    schedule = Schedule.of(model.hparams, long_side=32, max_steps=3)
+    assert [phase.lr for phase in schedule] == [0.02, 0.1, 0.8]  # not L-BFGS's 0.8 for Adam
 
 
 def test_the_images_follow_the_phase_size(images):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from PIL import Image
+from steps import AtStep
 
 from nst import StyleTransfer
 from nst.cli import main
@@ -69,14 +70,15 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_cells(
     config, sweep = str(tiny_config()), str(write_sweep(workdir))
     fits = []
 
-    def interrupt_the_third_cell(self, *args):
-        if self.global_step == 1 and self.trainer.logger.version == "r1c0" and not fits:
-            fits.append("interrupted")
-            os.kill(os.getpid(), signal.SIGINT)
+    def interrupt_the_third_cell(trainer, module):
+        fits.append("interrupted")
+        os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(StyleTransfer, "on_train_batch_end", interrupt_the_third_cell, raising=False)
+    third = AtStep(
+        1, interrupt_the_third_cell, when=lambda trainer: trainer.logger.version == "r1c0" and not fits
+    )
     with pytest.raises(SystemExit) as exit_info:
-        main(["sweep", "--config", config, "--sweep", sweep])
+        main(["sweep", "--config", config, "--sweep", sweep], callbacks=[third])
     assert exit_info.value.code == 130
     assert "--ckpt_path last" in capsys.readouterr().err
     cells = sweep_dir(workdir) / "cells"
@@ -95,15 +97,16 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_cells(
 def test_a_stop_signal_in_a_cells_last_step_stops_the_sweep_after_that_cell(
     tiny_config, workdir, monkeypatch, capsys
 ):
-    def interrupt_the_first_cells_last_step(self, *args):
-        if self.global_step == 2 and self.trainer.logger.version == "r0c0":  # step 3 of 3 runs next
-            os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(
-        StyleTransfer, "on_train_batch_end", interrupt_the_first_cells_last_step, raising=False
+    last_step_of_the_first_cell = AtStep(  # step 3 of 3 runs next
+        2,
+        lambda trainer, module: os.kill(os.getpid(), signal.SIGINT),
+        when=lambda t: t.logger.version == "r0c0",
     )
     with pytest.raises(SystemExit) as exit_info:
-        tiny_sweep(tiny_config(), workdir)
+        main(
+            ["sweep", "--config", str(tiny_config()), "--sweep", str(write_sweep(workdir))],
+            callbacks=[last_step_of_the_first_cell],
+        )
     assert exit_info.value.code == 130
     assert "--ckpt_path last" in capsys.readouterr().err
     cells = sweep_dir(workdir) / "cells"
@@ -151,7 +154,7 @@ def test_shipped_sweep_validates(path, workdir, monkeypatch):
     monkeypatch.chdir(REPO)  # sweep files name their base config relative to the project
     sweep = read_sweep(path)
     assert sweep.config and (REPO / sweep.config).is_file()
-    cells = check_cells(sweep, ["--config", sweep.config], load_images=False)
+    cells = check_cells(sweep, [["--config", sweep.config]], load_images=False)
     assert len(cells) == len(sweep.rows.values) * (len(sweep.columns.values) if sweep.columns else 1)
 
 
@@ -168,11 +171,11 @@ def test_the_cells_share_one_network_and_one_set_of_targets(tiny_config, workdir
     from nst import reuse
 
     loads, target_passes = [], []
-    real_load, real_features_of = reuse.load_weights, StyleTransfer._features_of
+    real_load, real_features_of = reuse.load_weights, StyleTransfer.features_of
     monkeypatch.setattr(reuse, "load_weights", lambda *a: (loads.append(a), real_load(*a))[1])
     monkeypatch.setattr(
         StyleTransfer,
-        "_features_of",
+        "features_of",
         lambda self, image: (target_passes.append(1), real_features_of(self, image))[1],
     )
     main(["sweep", "--config", str(tiny_config()), "--sweep", str(write_sweep(workdir))])

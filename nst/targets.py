@@ -1,0 +1,54 @@
+"""The content and style targets of a phase: VGG features of the content image and Gram
+matrices of the style images, computed once per phase and shared between runs of one process
+(see nst.reuse) that use the same network, image, layers, device and precision."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor
+
+from nst import reuse
+from nst.data import Images
+from nst.losses import gram
+
+Features = Callable[[Tensor], dict[str, Tensor]]  # image -> feature maps, without gradients
+
+
+@dataclass
+class Targets:
+    content: dict[str, Tensor] = field(default_factory=dict)  # layer -> features
+    style: dict[str, Tensor] = field(default_factory=dict)  # layer -> (blended) Gram matrix
+
+
+def compute_targets(
+    features: Features,
+    images: Images,
+    content_layers: Sequence[str],
+    style_layers: Sequence[str],
+    blend: Sequence[float],
+    key: tuple[Any, ...],
+) -> Targets:
+    """Targets for ``images``; ``key`` says what else they depend on (network, device, precision)."""
+    targets = Targets()
+    if content_layers and images.content is not None:
+        targets.content = reuse.targets(
+            ("content", *key, *content_layers),
+            images.content,
+            lambda: {n: f.float() for n, f in features(images.content).items() if n in content_layers},
+        )
+    if style_layers and images.styles:
+        # Several styles: the weighted mean of their Gram matrices (one style: weight 1, unchanged).
+        grams = [
+            reuse.targets(
+                ("style", *key, *style_layers),
+                image,
+                lambda image=image: {n: gram(f) for n, f in features(image).items() if n in style_layers},
+            )
+            for image in images.styles
+        ]
+        targets.style = {
+            n: sum((w * g[n] for w, g in zip(blend[1:], grams[1:], strict=True)), blend[0] * grams[0][n])
+            for n in style_layers
+        }
+    return targets

@@ -1,0 +1,56 @@
+"""TensorBoard as a run writes it: loss curves without Lightning's ``epoch`` line (every step
+is an epoch here, so it would only repeat the step), and each run's settings in the HPARAMS
+tab with its final losses, so that runs and sweep cells can be compared there."""
+
+from typing import Any
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+from torch.utils.tensorboard.summary import hparams
+
+LOSSES = ("total", "content", "style", "tv")
+
+
+class RunTensorBoardLogger(TensorBoardLogger):
+    """Lightning's TensorBoardLogger without the ``epoch`` curve."""
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        metrics = {k: v for k, v in metrics.items() if k != "epoch"}
+        if metrics:
+            super().log_metrics(metrics, step)
+
+
+class HparamsSummary(Callback):
+    """Writes the run's settings and final losses (``final/total``, ...) for the HPARAMS tab."""
+
+    @rank_zero_only
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        metrics = final_losses(trainer)
+        if not loggers or not metrics:  # resumed at its last step: nothing new to report
+            return
+        settings = settings_of(trainer, pl_module)
+        for logger in loggers:
+            writer = logger.experiment
+            for summary in hparams(settings, {f"final/{k}": v for k, v in metrics.items()}):
+                writer._get_file_writer().add_summary(summary)
+            for name, value in metrics.items():
+                writer.add_scalar(f"final/{name}", value, trainer.global_step)
+            writer.flush()
+
+
+def final_losses(trainer: Trainer) -> dict[str, float]:
+    """The losses logged at the run's last step (weighted, as on the curves)."""
+    metrics = trainer.callback_metrics
+    return {k: float(metrics[f"loss/{k}"]) for k in LOSSES if f"loss/{k}" in metrics}
+
+
+def settings_of(trainer: Trainer, pl_module: LightningModule) -> dict[str, Any]:
+    """The run's settings as HPARAMS shows them: ``model.*``, ``data.*`` and the run's length."""
+    data = trainer.datamodule
+    flat = {f"model.{k}": v for k, v in pl_module.hparams.items()}
+    flat |= {f"data.{k}": v for k, v in (data.hparams.items() if data is not None else [])}
+    flat |= {"trainer.max_steps": trainer.max_steps, "trainer.precision": str(trainer.precision)}
+    return {k: v if isinstance(v, bool | int | float | str) else str(v) for k, v in flat.items()}
