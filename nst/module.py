@@ -77,10 +77,11 @@ class StyleTransfer(LightningModule):
         phases: list[Phase] | None = None,
     ) -> None:
         super().__init__()
-        # The tutorial's flat names (conv_4) become the canonical ones (conv2_2) they stand for.
-        content_layers = canonical_layers(content_layers, "model.content_layers")
-        style_layers = canonical_layers(style_layers, "model.style_layers")
         self.save_hyperparameters()
+        # The tutorial's flat names (conv_4) become the canonical ones (conv2_2) they stand for.
+        # (Set on hparams itself: under LightningCLI they are the config's, not these arguments.)
+        for option in ("content_layers", "style_layers"):
+            self.hparams[option] = canonical_layers(self.hparams[option], f"model.{option}")
         check_model_options(self.hparams)
         # The frozen VGG19 is rebuilt from `weights`, never stored: checkpoints hold the image only.
         self.strict_loading = False

@@ -121,7 +121,7 @@ class Run:
         if picture is None:  # stopped early: the image so far, as it would have been written
             colours = final.original_colours if final is not None else None
             picture = result_image(self.model.image, self.data, colours)
-        run_dir = Path(self.trainer.log_dir) if self.trainer.logger is not None else None
+        run_dir = Path(self.trainer.log_dir).absolute() if self.trainer.logger is not None else None
         checkpoint = runs.checkpoint_of(run_dir) if run_dir is not None else None
         return Result(
             image=to_pil(picture),

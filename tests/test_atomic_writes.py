@@ -17,6 +17,7 @@ from nst.cli import main
 from nst.images import save_image
 
 
+@pytest.mark.slow
 def test_kill_9_in_the_middle_of_a_write_keeps_the_old_file(tmp_path):
     target = tmp_path / "last.ckpt"
     target.write_bytes(b"the previous checkpoint")

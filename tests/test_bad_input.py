@@ -1,6 +1,7 @@
 """Every bad input, one case each: exit code 2, one line on stderr naming the problem and the fix,
 no traceback, and not a file created or changed anywhere (no run directory, no output, no cache entry)."""
 
+import argparse
 import io
 import socket
 from collections.abc import Callable
@@ -169,6 +170,7 @@ CASES = [
     pytest.param(with_file("vgg.pth", b"hello", "--model.weights"), "not a PyTorch state dict", id="weights-not-a-torch-file"),
     pytest.param(with_file("vgg.pth", torch_file([1, 2, 3]), "--model.weights"), "does not hold a state dict", id="weights-not-a-state-dict"),
     pytest.param(with_file("vgg.pth", torch_file({"fc.weight": torch.zeros(3, 3)}), "--model.weights"), "not a VGG19 state dict", id="weights-another-network"),
+    pytest.param(with_file("vgg.pth", torch_file(argparse.Namespace(layers=3)), "--model.weights"), "vgg.pth is not a PyTorch state dict that can be loaded safely (Weights only load failed", id="weights-unsafe-pickle"),
     pytest.param(with_file("vgg.pth", vgg_with_a_wrong_shape, "--model.weights"), "vgg.pth does not match VGG19: 0.weight has shape (8, 3, 3, 3), expected (64, 3, 3, 3)", id="weights-mismatched-shapes"),
     # checkpoints
     pytest.param(options("--ckpt_path", "nowhere.ckpt"), "checkpoint nowhere.ckpt does not exist", id="checkpoint-missing"),

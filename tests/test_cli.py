@@ -63,10 +63,13 @@ def test_output_path_and_command_line_overrides(tiny_config, workdir, images):
         str(out),
     )
     assert Image.open(out).size == (40, 30)
+    before = out.read_bytes()
     with pytest.raises(SystemExit) as exit_info:  # an existing file is never overwritten unasked
         run("--config", str(tiny_config()), "--output.path", str(out))
     assert exit_info.value.code == 2
+    assert out.read_bytes() == before
     run("--config", str(tiny_config()), "--output.path", str(out), "--output.overwrite", "true")
+    assert Image.open(out).size == (32, 24)  # replaced by the 32 px run's result
 
 
 @pytest.mark.parametrize(

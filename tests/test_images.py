@@ -174,6 +174,7 @@ def test_jpeg_quality_trades_size_for_fidelity(tmp_path):
     assert (tmp_path / "low.jpg").stat().st_size < (tmp_path / "high.jpg").stat().st_size
 
 
+@pytest.mark.slow
 def test_the_same_image_gives_the_same_file_in_another_process(tmp_path):
     import subprocess
     import sys

@@ -16,6 +16,8 @@ import torch
 
 from nst.cli import main
 
+pytestmark = pytest.mark.slow  # real processes
+
 CLI = Path(__file__).resolve().parents[1] / "cli.py"
 STEPS = 30
 EVERY = 4  # checkpoint interval: what a kill -9 may lose

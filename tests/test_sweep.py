@@ -6,6 +6,7 @@ import signal
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from PIL import Image
 from steps import AtStep
@@ -224,3 +225,30 @@ def test_output_path_is_refused_for_a_sweep(tiny_config, workdir, capsys):
     with pytest.raises(SystemExit):
         tiny_sweep(tiny_config(), workdir, "--output.path", "a.png")
     assert "--output.* cannot be given to a sweep" in capsys.readouterr().err
+
+
+def test_a_shipped_sweep_finds_its_config_from_any_directory(workdir):
+    # Its config is named relative to the sweep file, so the working directory does not matter.
+    sweep = read_sweep(REPO / "configs" / "sweeps" / "4_style_weight_x_init.yaml")
+    assert Path(sweep.config).resolve() == (REPO / "configs" / "starry.yaml").resolve()
+
+
+def test_the_command_line_wins_over_the_sweep_files_set(tiny_config, workdir, capsys):
+    # The sweep file says 3 steps; the command line, typed last, says 2.
+    tiny_sweep(tiny_config(), workdir, "--trainer.max_steps", "2")
+    assert (
+        "--trainer.max_steps 2 from the command line replaces the sweep file's 3" in capsys.readouterr().out
+    )
+    for cell in ("r0c0", "r1c1"):
+        saved = torch.load(
+            sweep_dir(workdir) / "cells" / cell / "checkpoints" / "last.ckpt", weights_only=True
+        )
+        assert saved["global_step"] == 2
+
+
+def test_an_axis_key_on_the_command_line_is_refused(tiny_config, workdir, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        tiny_sweep(tiny_config(), workdir, "--model.init", "style")
+    assert exit_info.value.code == 2
+    assert "--model.init is what the sweep varies (model.init)" in capsys.readouterr().err
+    assert not (workdir / "logs").exists()

@@ -1,0 +1,147 @@
+"""The Python API (nst.stylize, nst.fit, nst.Run) against the command line it must equal."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import nst
+from nst.cli import main
+
+SHALLOW = {
+    "weights": "random",
+    "content_layers": ["conv2_2"],
+    "style_layers": ["conv1_1", "conv2_1", "conv3_1"],
+}
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"))
+
+
+def files_under(path) -> set[str]:
+    return {str(p.relative_to(path)) for p in path.rglob("*") if "torch_home" not in p.parts}
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_stylize_gives_the_cli_picture_pixel_for_pixel(tiny_config, workdir, images, optimizer):
+    main(["fit", "--config", str(tiny_config(optimizer=optimizer))])
+    cli = Image.open(workdir / "logs" / "tiny" / "version_0" / "final.png")
+    picture = nst.stylize(
+        str(images["content"]),
+        images["style"],
+        size=32,
+        steps=4,
+        optimizer=optimizer,
+        progress_bar=False,
+        **SHALLOW,
+    )
+    assert isinstance(picture, Image.Image) and picture.size == cli.size == (32, 24)
+    assert np.array_equal(pixels(picture), pixels(cli))
+
+
+def test_stylize_takes_images_in_memory_and_writes_nothing(tiny_config, workdir, images):
+    main(["fit", "--config", str(tiny_config())])
+    cli = pixels(Image.open(workdir / "logs" / "tiny" / "version_0" / "final.png"))
+    before = files_under(workdir)
+    content = Image.open(images["content"])
+    style = torch.from_numpy(pixels(Image.open(images["style"])).copy()).permute(2, 0, 1).float() / 255
+    picture = nst.stylize(content, style, size=32, steps=4, progress_bar=False, **SHALLOW)
+    assert np.array_equal(pixels(picture), cli)  # a PIL image and a [3, H, W] tensor: the same run
+    assert files_under(workdir) == before  # no logs, checkpoints or cache entries
+
+
+def test_stylize_reports_progress_and_stops_when_asked(workdir, images):
+    seen, stop = [], threading.Event()
+
+    def progress(p: nst.Progress) -> None:
+        seen.append((p.step, p.total, p.losses["total"], p.image().size))
+        if p.step == 4:
+            stop.set()
+
+    picture = nst.stylize(
+        images["content"], images["style"], size=32, steps=20, optimizer="adam", progress=progress,
+        progress_every=2, stop=stop, progress_bar=False, **SHALLOW,
+    )  # fmt: skip
+    assert [s[0] for s in seen] == [2, 4]  # stopped after the step in progress
+    assert all(total == 20 and loss > 0 and size == (32, 24) for _, total, loss, size in seen)
+    assert picture.size == (32, 24)
+
+
+def test_stylize_texture_synthesis_and_several_styles(workdir, images):
+    texture = nst.stylize(None, images["style"], size=[40, 24], steps=2, progress_bar=False, **SHALLOW)
+    assert texture.size == (40, 24)
+    blended = nst.stylize(
+        images["content"], [images["style"], images["content"]], style_blend=[2, 1], size=32, steps=2,
+        progress_bar=False, **SHALLOW,
+    )  # fmt: skip
+    assert blended.size == (32, 24)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"style_wieght": 1.0}, "nst.stylize has no option 'style_wieght'; did you mean style_weight?"),
+        ({"size": 0}, "data.size must be a positive number of pixels, got 0"),
+        ({"optimizer": "sgd"}, "Expected a typing.Literal['lbfgs', 'adam']. Got value: sgd"),
+        ({"style_layers": ["conv9_1"]}, "unknown VGG19 layer 'conv9_1'"),
+    ],
+)
+def test_bad_options_raise_nst_error_with_the_cli_message(workdir, images, options, message):
+    with pytest.raises(nst.NSTError) as error:
+        nst.stylize(images["content"], images["style"], **{**SHALLOW, "size": 32, "steps": 1, **options})
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert not (workdir / "logs").exists()
+
+
+def test_a_bad_image_in_memory_is_named(images):
+    with pytest.raises(nst.NSTError, match=r"the content tensor has shape \[32, 24\]; give an RGB image"):
+        nst.stylize(torch.zeros(32, 24), images["style"], **SHALLOW)
+    with pytest.raises(nst.NSTError, match=r"the style 1 tensor has values outside \[0, 1\]"):
+        nst.stylize(images["content"], torch.full((3, 8, 8), 2.0), **SHALLOW)
+
+
+def test_fit_is_the_cli_run_with_its_directory_events_and_resume(tiny_config, workdir):
+    config = tiny_config()
+    main(["fit", "--config", str(config), "--trainer.max_steps", "6"])
+    result = nst.fit(config, {"trainer.max_steps": 3})
+    run_dir = workdir / "logs" / "tiny" / "version_1"
+    assert result.run_dir == run_dir and result.steps == 3 and result.stopped is None
+    assert result.checkpoint == run_dir / "checkpoints" / "last.ckpt"
+    assert set(result.losses) == {"total", "content", "style", "tv"} and result.losses["total"] > 0
+    assert np.array_equal(pixels(result.image), pixels(Image.open(run_dir / "final.png")))
+
+    resumed = nst.fit(config, {"trainer.max_steps": 6}, ckpt_path="last")
+    assert resumed.run_dir == run_dir and resumed.steps == 6
+    whole = Image.open(workdir / "logs" / "tiny" / "version_0" / "final.png")
+    assert np.array_equal(pixels(resumed.image), pixels(whole))  # as if never interrupted
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    assert sorted(e.step for e in events.Scalars("loss/total")) == list(range(6))
+
+
+def test_fit_raises_the_cli_error_line(tiny_config, workdir, capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(tiny_config()), "--data.size", "3"])
+    line = capsys.readouterr().err.strip().removeprefix("error: ")
+    with pytest.raises(nst.NSTError) as error:
+        nst.fit(tiny_config(), {"data.size": 3})
+    assert str(error.value) == line
+    assert not (workdir / "logs").exists()
+
+
+def test_a_run_stopped_by_its_caller_keeps_a_checkpoint_that_resumes(tiny_config, workdir):
+    config = tiny_config()
+    stopper = threading.Event()
+    result = nst.fit(config, {"trainer.max_steps": 6}, progress=lambda p: stopper.set(), progress_every=2,
+                     stop=stopper)  # fmt: skip
+    assert result.stopped is not None and "stopped on request after step 3" in str(result.stopped)
+    assert result.steps == 3 and result.checkpoint.is_file()
+    assert not (result.run_dir / "final.png").exists()
+    resumed = nst.fit(config, {"trainer.max_steps": 6}, ckpt_path="last")
+    whole = nst.Run([["--config", str(config), "--trainer.max_steps", "6"]]).fit()
+    assert resumed.run_dir == result.run_dir != whole.run_dir
+    assert np.array_equal(pixels(resumed.image), pixels(whole.image))

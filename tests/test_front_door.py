@@ -1,0 +1,102 @@
+"""What a newcomer meets first: --help, the layer names they bring, TensorBoard's first cards."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from nst.cli import main
+
+REPO = Path(__file__).parents[1]
+
+
+def test_help_describes_nst_and_lists_every_command(capsys):
+    main(["--help"])
+    out = capsys.readouterr().out
+    assert "neural style transfer" in out and "Gatys" in out
+    for command in ("fit", "sweep", "export"):
+        assert f"\n  {command} " in out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["paint"])
+    assert exit_info.value.code == 2
+    assert "unknown command 'paint'; use fit, sweep, export" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("fit", ["--model.style_weight", "--data.size", "--ckpt_path", "Optimise one picture"]),
+        ("sweep", ["--sweep", "--ckpt_path", "any option of fit"]),
+        ("export", ["checkpoint", "--overwrite"]),
+    ],
+)
+def test_each_command_has_its_help(capsys, command, expected):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split()).lower()
+    assert all(" ".join(word.split()).lower() in out for word in expected), out[:2000]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [[sys.executable, str(REPO / "cli.py")], ["nst"]], ids=["cli.py", "nst"])
+def test_help_in_a_real_process(command):
+    if command == ["nst"]:  # the console script pip installs beside this Python
+        command = [str(Path(sys.executable).parent / "nst")]
+    done = subprocess.run([*command, "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "\n  fit " in done.stdout and "\n  sweep " in done.stdout
+
+
+def test_the_tutorials_flat_layer_names_mean_what_they_mean_there(tiny_config, workdir, capsys):
+    # In the PyTorch tutorial conv_4 is the fourth convolution: conv2_2, not conv5_4.
+    main(["fit", "--config", str(tiny_config()), "--model.content_layers", "[conv_4]",
+          "--model.style_layers", "[conv_1, conv_3, conv_5]", "--trainer.max_steps", "2"])  # fmt: skip
+    assert "model.content_layers: conv_4 is conv2_2" in capsys.readouterr().out
+    run_dir = workdir / "logs" / "tiny" / "version_0"
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]
+    assert saved["content_layers"] == ["conv2_2"]
+    assert saved["style_layers"] == ["conv1_1", "conv2_1", "conv3_1"]
+    # ... and a run in canonical names may resume one started in flat names.
+    main(["fit", "--config", str(tiny_config()), "--trainer.max_steps", "3", "--ckpt_path", "last"])
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+
+
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        ("conv_17", "VGG19 has 16 convolutions, conv_1 … conv_16"),
+        ("pool_3", "the pooling layers are pool_2, pool_4, pool_8, pool_12, pool_16"),
+    ],
+)
+def test_a_flat_name_that_does_not_exist_is_explained(tiny_config, workdir, capsys, layer, message):
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(tiny_config()), "--model.style_layers", f"[{layer}]"])
+    assert message in capsys.readouterr().err
+
+
+def test_tensorboard_shows_losses_and_settings_not_epochs(tiny_config, workdir):
+    main(["fit", "--config", str(tiny_config()), "--model.style_weight", "1000"])
+    run_dir = workdir / "logs" / "tiny" / "version_0"
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0})
+    events.Reload()
+    scalars = events.Tags()["scalars"]
+    assert "epoch" not in scalars
+    assert {"final/total", "final/content", "final/style"} <= set(scalars)
+    final = events.Scalars("final/total")[-1].value
+    assert final == pytest.approx(events.Scalars("loss/total")[-1].value)
+    # The HPARAMS tab: the run's settings, with the final losses as its metrics.
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    plugin = events.summary_metadata
+    session = [
+        plugin_data_pb2.HParamsPluginData.FromString(meta.plugin_data.content)
+        for tag, meta in plugin.items()
+        if meta.plugin_data.plugin_name == "hparams" and tag.endswith("session_start_info")
+    ]
+    assert session, "no hparams session was written"
+    hparams = session[0].session_start_info.hparams
+    assert hparams["model.style_weight"].number_value == 1000
+    assert hparams["data.size"].number_value == 32
