@@ -159,8 +159,8 @@ class StepProgressBar(TQDMProgressBar):
 
     def get_metrics(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, int | str | float]:
         metrics = super().get_metrics(trainer, pl_module)
-        phases = getattr(pl_module, "hparams", {}).get("phases")
-        if phases:  # a multi-scale run: which phase, at which size
-            phase = pl_module.phase
-            metrics["phase"] = f"{phase + 1}/{len(phases)} at {phases[phase]['size']} px"
+        schedule = getattr(pl_module, "schedule", None)
+        if schedule is not None and schedule.multi_scale:  # which phase, at which size
+            index = pl_module.phase
+            metrics["phase"] = f"{index + 1}/{len(schedule)} at {schedule[index].size} px"
         return metrics

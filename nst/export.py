@@ -1,6 +1,6 @@
 """Write the image a checkpoint holds, without running anything (no VGG weights needed).
 
-python -m nst.export logs/starry/version_0/checkpoints/last.ckpt starry_step250.png
+python cli.py export logs/starry/version_0/checkpoints/last.ckpt starry_step250.png   (or python -m nst.export ...)
 """
 
 import argparse
@@ -29,7 +29,7 @@ def export_image(checkpoint: str | Path, output: str | Path, overwrite: bool = F
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m nst.export", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="nst export", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
     parser.add_argument("output", help="image path; .png, .jpg, .webp, .tif, …")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")

@@ -190,3 +190,9 @@ def test_the_images_follow_the_phase_size(images):
     sized.setup("fit")
     assert sized.shape == (20, 40) and sized.at(20).shape == (10, 20)
     assert max(sized.at(20).styles[0].shape[-2:]) == 32  # style_size scales with the phase too
+
+
+def test_the_progress_bar_shows_the_phase(tiny_config, workdir, capsys):
+    run(*phased(tiny_config(phases=PHASES)), "--trainer.enable_progress_bar", "true")
+    out = capsys.readouterr().out
+    assert "phase=1/3 at 16 px" in out and "phase=3/3 at 32 px" in out
