@@ -16,7 +16,7 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 from lightning.pytorch import Callback
@@ -35,34 +35,32 @@ __all__ = ["check_cells", "read_sweep", "run_sweep"]
 SWEEP_FILE = "sweep.yaml"  # what the sweep was run with, so a resume can check it is the same
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, like every other bad input
+        if "--sweep" in message:
+            raise NSTError(
+                "give the sweep with --sweep FILE, e.g. --sweep configs/sweeps/4_style_weight_x_init.yaml"
+            )
+        if "--ckpt_path" in message:
+            raise NSTError("a sweep resumes with --ckpt_path last (its cells keep their own checkpoints)")
+        raise NSTError(f"{message} (python cli.py sweep --help)")
+
+
 def _parse_args(args: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """The sweep's own options; the rest are fit's, for every cell."""
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="nst sweep",
         description=__doc__.split("\n\n")[0],
         epilog="Any option of fit (python cli.py fit --help) may follow and applies to every cell; "
         "it replaces the sweep file's 'set' for that key.",
         allow_abbrev=False,
-        exit_on_error=False,
     )
     parser.add_argument("--sweep", type=Path, required=True, help="the sweep file (rows, columns, set)")
     parser.add_argument(
         "-c", "--config", action="append", default=[], help="base config (default: the sweep file's)"
     )
     parser.add_argument("--ckpt_path", choices=["last"], help="continue the latest sweep: last")
-    try:
-        options, rest = parser.parse_known_args(args)
-    except argparse.ArgumentError as error:
-        if "--sweep" in str(error) and "required" in str(error):
-            raise NSTError(
-                "give the sweep with --sweep FILE, e.g. --sweep configs/sweeps/4_style_weight_x_init.yaml"
-            ) from error
-        if "--ckpt_path" in str(error):
-            raise NSTError(
-                "a sweep resumes with --ckpt_path last (its cells keep their own checkpoints)"
-            ) from error
-        raise NSTError(f"{' '.join(str(error).split())} (python cli.py sweep --help)") from error
-    return options, rest
+    return parser.parse_known_args(args)
 
 
 def run_sweep(args: list[str], stop: Stop | None = None, callbacks: Sequence[Callback] = ()) -> Path:

@@ -20,6 +20,15 @@ def send(signum):
     return lambda trainer, module: os.kill(os.getpid(), signum)
 
 
+def stopped_run(tiny_config, action) -> int:
+    """The exit code of a 6-step run named "stopped" whose ``action`` comes after step 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        run(
+            "--config", str(tiny_config("stopped")), "--trainer.max_steps", "6", callbacks=[AtStep(2, action)]
+        )
+    return exit_info.value.code
+
+
 def final_image(run_dir) -> torch.Tensor:
     return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]["image"]
 
@@ -105,20 +114,9 @@ def test_resumed_run_equals_uninterrupted_run(tiny_config, workdir, optimizer, p
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_stop_signal_saves_a_checkpoint_that_resumes_exactly(
-    tiny_config, workdir, monkeypatch, capsys, signum, code
-):
+def test_a_stop_signal_saves_a_checkpoint_that_resumes_exactly(tiny_config, workdir, capsys, signum, code):
     run("--config", str(tiny_config("whole")), "--trainer.max_steps", "6")
-
-    with pytest.raises(SystemExit) as exit_info:
-        run(
-            "--config",
-            str(tiny_config("stopped")),
-            "--trainer.max_steps",
-            "6",
-            callbacks=[AtStep(2, send(signum))],
-        )
-    assert exit_info.value.code == code
+    assert stopped_run(tiny_config, send(signum)) == code
     stopped = workdir / "logs" / "stopped" / "version_0"
     assert not (stopped / "final.png").exists()  # an unfinished run shows no result
     assert torch.load(stopped / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
@@ -207,24 +205,14 @@ def test_an_explicit_version_never_writes_into_a_finished_run(tiny_config, workd
     assert "already holds a run" in capsys.readouterr().err
 
 
-def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(
-    tiny_config, workdir, monkeypatch, capsys
-):
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tiny_config, workdir, capsys):
     run("--config", str(tiny_config("whole")), "--trainer.max_steps", "6")
 
     def impatient(trainer, module):  # step 2 has just been checkpointed (every 2 steps)
         os.kill(os.getpid(), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGINT)
 
-    with pytest.raises(SystemExit) as exit_info:
-        run(
-            "--config",
-            str(tiny_config("stopped")),
-            "--trainer.max_steps",
-            "6",
-            callbacks=[AtStep(2, impatient)],
-        )
-    assert exit_info.value.code == 130
+    assert stopped_run(tiny_config, impatient) == 130
     assert "--ckpt_path last" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     run("--config", str(tiny_config("stopped")), "--trainer.max_steps", "6", "--ckpt_path", "last")

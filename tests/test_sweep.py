@@ -252,3 +252,18 @@ def test_an_axis_key_on_the_command_line_is_refused(tiny_config, workdir, capsys
     assert exit_info.value.code == 2
     assert "--model.init is what the sweep varies (model.init)" in capsys.readouterr().err
     assert not (workdir / "logs").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "give the sweep with --sweep FILE"),
+        (["--sweep", "s.yaml", "--ckpt_path", "best"], "a sweep resumes with --ckpt_path last"),
+    ],
+)
+def test_bad_sweep_arguments_get_one_line(workdir, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"error: {err.strip().removeprefix('error: ')}"] and message in err
