@@ -148,15 +148,7 @@ class Builder(LightningCLI):
         )
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        config = None
-        for layer in self.layers:
-            first = config is None
-            if isinstance(layer, list):
-                check_config_files(layer)
-                config = parser.parse_args(layer, namespace=config, defaults=first)
-            else:
-                config = parser.parse_object(layer, namespace=config, defaults=first)
-        self.config = parser.parse_args([]) if config is None else config
+        self.config = _parse(parser, self.layers)
 
     def before_instantiate_classes(self) -> None:
         config = self.config
@@ -264,6 +256,29 @@ def _parser() -> LightningArgumentParser:
     except _Got as got:
         return got.args[0]
     raise AssertionError("unreachable")
+
+
+def _parse(parser: LightningArgumentParser, layers: Sequence[Layer]) -> Any:
+    config = None
+    for layer in layers:
+        first = config is None
+        if isinstance(layer, Mapping):
+            config = parser.parse_object(nested(layer), namespace=config, defaults=first)
+        else:
+            check_config_files(layer)
+            config = parser.parse_args(list(layer), namespace=config, defaults=first)
+    return parser.parse_args([]) if config is None else config
+
+
+def parse_layers(layers: Sequence[Layer]) -> dict[str, Any]:
+    """The settings that ``layers`` make, as a nested mapping, without building anything."""
+    try:
+        return _parse(_parser(), layers).as_dict()
+    except Exception as error:
+        user = as_nst_error(error)
+        if user is None:
+            raise
+        raise user from error
 
 
 def given_settings(args: Sequence[str]) -> dict[str, Any]:

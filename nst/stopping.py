@@ -52,6 +52,9 @@ class Stop:
         self.training = False  # between the first step's start and the end of training
         self.ignoring = False  # stopping already: further signals must not interrupt the clean-up
         self.last_checkpoint: Callable[[], str | None] = lambda: None
+        # Where a SIGTERM goes on to: the processes this one started for a batch. (A Ctrl-C in
+        # a terminal reaches all of them already; passing it on would count as a second one.)
+        self.forward: Callable[[int], None] | None = None
         self._previous: dict[int, object] = {}
 
     def request(self, signum: int = CALLER) -> None:
@@ -82,6 +85,8 @@ class Stop:
                 signal.signal(signum, self._on_signal)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGTERM and self.forward is not None:
+            self.forward(signum)
         if self.ignoring:
             return
         if not self.training or self.requested is not None:  # before training, or asked twice

@@ -22,13 +22,14 @@ import yaml
 from lightning.pytorch import Callback
 
 from nst import runs
-from nst.config import Builder, Layer, as_nst_error, given_settings
-from nst.errors import NSTError
+from nst.config import Builder, Layer, as_nst_error, given_settings, parse_layers
+from nst.errors import NSTError, brief
 from nst.files import atomic_write
+from nst.ranks import Ranks, is_spawned, plan
 from nst.run import Run
 from nst.stopping import RunInterrupted, Stop
-from nst.sweep_figure import RESULT, draw, final_losses, write_text
-from nst.sweep_file import Cell, Sweep, describe, read_sweep
+from nst.sweep_figure import RESULT, RESULTS, draw, final_losses, write_text
+from nst.sweep_file import Cell, Sweep, batch, describe, read_sweep
 
 __all__ = ["check_cells", "read_sweep", "run_sweep"]
 
@@ -52,19 +53,35 @@ def _parse_args(args: list[str]) -> tuple[argparse.Namespace, list[str]]:
         prog="nst sweep",
         description=__doc__.split("\n\n")[0],
         epilog="Any option of fit (python cli.py fit --help) may follow and applies to every cell; "
-        "it replaces the sweep file's 'set' for that key.",
+        "it replaces the sweep file's 'set' for that key. --trainer.devices N (and --trainer.num_nodes M) "
+        "spread the cells over N (times M) processes.",
         allow_abbrev=False,
     )
-    parser.add_argument("--sweep", type=Path, required=True, help="the sweep file (rows, columns, set)")
+    parser.add_argument("--sweep", type=Path, help="the sweep file (rows, columns, set)")
+    parser.add_argument(
+        "--contents",
+        nargs="+",
+        default=[],
+        help="instead of a sweep file: photos (a folder, a glob or files)",
+    )
+    parser.add_argument(
+        "--styles", nargs="+", default=[], help="... and paintings: every photo in every style"
+    )
     parser.add_argument(
         "-c", "--config", action="append", default=[], help="base config (default: the sweep file's)"
     )
     parser.add_argument("--ckpt_path", choices=["last"], help="continue the latest sweep: last")
-    return parser.parse_known_args(args)
+    options, rest = parser.parse_known_args(args)
+    if options.sweep is None and not (options.contents or options.styles):
+        parser.error("the following arguments are required: --sweep")
+    if options.sweep is not None and (options.contents or options.styles):
+        raise NSTError("give --sweep FILE or --contents/--styles, not both")
+    return options, rest
 
 
-def run_sweep(args: list[str], stop: Stop | None = None, callbacks: Sequence[Callback] = ()) -> Path:
-    """Run (or continue) every cell of a sweep, then draw its figures; returns the sweep directory."""
+def run_sweep(args: list[str], stop: Stop | None = None, callbacks: Sequence[Callback] = ()) -> Path | None:
+    """Run (or continue) every cell of a sweep, then draw its figures; returns the sweep
+    directory (None on the ranks that only run cells)."""
     options, fit_args = _parse_args(args)
     stop = stop or Stop()
     if any(a.startswith("--output.") for a in fit_args):
@@ -72,24 +89,66 @@ def run_sweep(args: list[str], stop: Stop | None = None, callbacks: Sequence[Cal
             "--output.* cannot be given to a sweep: every cell would write the same file; "
             "each cell's final.png is in its directory"
         )
-    sweep = read_sweep(options.sweep)
+    if options.sweep is not None:
+        sweep, sweep_name = read_sweep(options.sweep), options.sweep.stem
+    else:
+        sweep, sweep_name = batch(options.contents, options.styles), "batch"
     configs = options.config or ([sweep.config] if sweep.config else [])
     base = _base_layers(sweep, configs, fit_args)
     cells = sweep.cells()
-    root = Path("logs") / (
-        sweep.name or f"{Path(configs[-1]).stem if configs else 'nst'}-{options.sweep.stem}"
-    )
-
-    inputs = check_cells(sweep, base)
-
-    sweep_dir, made = _sweep_dir(root, options.ckpt_path == "last")
+    stem = Path(configs[-1]).stem if configs else "nst"
+    root = Path("logs") / (sweep.name or f"{stem}-{sweep_name}")
     recorded = {
         "configs": configs,
         "args": fit_args,
         "set": sweep.fixed,
         "cells": {cell.id: cell.settings for cell in cells},
     }
-    if options.ckpt_path == "last":
+    # Checked on each machine before its other processes start, so that a typo in the last
+    # cell does not surface hours later, and is reported once.
+    inputs = {} if is_spawned() else check_cells(sweep, base)
+    ranks = plan(parse_layers(base)["trainer"])
+    sweep_dir, made = (None, [])
+    if ranks.rank == 0:  # before any other process starts: a refusal is said once
+        sweep_dir, made = _sweep_dir(root, options.ckpt_path == "last")
+        try:
+            _record(sweep_dir, recorded, options.ckpt_path == "last")
+        except NSTError:
+            if made:
+                runs.remove_if_unfinished(made)
+            raise
+    stop.forward = ranks.forward
+    try:
+        ranks.start()
+        sweep_dir = Path(ranks.broadcast("sweep_dir", str(sweep_dir)))
+        outcome = _run_share(ranks, sweep, cells, base, sweep_dir, made, stop, callbacks)
+        outcomes = ranks.gather("outcome", outcome)
+    except RuntimeError as error:  # from the store: rank 0 is gone
+        raise NSTError(
+            f"a process of this batch ended before its cells were done ({brief(error)}); "
+            "continue with --ckpt_path last"
+        ) from error
+    finally:
+        stop.forward = None
+    if outcomes is None:  # not rank 0: its cells are done
+        return None
+    stopped = [o["stopped"] for o in outcomes if o["stopped"] is not None]
+    if stopped:
+        interrupted = RunInterrupted(stopped[0], None)
+        interrupted.resumable = True
+        raise interrupted
+    draw(sweep, cells, sweep_dir, inputs)
+    failed = {cell: why for o in outcomes for cell, why in o["failed"].items()}
+    if failed:
+        listed = "; ".join(f"{cell}: {why}" for cell, why in sorted(failed.items()))
+        raise NSTError(
+            f"{len(failed)} of {len(cells)} cells failed ({listed}); the others are in {sweep_dir / RESULTS}"
+        )
+    return sweep_dir
+
+
+def _record(sweep_dir: Path, recorded: dict[str, Any], resume: bool) -> None:
+    if resume:
         before = yaml.safe_load((sweep_dir / SWEEP_FILE).read_text())
         if before != recorded:
             raise NSTError(
@@ -99,26 +158,52 @@ def run_sweep(args: list[str], stop: Stop | None = None, callbacks: Sequence[Cal
     else:
         with atomic_write(sweep_dir / SWEEP_FILE) as (out, _):
             out.write(yaml.safe_dump(recorded).encode())
-    try:
-        for n, cell in enumerate(cells, 1):
-            cell_dir = sweep_dir / "cells" / cell.id
-            if (cell_dir / RESULT).is_file():
-                print(f"[{n}/{len(cells)}] {cell.id} ({describe(sweep, cell)}): done already")
-                continue
-            print(f"[{n}/{len(cells)}] {cell.id} ({describe(sweep, cell)})")
-            _run_cell([*base, cell.settings], cell, sweep_dir, cell_dir, stop, callbacks)
-            if stop.requested is not None and n < len(cells):  # the request came in the cell's last step
-                raise RunInterrupted(stop.requested, str(runs.checkpoint_of(cell_dir)))
-    except BaseException as error:
-        stopped = error if isinstance(error, RunInterrupted) else None
-        if made and (stopped is None or stopped.checkpoint is None):
-            runs.remove_if_unfinished(made)  # no cell has a checkpoint: nothing to continue
-        if stopped is not None:
-            stopped.resumable = stopped.resumable or sweep_dir.is_dir()  # finished cells are kept
-        raise
 
-    draw(sweep, cells, sweep_dir, inputs)
-    return sweep_dir
+
+def _run_share(
+    ranks: Ranks,
+    sweep: Sweep,
+    cells: list[Cell],
+    base: list[Layer],
+    sweep_dir: Path,
+    made: list[Path],
+    stop: Stop,
+    callbacks: Sequence[Callback],
+) -> dict[str, Any]:
+    """Run this rank's cells; returns what became of them (a stop, failed cells)."""
+    mine = ranks.share(cells)
+    who = f"[rank {ranks.rank}] " if ranks.world > 1 else ""
+    device = ranks.device_settings()
+    if ranks.world > 1:  # several processes' bars in one terminal would garble each other
+        device["trainer.enable_progress_bar"] = False
+    failed: dict[str, str] = {}
+    try:
+        for n, cell in enumerate(mine, 1):
+            cell_dir = sweep_dir / "cells" / cell.id
+            place = f"{who}[{n}/{len(mine)}] {cell.id} ({describe(sweep, cell)})"
+            if (cell_dir / RESULT).is_file():
+                print(f"{place}: done already")
+                continue
+            print(place)
+            failure = _run_cell([*base, cell.settings, device], cell, sweep_dir, cell_dir, stop, callbacks)
+            if failure is not None:
+                print(f"{place} failed: {failure}")
+                failed[cell.id] = failure
+            if stop.requested is not None and n < len(mine):  # the request came in the cell's last step
+                raise RunInterrupted(stop.requested, str(runs.checkpoint_of(cell_dir)))
+    except RunInterrupted as stopped:
+        if made and stopped.checkpoint is None:
+            runs.remove_if_unfinished(made)  # no cell has a checkpoint: nothing to continue
+        if ranks.world == 1:
+            stopped.resumable = stopped.resumable or sweep_dir.is_dir()  # finished cells are kept
+            raise
+        print(f"{who}{stopped}")
+        return {"stopped": stopped.signum, "failed": failed}
+    except BaseException:
+        if made:
+            runs.remove_if_unfinished(made)
+        raise
+    return {"stopped": None, "failed": failed}
 
 
 def _base_layers(sweep: Sweep, configs: list[str], fit_args: list[str]) -> list[Layer]:
@@ -155,7 +240,13 @@ def check_cells(sweep: Sweep, base: list[Layer], load_images: bool = True) -> di
     inputs = {}
     for cell in sweep.cells():
         try:
-            built = Builder([*base, cell.settings, {"trainer.logger": False}], run_dirs=False)
+            one = {
+                "trainer.logger": False,
+                "trainer.devices": 1,
+                "trainer.num_nodes": 1,
+                "trainer.strategy": "auto",
+            }
+            built = Builder([*base, cell.settings, one], run_dirs=False)
             data = built.datamodule
             if load_images:
                 data.prepare_data()
@@ -194,7 +285,9 @@ def _run_cell(
     cell_dir: Path,
     stop: Stop,
     callbacks: Sequence[Callback],
-) -> None:
+) -> str | None:
+    """Run one cell (continuing it from its checkpoint if it has one); returns why it failed,
+    if it did. Its result.json records the outcome, so a resumed sweep does not run it again."""
     where = {"trainer.logger.init_args": {"save_dir": str(sweep_dir), "name": "cells", "version": cell.id}}
     checkpoint = runs.checkpoint_of(cell_dir)
     if checkpoint.is_file():
@@ -203,20 +296,21 @@ def _run_cell(
         runs.remove_if_unfinished([cell_dir])  # stopped before its first checkpoint
     seconds_file = cell_dir / "seconds"
     start = time.perf_counter()
+    failure = None
     try:
         result = Run([*layers, where], stop=stop, callbacks=callbacks).fit()
-    except NSTError as error:
-        runs.remove_if_unfinished([cell_dir])  # failed before its first checkpoint: nothing to keep
-        raise NSTError(f"sweep cell {cell.id}: {error}") from error
+    except NSTError as error:  # a cell that diverges, say: the other cells go on
+        failure = str(error)
     finally:  # wall time adds up over interruptions
         if cell_dir.is_dir():
             before = float(seconds_file.read_text()) if seconds_file.is_file() else 0.0
             write_text(seconds_file, f"{before + time.perf_counter() - start:.3f}")
-    if result.stopped is not None:
+    if failure is None and result.stopped is not None:
         raise result.stopped
-    summary = {
-        "seconds": float(seconds_file.read_text()),
-        "losses": final_losses(cell_dir),
-        "settings": cell.settings,
-    }
+    summary: dict[str, Any] = {"settings": cell.settings}
+    if failure is not None:
+        summary["failed"] = failure
+    else:
+        summary |= {"seconds": float(seconds_file.read_text()), "losses": final_losses(cell_dir)}
     write_text(cell_dir / RESULT, json.dumps(summary, indent=2))
+    return failure

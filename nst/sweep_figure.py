@@ -17,11 +17,16 @@ from nst.sweep_file import Axis, Cell, Sweep, describe
 
 FIGURE = "figure.png"
 LOSSES = "losses.png"
-RESULT = "result.json"  # per cell: wall time and final losses
+RESULT = "result.json"  # per cell: wall time and final losses, or why it failed
+RESULTS = "results"  # every cell's picture, named <photo>__<painting>.png
+# A figure wider or taller than this shows its cells as thumbnails: a contact sheet.
+MAX_FIGURE_SIDE = 8000
 
 
 def draw(sweep: Sweep, cells: list[Cell], sweep_dir: Path, inputs: dict[str, Any]) -> None:
-    """Write the sweep's figure, box list, loss curves and (if frames were taken) animation."""
+    """Write the sweep's results folder, figure, box list, loss curves and (if frames were
+    taken) animation."""
+    collect(sweep, cells, sweep_dir)
     grid = _grid(sweep, cells, sweep_dir, inputs)
     figure, boxes = draw_grid(grid)
     save_figure(figure, sweep_dir / FIGURE)
@@ -32,6 +37,15 @@ def draw(sweep: Sweep, cells: list[Cell], sweep_dir: Path, inputs: dict[str, Any
     print(f"Figure: {sweep_dir / FIGURE}\nLoss curves: {sweep_dir / LOSSES}")
     if _animate_grid(grid, cells, sweep_dir):
         print(f"Animation: {sweep_dir / 'animation.gif'}")
+
+
+def collect(sweep: Sweep, cells: list[Cell], sweep_dir: Path) -> None:
+    """Every finished cell's picture in one folder, named after what made it."""
+    for cell in cells:
+        final = sweep_dir / "cells" / cell.id / runs.RESULT
+        if final.is_file():
+            with atomic_write(sweep_dir / RESULTS / f"{sweep.result_name(cell)}.png") as (out, _):
+                out.write(final.read_bytes())
 
 
 def write_text(path: Path, text: str) -> None:
@@ -70,11 +84,15 @@ def _grid(sweep: Sweep, cells: list[Cell], sweep_dir: Path, inputs: dict[str, An
                 images[cell.row][cell.column] = image.convert("RGB")
         if (cell_dir / RESULT).is_file():
             result = json.loads((cell_dir / RESULT).read_text())
+            if "failed" in result:
+                captions[cell.row][cell.column] = ["failed:", result["failed"][:40]]
+                continue
             losses = result["losses"]
             captions[cell.row][cell.column] = [
                 f"{result['seconds']:.1f} s, total {losses.get('total', float('nan')):.3g}",
                 f"content {losses.get('content', 0):.3g}, style {losses.get('style', 0):.3g}",
             ]
+    _as_contact_sheet(images)
 
     def thumbnails(axis: Axis | None, index: int) -> list[Image.Image] | None:
         if axis is None or axis.key not in ("data.content", "data.style"):
@@ -109,6 +127,23 @@ def _grid(sweep: Sweep, cells: list[Cell], sweep_dir: Path, inputs: dict[str, An
         header=header,
         title=title,
     )
+
+
+def _as_contact_sheet(images: list[list[Image.Image | None]]) -> None:
+    """Shrink the results (in place) where a figure of them at their own size would be wider
+    or taller than MAX_FIGURE_SIDE: a batch of hundreds becomes a contact sheet of thumbnails."""
+    present = [image for row in images for image in row if image is not None]
+    if not present:
+        return
+    width = len(images[0]) * max(image.width for image in present)
+    height = len(images) * max(image.height for image in present)
+    scale = min(1.0, MAX_FIGURE_SIDE / width, MAX_FIGURE_SIDE / height)
+    if scale < 1:
+        for row in images:
+            for c, image in enumerate(row):
+                if image is not None:
+                    size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
+                    row[c] = image.resize(size, Image.Resampling.LANCZOS)
 
 
 def _animate_grid(grid: Grid, cells: list[Cell], sweep_dir: Path, max_frames: int = 100) -> bool:

@@ -7,6 +7,8 @@ every cell::
     set:     {trainer.max_steps: 200, data.size: 128}     # for every cell (optional)
 """
 
+import glob
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,14 @@ class Axis:
     @property
     def name(self) -> str:
         return self.key.rsplit(".", 1)[-1]
+
+    def name_of(self, index: int) -> str:
+        """Value ``index`` in a result's file name: an image by its file stem, any other value as
+        ``name=label``."""
+        value = self.values[index]
+        if self.key in IMAGE_KEYS and isinstance(value, str):
+            return Path(value.split("?")[0]).stem
+        return f"{self.name}={self.labels[index]}".replace("/", "_").replace(" ", "")
 
 
 @dataclass
@@ -54,16 +64,23 @@ class Sweep:
                 cells.append(Cell(f"r{r}c{c}", r, c, settings))
         return cells
 
+    def result_name(self, cell: Cell) -> str:
+        """The file name (without extension) of a cell's result, e.g. ``cat__starry_night``."""
+        parts = [self.rows.name_of(cell.row)]
+        if self.columns:
+            parts.append(self.columns.name_of(cell.column))
+        return "__".join(parts)
+
     @property
     def axis_keys(self) -> list[str]:
         return [self.rows.key, *([self.columns.key] if self.columns else [])]
 
 
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
 
 
 def _label(value: Any) -> str:
-    if isinstance(value, str) and ("/" in value or Path(value).suffix.lower() in _IMAGE_SUFFIXES):
+    if isinstance(value, str) and ("/" in value or Path(value).suffix.lower() in IMAGE_SUFFIXES):
         return Path(value.split("?")[0]).stem[:28]
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
@@ -104,8 +121,8 @@ def read_sweep(path: Path) -> Sweep:
             f"sweep file {path}: 'set' must map config keys to values, e.g. trainer.max_steps: 200"
         )
     return Sweep(
-        rows=_axis(path, "rows", spec["rows"]),
-        columns=_axis(path, "columns", spec["columns"]) if spec.get("columns") else None,
+        rows=_axis(f"sweep file {path}", "rows", spec["rows"]),
+        columns=_axis(f"sweep file {path}", "columns", spec["columns"]) if spec.get("columns") else None,
         fixed=fixed,
         name=spec.get("name"),
         config=_base_config(path, spec.get("config")),
@@ -127,16 +144,63 @@ def _base_config(path: Path, config: Any) -> str | None:
     )
 
 
-def _axis(path: Path, which: str, spec: Any) -> Axis:
+def _axis(where: str, which: str, spec: Any) -> Axis:
     if not isinstance(spec, dict) or not isinstance(spec.get("key"), str) or not spec.get("values"):
-        raise NSTError(f"sweep file {path}: '{which}' needs a key and a non-empty list of values")
+        raise NSTError(f"{where}: '{which}' needs a key and a non-empty list of values")
     values = spec["values"]
-    if not isinstance(values, list):
-        raise NSTError(f"sweep file {path}: {which}.values must be a list")
+    if spec["key"] in IMAGE_KEYS:  # a folder or a glob stands for its images
+        values = [image for value in _listed(values) for image in expand_images(value)]
+    elif not isinstance(values, list):
+        raise NSTError(f"{where}: {which}.values must be a list")
     labels = spec.get("labels") or [_label(v) for v in values]
     if len(labels) != len(values):
-        raise NSTError(f"sweep file {path}: {which} has {len(values)} values but {len(labels)} labels")
-    return Axis(spec["key"], values, [str(label) for label in labels])
+        raise NSTError(f"{where}: {which} has {len(values)} values but {len(labels)} labels")
+    axis = Axis(spec["key"], values, [str(label) for label in labels])
+    names = [axis.name_of(i) for i in range(len(values))]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise NSTError(
+            f"{where}: {which} has two values named {twice[0]} (results are named after them); "
+            "rename one of the files"
+        )
+    return axis
+
+
+def batch(contents: list[str], styles: list[str]) -> Sweep:
+    """Every photo in every painting's style, without a sweep file (``--contents``, ``--styles``):
+    each a folder, a glob or files; the photos are the rows, the paintings the columns."""
+    rows = _axis("--contents", "rows", {"key": "data.content", "values": contents}) if contents else None
+    columns = _axis("--styles", "columns", {"key": "data.style", "values": styles}) if styles else None
+    if rows is None:
+        rows, columns = columns, None
+    return Sweep(rows=rows, columns=columns, fixed={}, name=None)
+
+
+IMAGE_KEYS = ("data.content", "data.style")
+_GLOB = re.compile(r"[*?\[]")
+
+
+def _listed(values: Any) -> list[Any]:
+    return values if isinstance(values, list) else [values]
+
+
+def expand_images(value: Any) -> list[Any]:
+    """A folder (``photos/``) or a glob (``photos/*.jpg``) as its images, sorted by name; any
+    other value (a file, a URL, null, a list of blended styles) as it is."""
+    if not isinstance(value, str) or value.startswith(("http://", "https://")):
+        return [value]
+    if _GLOB.search(value):
+        found = sorted(Path(p) for p in glob.glob(value))
+    elif Path(value).is_dir():
+        found = sorted(Path(value).iterdir())
+    else:
+        return [value]
+    images = [str(p) for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    if not images:
+        raise NSTError(
+            f"{value} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); give a folder or glob of images"
+        )
+    return images
 
 
 def describe(sweep: Sweep, cell: Cell) -> str:

@@ -1,0 +1,170 @@
+"""The processes of a batch: Lightning's own launcher starts them, and each takes its share of
+the cells.
+
+``--trainer.devices N --trainer.num_nodes M`` asks for N * M processes. On one machine
+Lightning's launcher starts the other N - 1 (the same command, with LOCAL_RANK set); torchrun
+and SLURM start all of them themselves, and Lightning reads which one this is from their
+environment. Each process runs its cells as ordinary single-device runs: the cells are
+independent pictures, so nothing is synchronised during a step (DistributedDataParallel would
+average the pictures' gradients, silently). The processes meet only at the start (to agree on
+the sweep directory) and at the end (so that rank 0 draws the figure once every cell is done),
+through a key-value store that rank 0 serves at MASTER_ADDR:MASTER_PORT. No process group is
+formed: Lightning's runs would take part in its collectives, and processes running different
+cells would wait on each other forever.
+"""
+
+import json
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from lightning.pytorch import Trainer
+from lightning.pytorch.utilities import rank_zero_only
+from torch.distributed import TCPStore
+
+from nst.errors import NSTError
+
+T = TypeVar("T")
+HEARTBEAT_S = 5.0  # how often a process says it is alive
+SILENCE_S = 60.0  # after this long without a word from a process, it is taken for dead
+_PATIENCE = timedelta(days=30)  # a batch can run for days; the processes meet at its start and end
+
+
+@dataclass
+class Ranks:
+    """This process's place in a batch."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    accelerator: str = "cpu"
+    launcher: Any = None  # Lightning's, for a batch of several processes
+    children: list[Any] = field(default_factory=list)  # processes this one started
+    store: TCPStore | None = None
+
+    def share(self, items: Sequence[T]) -> list[T]:
+        """This rank's items: every world-th, so that none is run twice and none is lost."""
+        return list(items[self.rank :: self.world])
+
+    def device_settings(self) -> dict[str, Any]:
+        """The trainer settings of one cell on this rank: one device, its own."""
+        devices: Any = [self.local_rank] if self.accelerator == "cuda" else 1
+        return {"trainer.devices": devices, "trainer.num_nodes": 1, "trainer.strategy": "auto"}
+
+    def start(self) -> None:
+        """Start the node's other processes (from its first one) and connect them all."""
+        if self.world == 1:
+            return
+        strategy = self.launcher.strategy
+        strategy.launcher.launch(lambda: None)  # a no-op where torchrun or SLURM started them
+        self.children = list(getattr(strategy.launcher, "procs", []))
+        environment = strategy.cluster_environment
+        self.store = TCPStore(
+            environment.main_address,
+            environment.main_port,
+            self.world,
+            is_master=self.rank == 0,
+            timeout=_PATIENCE,
+            wait_for_workers=False,
+        )
+        if self.rank != 0:
+            threading.Thread(target=self._beat, daemon=True).start()
+        # Every process keeps its own cells' results: each is rank zero of its own runs.
+        rank_zero_only.rank = 0
+
+    def broadcast(self, key: str, value: T) -> T:
+        """Rank 0's ``value``, on every rank."""
+        if self.world == 1:
+            return value
+        if self.rank == 0:
+            self.store.set(key, json.dumps(value))
+            return value
+        return json.loads(self.store.get(key))
+
+    def gather(self, key: str, value: Any) -> list[Any] | None:
+        """Every rank's ``value`` in rank order, on rank 0 (None elsewhere), once all have one.
+        A process that falls silent (killed, its machine gone) ends the wait with an error."""
+        if self.world == 1:
+            return [value]
+        self.store.set(f"{key}/{self.rank}", json.dumps(value))
+        if self.rank != 0:
+            return None
+        keys = [f"{key}/{r}" for r in range(self.world)]
+        heard = {r: (-1, time.monotonic()) for r in range(1, self.world)}
+        while True:
+            try:
+                self.store.wait(keys, timedelta(seconds=HEARTBEAT_S))
+                return [json.loads(self.store.get(k)) for k in keys]
+            except RuntimeError:  # not all there yet: is everyone still alive?
+                self._check_alive(heard, key)
+
+    def _check_alive(self, heard: dict[int, tuple[int, float]], key: str) -> None:
+        now = time.monotonic()
+        for r, (beats, since) in heard.items():
+            if self.store.check([f"{key}/{r}"]):
+                continue
+            latest = self.store.add(f"alive/{r}", 0)
+            if latest != beats:
+                heard[r] = (latest, now)
+            elif now - since > SILENCE_S:
+                raise NSTError(
+                    f"process {r} of this batch has not been heard from for {SILENCE_S:.0f} s; "
+                    "its cells are unfinished: continue with --ckpt_path last"
+                )
+
+    def _beat(self) -> None:
+        while True:
+            try:
+                self.store.add(f"alive/{self.rank}", 1)
+            except RuntimeError:  # rank 0 is gone; the main thread will find out
+                return
+            time.sleep(HEARTBEAT_S)
+
+    def forward(self, signum: int) -> None:
+        """Pass a stop signal on to the processes this one started (they stop at a step boundary)."""
+        for child in self.children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+
+def plan(trainer: dict[str, Any]) -> Ranks:
+    """This process's place in the batch that ``trainer`` (the trainer.* settings) asks for,
+    read from the environment as Lightning reads it; nothing is started yet."""
+    strategy = trainer.get("strategy") or "auto"
+    if strategy not in ("auto", "ddp"):
+        raise NSTError(
+            f"a batch spreads its pictures with trainer.strategy ddp (or auto), not {strategy}: "
+            "each process runs its own pictures, with nothing shared during a step"
+        )
+    try:  # built for its launcher, cluster environment and ranks; it never fits
+        launcher = Trainer(
+            accelerator=trainer.get("accelerator") or "auto",
+            devices=trainer.get("devices") or 1,
+            num_nodes=trainer.get("num_nodes") or 1,
+            strategy="ddp",
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+    except Exception as error:
+        raise NSTError(f"trainer options: {' '.join(str(error).split())}") from error
+    accelerator = type(launcher.accelerator).__name__.removesuffix("Accelerator").lower()
+    if launcher.world_size == 1:
+        return Ranks(accelerator=accelerator)
+    return Ranks(
+        rank=launcher.global_rank,
+        world=launcher.world_size,
+        local_rank=launcher.local_rank,
+        accelerator=accelerator,
+        launcher=launcher,
+    )
+
+
+def is_spawned() -> bool:
+    """Whether Lightning's launcher started this process for another one of its batch."""
+    return os.environ.get("LOCAL_RANK", "0") != "0"
