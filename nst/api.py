@@ -27,7 +27,7 @@ from nst.errors import NSTError
 from nst.images import to_pil
 from nst.module import StyleTransfer
 from nst.run import Result, Run
-from nst.stopping import StopAtStepBoundary
+from nst.stopping import CALLER, StopAtStepBoundary
 from nst.tensorboard import final_losses
 
 ImageSource = str | os.PathLike | Image.Image | Tensor
@@ -71,7 +71,8 @@ def stylize(
     Nothing is written to disk unless ``log_dir`` is given; then the run gets a run directory
     there, with checkpoints, TensorBoard events and ``final.png``. ``progress`` is called every
     ``progress_every`` steps; setting ``stop`` ends the run after the step in progress and
-    returns the picture so far. Bad input raises :class:`nst.NSTError`.
+    returns the picture so far. Ctrl-C does too, but raises :class:`nst.RunInterrupted`
+    (the caller did not ask for half a picture). Bad input raises :class:`nst.NSTError`.
     """
     images: dict[str, Image.Image] = {}
     styles = style if isinstance(style, list | tuple) else None if style is None else [style]
@@ -94,7 +95,10 @@ def stylize(
         name="stylize",
         images=images,
     )
-    return run.fit().image
+    result = run.fit()
+    if result.stopped is not None and result.stopped.signum != CALLER:
+        raise result.stopped  # Ctrl-C: the caller did not ask for a picture half done
+    return result.image
 
 
 def fit(
@@ -132,10 +136,8 @@ class _Watch(Callback):
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
         step = trainer.global_step
         if self.progress is not None and (step % self.every == 0 or step == trainer.max_steps):
-            image = pl_module.image
-            self.progress(
-                Progress(step, trainer.max_steps, final_losses(trainer), lambda: image.detach().cpu())
-            )
+            image = pl_module.image.detach().clone()  # as it is now; to the host only if asked
+            self.progress(Progress(step, trainer.max_steps, final_losses(trainer), image.cpu))
         if self.stop is not None and self.stop.is_set():
             for callback in trainer.callbacks:
                 if isinstance(callback, StopAtStepBoundary):
@@ -188,14 +190,32 @@ def _options() -> dict[str, str]:
     return found
 
 
+def _plain(value: Any) -> Any:
+    """NumPy and torch scalars (np.float64(0.5), torch.tensor(3)) as the Python numbers they hold."""
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return value.item()
+    return value
+
+
+def _device(device: Any) -> dict[str, Any]:
+    """``"cuda:1"`` as accelerator cuda on device 1; ``"cpu"``, ``"mps"``, ``torch.device``..."""
+    kind, _, index = str(device).partition(":")
+    if index and not index.isdigit():
+        raise NSTError(f"device {device!r} is not a device such as cpu, cuda, cuda:1 or mps")
+    if kind == "cpu" or not index:
+        return {"trainer.accelerator": kind, "trainer.devices": 1}
+    return {"trainer.accelerator": kind, "trainer.devices": [int(index)]}
+
+
 def _settings(options: Mapping[str, Any]) -> dict[str, Any]:
     known = _options()
     settings: dict[str, Any] = {}
     for name, value in options.items():
-        if name == "device":  # "cuda:1" is accelerator cuda, device 1
-            kind, _, index = str(value).partition(":")
-            settings["trainer.accelerator"] = kind
-            settings["trainer.devices"] = [int(index)] if index else 1
+        value = _plain(value)
+        if name == "device":
+            settings |= _device(value)
         elif "." in name:  # a config key given in full, e.g. **{"checkpoint.every_n_steps": 10}
             settings[name] = value
         elif name in known:

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from nst import runs
 from nst.colour import original_colours
-from nst.data import StyleTransferData
+from nst.data import Images, StyleTransferData
 from nst.errors import NSTError, brief
 from nst.images import OUTPUT_FORMATS, save_image
 
@@ -117,9 +117,9 @@ class FinalImage(Callback):
                 raise NSTError(f"cannot write output.path {self.path} ({brief(error)})") from error
 
 
-def result_image(image: Tensor, data: StyleTransferData, colours: str | None) -> Tensor:
+def result_image(image: Tensor, data: StyleTransferData | Images, colours: str | None) -> Tensor:
     """The picture a run's image makes: with the content's colours where asked for, and always
-    for a luminance-only run, whose optimised image is grey."""
+    for a luminance-only run, whose optimised image is grey. ``data`` has the image's size."""
     colour = data.colour_content  # a luminance-only run: colours come back here
     content = colour if colour is not None else data.content
     space = colours or ("yiq" if colour is not None else None)

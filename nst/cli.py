@@ -6,13 +6,11 @@ input, or the stop message and exit code 130/143 after Ctrl-C or SIGTERM.
 """
 
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
-
-from lightning.pytorch import Callback
-
-from nst.config import as_nst_error
-from nst.stopping import RunInterrupted, Stop
+from typing import Any
 
 COMMANDS = {
     "fit": "optimise one picture from a config: python cli.py fit --config configs/starry.yaml",
@@ -38,9 +36,9 @@ python cli.py <command> --help lists a command's options. Examples:
 In Python: import nst; nst.stylize("photo.jpg", "painting.jpg", size=512, steps=500)"""
 
 
-def main(args: Sequence[str] | None = None, callbacks: Sequence[Callback] = ()) -> None:
+def main(args: Sequence[str] | None = None, callbacks: Sequence[Any] = ()) -> None:
     """Entry point; ``args`` as on the command line (tests call it in-process, with
-    ``callbacks`` added to every run's trainer)."""
+    ``callbacks``, Lightning callbacks, added to every run's trainer)."""
     args = sys.argv[1:] if args is None else list(args)
     if not args or args[0] in ("-h", "--help", "help"):
         print(HELP)
@@ -48,6 +46,14 @@ def main(args: Sequence[str] | None = None, callbacks: Sequence[Callback] = ()) 
     command, rest = args[0], args[1:]
     if command not in COMMANDS:
         _fail(f"unknown command {command!r}; use {', '.join(COMMANDS)} (python cli.py --help)")
+    main_thread = threading.current_thread() is threading.main_thread()  # signals reach it only
+    previous = {s: signal.signal(s, _stopped_while_starting) for s in _SIGNALS} if main_thread else {}
+    try:
+        from nst.config import as_nst_error
+        from nst.stopping import RunInterrupted, Stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     stop = Stop()
     with stop.signals():
         try:
@@ -62,10 +68,28 @@ def main(args: Sequence[str] | None = None, callbacks: Sequence[Callback] = ()) 
     if stopped is not None:
         hint = "\nContinue with the same command plus --ckpt_path last" if stopped.resumable else ""
         print(f"{stopped}{hint}", file=sys.stderr)
-        sys.exit(128 + stopped.signum)
+        sys.exit(0 if _spawned() else 128 + stopped.signum)
 
 
-def _run(command: str, args: list[str], stop: Stop, callbacks: Sequence[Callback]) -> RunInterrupted | None:
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _stopped_while_starting(signum: int, frame: object) -> None:
+    # Importing torch and Lightning takes seconds; a Ctrl-C then should not print a traceback.
+    # Nothing is on disk yet, so the process ends at once: an exception raised here could be
+    # caught by the module being imported (some catch everything) and the run would go on.
+    print(f"stopped by {signal.Signals(signum).name} before the run started", file=sys.stderr, flush=True)
+    os._exit(0 if _spawned() else 128 + signum)
+
+
+def _spawned() -> bool:
+    # A process Lightning's launcher started for a batch: its exit code goes to the launcher's
+    # watcher, which kills the whole batch at any code but 0, while the process that started
+    # it is still writing its own stop checkpoint and says what happened.
+    return os.environ.get("LOCAL_RANK", "0") != "0"
+
+
+def _run(command: str, args: list[str], stop: Any, callbacks: Sequence[Any]) -> Any:
     if command == "fit":
         from nst.run import Run
 

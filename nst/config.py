@@ -28,6 +28,7 @@ from nst import runs
 from nst.animation import Animation
 from nst.callbacks import FinalImage, ImageLogger, StepProgressBar
 from nst.checkpointing import AtomicCheckpointIO, RunCheckpoint
+from nst.console import quiet_lightning
 from nst.data import StyleTransferData
 from nst.errors import NSTError, brief
 from nst.identity import check_same_run
@@ -110,7 +111,8 @@ class Builder(LightningCLI):
         callbacks: Sequence[Callback] = (),
         new_run_dirs: list[list[Path]] | None = None,
     ) -> None:
-        self.layers = [nested(layer) if isinstance(layer, Mapping) else list(layer) for layer in layers]
+        quiet_lightning()
+        self.layers = [_layer(layer) for layer in layers]
         self.run_dirs, self.in_memory, self.name = run_dirs, in_memory, name
         self.stop = stop or Stop()
         self.extra_callbacks = list(callbacks)
@@ -203,7 +205,7 @@ class Builder(LightningCLI):
         given = [*(given if isinstance(given, list) else [given]), *callbacks]
         callbacks = [StopAtStepBoundary(self.stop), *callbacks, HparamsSummary(), *self.extra_callbacks]
         if config.get("enable_progress_bar") is not False and not any(
-            isinstance(c, ProgressBar) for c in given
+            isinstance(c, ProgressBar) for c in [*given, *self.extra_callbacks]
         ):
             callbacks.append(StepProgressBar())
         if self.in_memory:  # nothing on disk: no run directory, no checkpoints
@@ -217,12 +219,29 @@ class Builder(LightningCLI):
             config = {**config, "plugins": [*plugins, AtomicCheckpointIO()]}
         try:
             trainer = super()._instantiate_trainer(config, callbacks)
-        except (ValueError, ImportError) as error:  # Lightning's checks of trainer.* options
+        except (ValueError, ImportError, TypeError) as error:  # Lightning's checks of trainer.* options
             raise NSTError(f"trainer options: {' '.join(str(error).split())}") from error
+        if trainer.world_size > 1:  # one picture is one run on one device
+            raise NSTError(
+                f"one picture runs on one device, but trainer.devices and trainer.num_nodes ask for "
+                f"{trainer.world_size} processes; to spread several pictures over devices use nst sweep "
+                "with these options (e.g. --contents photos/ --styles paintings/), or set --trainer.devices 1"
+            )
         for callback in trainer.callbacks:
             if isinstance(callback, SaveRunConfig) and self.config_as_given is not None:
                 callback.config = self.config_as_given
         return trainer
+
+
+def _layer(layer: Any) -> Layer:
+    if isinstance(layer, Mapping):
+        return nested(layer)
+    if isinstance(layer, Sequence) and not isinstance(layer, str) and all(isinstance(a, str) for a in layer):
+        return list(layer)
+    raise NSTError(
+        f"a run's settings are a list of layers, each command-line arguments or a mapping of config "
+        f"keys, e.g. [['--config', 'x.yaml'], {{'data.size': 256}}]; got {layer!r:.80}"
+    )
 
 
 def nested(mapping: Mapping[str, Any]) -> dict[str, Any]:
@@ -263,11 +282,32 @@ def _parse(parser: LightningArgumentParser, layers: Sequence[Layer]) -> Any:
     for layer in layers:
         first = config is None
         if isinstance(layer, Mapping):
+            _check_nulls(parser, layer)
             config = parser.parse_object(nested(layer), namespace=config, defaults=first)
         else:
             check_config_files(layer)
             config = parser.parse_args(list(layer), namespace=config, defaults=first)
     return parser.parse_args([]) if config is None else config
+
+
+def _check_nulls(parser: LightningArgumentParser, layer: Mapping[str, Any]) -> None:
+    # parse_object lets None through for options that do not take it (a float weight, a
+    # layer list), which would fail later with a traceback; the command line's own reading
+    # of "null" refuses it in one line.
+    for key, value in _dotted(nested(layer)).items():
+        if value is None:
+            parser.parse_args([f"--{key}", "null"], defaults=False)
+
+
+def _dotted(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"data": {"size": 256}}`` as ``{"data.size": 256}``."""
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, Mapping) and value:
+            out |= _dotted(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def parse_layers(layers: Sequence[Layer]) -> dict[str, Any]:
@@ -282,8 +322,8 @@ def parse_layers(layers: Sequence[Layer]) -> dict[str, Any]:
 
 
 def given_settings(args: Sequence[str]) -> dict[str, Any]:
-    """What command-line arguments (without ``--config``) set, as a nested mapping."""
-    return _parser().parse_args(list(args), defaults=False).as_dict()
+    """What command-line arguments (without ``--config``) set, as config keys."""
+    return _dotted(_parser().parse_args(list(args), defaults=False).as_dict())
 
 
 def length_from_phases(config: Any) -> None:

@@ -6,6 +6,7 @@ python cli.py export logs/starry/version_0/checkpoints/last.ckpt starry_step250.
 import argparse
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from nst.errors import NSTError, brief
 from nst.images import save_image
@@ -28,8 +29,14 @@ def export_image(checkpoint: str | Path, output: str | Path, overwrite: bool = F
     save_image(module.image, output)
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, like every other bad input
+        print(f"error: {message} (python cli.py export --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="nst export", description=__doc__.splitlines()[0])
+    parser = _ArgumentParser(prog="nst export", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
     parser.add_argument("output", help="image path; .png, .jpg, .webp, .tif, …")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")

@@ -45,6 +45,7 @@ class Ranks:
     launcher: Any = None  # Lightning's, for a batch of several processes
     children: list[Any] = field(default_factory=list)  # processes this one started
     store: TCPStore | None = None
+    stopped_outcome: Any = None  # what a process that stopped before its first cell reports
 
     def share(self, items: Sequence[T]) -> list[T]:
         """This rank's items: every world-th, so that none is run twice and none is lost."""
@@ -100,7 +101,22 @@ class Ranks:
                 self.store.wait(keys, timedelta(seconds=HEARTBEAT_S))
                 return [json.loads(self.store.get(k)) for k in keys]
             except RuntimeError:  # not all there yet: is everyone still alive?
+                self._check_children(key, value)
                 self._check_alive(heard, key)
+
+    def _check_children(self, key: str, like: Any) -> None:
+        # A process this one started that ended without a word: stopped while it was still
+        # starting (exit code 0, see nst.cli), or crashed.
+        for local, child in enumerate(self.children, start=1):
+            rank = self.rank + local
+            if child.poll() is None or self.store.check([f"{key}/{rank}"]):
+                continue
+            if child.returncode != 0:
+                raise NSTError(
+                    f"process {rank} of this batch ended with exit code {child.returncode} before its "
+                    "cells were done; continue with --ckpt_path last"
+                )
+            self.store.set(f"{key}/{rank}", json.dumps(self.stopped_outcome))
 
     def _check_alive(self, heard: dict[int, tuple[int, float]], key: str) -> None:
         now = time.monotonic()

@@ -98,12 +98,16 @@ class Run:
 
     def fit(self) -> Result:
         """Run to the end, or until stopped. A stop at a step boundary returns a Result whose
-        ``stopped`` says so; a stop before the first step, or a second Ctrl-C, raises
-        :class:`RunInterrupted`; bad input raises :class:`NSTError`."""
+        ``stopped`` says so (one asked for before fit() ends the run after its first step); a
+        signal before the first step, or a second Ctrl-C, raises :class:`RunInterrupted`; bad
+        input raises :class:`NSTError`. Building a Run makes its run directory; a Run that is
+        never fitted leaves it empty."""
         with self.stop_requests.signals():
             try:
                 self.trainer.fit(self.model, datamodule=self.data, ckpt_path=self.ckpt_path)
+                self.stop_requests.training = False
             except BaseException as error:
+                self.stop_requests.training = False
                 self.stop_requests.ignoring = True  # the clean-up is not to be interrupted
                 stopped = _interruption_in(error)
                 if stopped is None or stopped.checkpoint is None:
@@ -120,7 +124,8 @@ class Run:
         picture = final.result if final is not None else None
         if picture is None:  # stopped early: the image so far, as it would have been written
             colours = final.original_colours if final is not None else None
-            picture = result_image(self.model.image, self.data, colours)
+            images = self.data.at(max(self.model.image.shape[-2:]))  # a multi-scale run's phase
+            picture = result_image(self.model.image, images, colours)
         run_dir = Path(self.trainer.log_dir).absolute() if self.trainer.logger is not None else None
         checkpoint = runs.checkpoint_of(run_dir) if run_dir is not None else None
         return Result(

@@ -49,9 +49,9 @@ class Stop:
 
     def __init__(self) -> None:
         self.requested: int | None = None  # the first signal, or CALLER
-        self.training = False  # between the first step's start and the end of training
+        self.training = False  # from the first step until the run's fit() has returned
         self.ignoring = False  # stopping already: further signals must not interrupt the clean-up
-        self.last_checkpoint: Callable[[], str | None] = lambda: None
+        self.last_checkpoint: Callable[[], str | None] = _nothing  # the run's, once training starts
         # Where a SIGTERM goes on to: the processes this one started for a batch. (A Ctrl-C in
         # a terminal reaches all of them already; passing it on would count as a second one.)
         self.forward: Callable[[int], None] | None = None
@@ -93,12 +93,16 @@ class Stop:
             self.ignoring = True
             raise RunInterrupted(signum, self.last_checkpoint() if self.training else None)
         self.request(signum)
+        kept = " with a checkpoint" if self.last_checkpoint is not _nothing else ""
         print(
-            f"\n{signal.Signals(signum).name}: stopping after this step with a checkpoint "
-            "(Ctrl-C again stops at once) ...",
+            f"\n{signal.Signals(signum).name}: stopping after this step{kept} (Ctrl-C again stops at once) ...",
             file=sys.stderr,
             flush=True,
         )
+
+
+def _nothing() -> None:
+    return None
 
 
 class StopAtStepBoundary(Callback):
@@ -112,11 +116,13 @@ class StopAtStepBoundary(Callback):
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._stopping = None
         checkpoint = _run_checkpoint(trainer)
-        self.stop.last_checkpoint = checkpoint.written if checkpoint is not None else lambda: None
+        self.stop.last_checkpoint = checkpoint.written if checkpoint is not None else _nothing
         self.stop.training = True
         self.stop.reclaim()
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # An epoch is one step here; its end comes after every hook of the step (image logs,
+        # frames, the periodic checkpoint), so a request made anywhere in the step is seen now.
         stop = self.stop
         if stop.requested is None or trainer.global_step == trainer.max_steps:
             return
@@ -131,12 +137,6 @@ class StopAtStepBoundary(Callback):
         # raised earlier would leave that step out of TensorBoard's curves.
         if self._stopping is not None:
             raise self._stopping
-
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.stop.training = False
-
-    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
-        self.stop.training = False
 
 
 def _run_checkpoint(trainer: Trainer) -> RunCheckpoint | None:

@@ -13,6 +13,7 @@ directory (TensorBoard events, config.yaml, checkpoints/last.ckpt, final.png) pe
 
 import argparse
 import json
+import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +34,7 @@ from nst.sweep_file import Cell, Sweep, batch, describe, read_sweep
 
 __all__ = ["check_cells", "read_sweep", "run_sweep"]
 
+_PROCESS_KEYS = ("trainer.devices", "trainer.num_nodes", "trainer.strategy")
 SWEEP_FILE = "sweep.yaml"  # what the sweep was run with, so a resume can check it is the same
 
 
@@ -98,9 +100,11 @@ def run_sweep(args: list[str], stop: Stop | None = None, callbacks: Sequence[Cal
     cells = sweep.cells()
     stem = Path(configs[-1]).stem if configs else "nst"
     root = Path("logs") / (sweep.name or f"{stem}-{sweep_name}")
+    # What makes the cells; how many processes run them may change from one start to the next.
+    given = given_settings(fit_args) if fit_args else {}
     recorded = {
         "configs": configs,
-        "args": fit_args,
+        "args": {k: v for k, v in given.items() if k not in _PROCESS_KEYS},
         "set": sweep.fixed,
         "cells": {cell.id: cell.settings for cell in cells},
     }
@@ -118,6 +122,7 @@ def run_sweep(args: list[str], stop: Stop | None = None, callbacks: Sequence[Cal
                 runs.remove_if_unfinished(made)
             raise
     stop.forward = ranks.forward
+    ranks.stopped_outcome = {"stopped": signal.SIGTERM, "failed": {}}
     try:
         ranks.start()
         sweep_dir = Path(ranks.broadcast("sweep_dir", str(sweep_dir)))
@@ -150,6 +155,11 @@ def run_sweep(args: list[str], stop: Stop | None = None, callbacks: Sequence[Cal
 def _record(sweep_dir: Path, recorded: dict[str, Any], resume: bool) -> None:
     if resume:
         before = yaml.safe_load((sweep_dir / SWEEP_FILE).read_text())
+        if isinstance(before, dict) and "configs" not in before:
+            raise NSTError(
+                f"{sweep_dir} was made by an earlier version of nst, whose sweeps this one cannot "
+                "continue; start the sweep anew without --ckpt_path (its finished cells stay where they are)"
+            )
         if before != recorded:
             raise NSTError(
                 f"{sweep_dir} was run with another sweep file or other arguments; resume it with those "
@@ -209,7 +219,7 @@ def _run_share(
 def _base_layers(sweep: Sweep, configs: list[str], fit_args: list[str]) -> list[Layer]:
     """What every cell is built from, in order: the base config, the sweep file's ``set``, and
     the command line (typed last, so it wins over ``set``; an axis key there is refused)."""
-    given = _dotted(given_settings(fit_args)) if fit_args else {}
+    given = given_settings(fit_args) if fit_args else {}
     for key in given:
         for axis in sweep.axis_keys:
             if key == axis or key.startswith(f"{axis}.") or axis.startswith(f"{key}."):
@@ -222,16 +232,6 @@ def _base_layers(sweep: Sweep, configs: list[str], fit_args: list[str]) -> list[
             print(f"--{key} {given[key]} from the command line replaces the sweep file's {value}")
     config_args = [arg for config in configs for arg in ("--config", config)]
     return [config_args, sweep.fixed, fit_args]
-
-
-def _dotted(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for key, value in settings.items():
-        if isinstance(value, dict) and value:
-            out |= _dotted(value, f"{prefix}{key}.")
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def check_cells(sweep: Sweep, base: list[Layer], load_images: bool = True) -> dict[str, Any]:

@@ -138,10 +138,75 @@ def test_a_run_stopped_by_its_caller_keeps_a_checkpoint_that_resumes(tiny_config
     stopper = threading.Event()
     result = nst.fit(config, {"trainer.max_steps": 6}, progress=lambda p: stopper.set(), progress_every=2,
                      stop=stopper)  # fmt: skip
-    assert result.stopped is not None and "stopped on request after step 3" in str(result.stopped)
-    assert result.steps == 3 and result.checkpoint.is_file()
+    # Asked for during step 2 (by the progress callback): the run ends at that step's boundary.
+    assert result.stopped is not None and "stopped on request after step 2" in str(result.stopped)
+    assert result.steps == 2 and result.checkpoint.is_file()
     assert not (result.run_dir / "final.png").exists()
     resumed = nst.fit(config, {"trainer.max_steps": 6}, ckpt_path="last")
     whole = nst.Run([["--config", str(config), "--trainer.max_steps", "6"]]).fit()
     assert resumed.run_dir == result.run_dir != whole.run_dir
     assert np.array_equal(pixels(resumed.image), pixels(whole.image))
+
+
+def test_a_stop_in_an_early_phase_with_the_photos_colours_returns_that_phases_picture(workdir, images):
+    stop = threading.Event()
+    phases = [{"size": 16, "steps": 3}, {"size": 32, "steps": 3}]
+    picture = nst.stylize(
+        images["content"], images["style"], size=32, phases=phases, original_colours="yiq", progress_bar=False,
+        progress=lambda p: stop.set(), progress_every=1, stop=stop, **SHALLOW,
+    )  # fmt: skip
+    assert picture.size == (16, 12)  # stopped after step 1, inside the 16 px phase
+
+
+def test_progress_images_are_snapshots(workdir, images):
+    kept = []
+    nst.stylize(images["content"], images["style"], size=32, steps=4, optimizer="adam", lr=0.3, progress=kept.append,
+                progress_every=2, progress_bar=False, **SHALLOW)  # fmt: skip
+    first, last = (pixels(p.image()) for p in kept)
+    assert not np.array_equal(first, last)  # step 2's picture, not the final one
+
+
+def test_a_progress_bar_of_ones_own_is_taken(workdir, images):
+    from lightning.pytorch.callbacks import TQDMProgressBar
+
+    picture = nst.stylize(images["content"], images["style"], size=32, steps=1, callbacks=[TQDMProgressBar()],
+                          **SHALLOW)  # fmt: skip
+    assert picture.size == (32, 24)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"style_weight": None}, 'Parser key "model.style_weight"'),
+        ({"content_layers": None}, 'Parser key "model.content_layers"'),
+        ({"device": "cuda:x"}, "device 'cuda:x' is not a device such as cpu, cuda, cuda:1 or mps"),
+    ],
+)
+def test_values_a_python_caller_may_pass_get_one_line(workdir, images, options, message):
+    with pytest.raises(nst.NSTError) as error:
+        nst.stylize(images["content"], images["style"], **{**SHALLOW, "size": 32, "steps": 1, **options})
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_numpy_numbers_and_device_names_are_taken(workdir, images):
+    picture = nst.stylize(images["content"], images["style"], size=np.int64(32), steps=1, lr=np.float64(0.05),
+                          optimizer="adam", device="cpu:0", progress_bar=False, **SHALLOW)  # fmt: skip
+    assert picture.size == (32, 24)
+
+
+def test_a_run_is_built_from_layers(workdir, tiny_config):
+    with pytest.raises(nst.NSTError, match="a run's settings are a list of layers"):
+        nst.Run(["--config", str(tiny_config())])
+
+
+def test_ctrl_c_during_stylize_raises_rather_than_returning_half_a_picture(workdir, images):
+    import os
+    import signal
+
+    from steps import AtStep
+
+    ctrl_c = AtStep(1, lambda trainer, module: os.kill(os.getpid(), signal.SIGINT))
+    with pytest.raises(nst.RunInterrupted, match="stopped by SIGINT after step 2"):
+        nst.stylize(images["content"], images["style"], size=32, steps=6, callbacks=[ctrl_c], progress_bar=False,
+                    **SHALLOW)  # fmt: skip
+    assert not (workdir / "logs").exists()

@@ -5,6 +5,7 @@ import signal
 
 import pytest
 import torch
+from lightning.pytorch import Callback
 from PIL import Image
 from steps import AtStep
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -341,3 +342,14 @@ def test_original_colours_and_matched_colours_from_the_command_line(tiny_config,
     content = load_image(str(images["content"]), 32)
     chroma = (to_space(final, "yiq")[:, 1:] - to_space(content, "yiq")[:, 1:]).abs().mean()
     assert chroma < 0.02  # the photo's colours, up to 8-bit rounding and clipping
+
+
+def test_a_stop_signal_while_the_run_is_finishing_lets_it_finish(tiny_config, workdir):
+    class CtrlCAtTheEnd(Callback):
+        def on_train_end(self, trainer, pl_module):  # the result and the last checkpoint come after
+            os.kill(os.getpid(), signal.SIGINT)
+
+    run("--config", str(tiny_config()), "--trainer.max_steps", "3", callbacks=[CtrlCAtTheEnd()])
+    run_dir = workdir / "logs" / "tiny" / "version_0"
+    assert (run_dir / "final.png").is_file()
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
