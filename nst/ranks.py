@@ -64,11 +64,14 @@ class Ranks:
         strategy.launcher.launch(lambda: None)  # a no-op where torchrun or SLURM started them
         self.children = list(getattr(strategy.launcher, "procs", []))
         environment = strategy.cluster_environment
+        # Under torchrun its agent already serves a store at MASTER_ADDR:MASTER_PORT (which is
+        # what TORCHELASTIC_USE_AGENT_STORE says); everywhere else rank 0 serves one there.
+        agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
         self.store = TCPStore(
             environment.main_address,
             environment.main_port,
             self.world,
-            is_master=self.rank == 0,
+            is_master=self.rank == 0 and not agent,
             timeout=_PATIENCE,
             wait_for_workers=False,
         )
@@ -81,6 +84,7 @@ class Ranks:
         """Rank 0's ``value``, on every rank."""
         if self.world == 1:
             return value
+        key = f"nst/{key}"  # a store torchrun's agent serves holds its own keys too
         if self.rank == 0:
             self.store.set(key, json.dumps(value))
             return value
@@ -91,6 +95,7 @@ class Ranks:
         A process that falls silent (killed, its machine gone) ends the wait with an error."""
         if self.world == 1:
             return [value]
+        key = f"nst/{key}"
         self.store.set(f"{key}/{self.rank}", json.dumps(value))
         if self.rank != 0:
             return None
@@ -123,7 +128,7 @@ class Ranks:
         for r, (beats, since) in heard.items():
             if self.store.check([f"{key}/{r}"]):
                 continue
-            latest = self.store.add(f"alive/{r}", 0)
+            latest = self.store.add(f"nst/alive/{r}", 0)
             if latest != beats:
                 heard[r] = (latest, now)
             elif now - since > SILENCE_S:
@@ -135,7 +140,7 @@ class Ranks:
     def _beat(self) -> None:
         while True:
             try:
-                self.store.add(f"alive/{self.rank}", 1)
+                self.store.add(f"nst/alive/{self.rank}", 1)
             except RuntimeError:  # rank 0 is gone; the main thread will find out
                 return
             time.sleep(HEARTBEAT_S)

@@ -218,3 +218,14 @@ def test_two_nodes_of_one_process_each_equal_one_process(tiny_config, workdir, p
             image_of(batch_dir(workdir, 0) / "cells" / cell), image_of(batch_dir(workdir, 1) / "cells" / cell)
         )
     assert len(list((batch_dir(workdir, 1) / "results").iterdir())) == 5
+
+
+@pytest.mark.slow
+def test_torchrun_starts_the_processes_itself(tiny_config, workdir, photos):
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+               "--master_port", str(free_port()), *sweep_command(tiny_config(), "--trainer.devices", "2")[1:]]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env=ONE_THREAD, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ran = re.findall(r"\[rank (\d)\] \[\d/\d\] (r\dc\d)", done.stdout)
+    assert sorted(cell for _, cell in ran) == [f"r{i}c0" for i in range(5)]
+    assert len(list((batch_dir(workdir) / "results").iterdir())) == 5
