@@ -418,6 +418,11 @@ def as_nst_error(error: BaseException) -> NSTError | None:
     a bug, which keeps its traceback."""
     if isinstance(error, NSTError):
         return error
+    if isinstance(error, torch.OutOfMemoryError):
+        return NSTError(
+            f"the device ran out of memory ({brief(error)}); lower data.size, model.lbfgs_history, or use "
+            "model.optimizer adam"
+        )
     if isinstance(error, argparse.ArgumentError):  # from the config parser
         message = _plain_parser_error(" ".join(str(error).split()))
         return NSTError(f"{message} (python cli.py fit --help lists the options)")

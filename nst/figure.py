@@ -9,6 +9,7 @@ from PIL import Image, ImageDraw, ImageFont
 from nst.files import atomic_write
 
 PAD = 8
+THUMBNAIL = 160  # largest side of the content and style images beside a grid
 BACKGROUND = (255, 255, 255)
 INK = (20, 20, 20)
 GREY = (90, 90, 90)
@@ -57,7 +58,7 @@ def draw_grid(grid: Grid) -> tuple[Image.Image, list[list[tuple[int, int, int, i
     present = [image for row in grid.cells for image in row if image is not None]
     cell_w = max((image.width for image in present), default=64)
     cell_h = max((image.height for image in present), default=64)
-    thumb = min(cell_w, cell_h, 160)
+    thumb = min(cell_w, cell_h, THUMBNAIL)
     line_h = _text_size(measure, "Ag", small)[1] + 3
     caption_h = line_h * max((len(c) for row in grid.captions for c in row), default=0)
     label_w = max((_text_size(measure, t, font)[0] for t in grid.row_labels), default=0)

@@ -15,6 +15,7 @@ cells would wait on each other forever.
 
 import json
 import os
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -26,12 +27,12 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.utilities import rank_zero_only
 from torch.distributed import TCPStore
 
-from nst.errors import NSTError
+from nst.errors import NSTError, brief
 
 T = TypeVar("T")
 HEARTBEAT_S = 5.0  # how often a process says it is alive
 SILENCE_S = 60.0  # after this long without a word from a process, it is taken for dead
-_PATIENCE = timedelta(days=30)  # a batch can run for days; the processes meet at its start and end
+_CONNECT = timedelta(minutes=10)  # how long a process waits for rank 0 to answer
 
 
 @dataclass
@@ -53,7 +54,11 @@ class Ranks:
 
     def device_settings(self) -> dict[str, Any]:
         """The trainer settings of one cell on this rank: one device, its own."""
-        devices: Any = [self.local_rank] if self.accelerator == "cuda" else 1
+        devices: Any = 1
+        if self.accelerator == "cuda" and self.launcher is not None:  # --trainer.devices 2,3: GPU 2 or 3
+            devices = [self.launcher.strategy.parallel_devices[self.local_rank].index]
+        elif self.accelerator == "cuda":
+            devices = [self.local_rank]
         return {"trainer.devices": devices, "trainer.num_nodes": 1, "trainer.strategy": "auto"}
 
     def start(self) -> None:
@@ -61,20 +66,28 @@ class Ranks:
         if self.world == 1:
             return
         strategy = self.launcher.strategy
-        strategy.launcher.launch(lambda: None)  # a no-op where torchrun or SLURM started them
-        self.children = list(getattr(strategy.launcher, "procs", []))
         environment = strategy.cluster_environment
         # Under torchrun its agent already serves a store at MASTER_ADDR:MASTER_PORT (which is
-        # what TORCHELASTIC_USE_AGENT_STORE says); everywhere else rank 0 serves one there.
-        agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
-        self.store = TCPStore(
-            environment.main_address,
-            environment.main_port,
-            self.world,
-            is_master=self.rank == 0 and not agent,
-            timeout=_PATIENCE,
-            wait_for_workers=False,
-        )
+        # what TORCHELASTIC_USE_AGENT_STORE says); everywhere else rank 0 serves one there,
+        # before it starts any other process, so that a port in use stops the batch at once.
+        serve = self.rank == 0 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True"
+        address, port = environment.main_address, environment.main_port
+        try:
+            self.store = TCPStore(
+                address, port, self.world, is_master=serve, timeout=_CONNECT, wait_for_workers=False
+            )
+        except RuntimeError as error:
+            if serve:
+                raise NSTError(
+                    f"cannot serve the batch's store at {address}:{port} ({brief(error)}); another batch "
+                    "may be using the port: set MASTER_PORT to a free one"
+                ) from error
+            raise NSTError(
+                f"cannot reach rank 0 of this batch at {address}:{port} ({brief(error)}); check that it "
+                "started (and MASTER_ADDR, MASTER_PORT, NODE_RANK on each machine)"
+            ) from error
+        strategy.launcher.launch(lambda: None)  # a no-op where torchrun or SLURM started them
+        self.children = list(getattr(strategy.launcher, "procs", []))
         if self.rank != 0:
             threading.Thread(target=self._beat, daemon=True).start()
         # Every process keeps its own cells' results: each is rank zero of its own runs.
@@ -101,15 +114,13 @@ class Ranks:
             return None
         keys = [f"{key}/{r}" for r in range(self.world)]
         heard = {r: (-1, time.monotonic()) for r in range(1, self.world)}
-        while True:
-            try:
-                self.store.wait(keys, timedelta(seconds=HEARTBEAT_S))
-                return [json.loads(self.store.get(k)) for k in keys]
-            except RuntimeError:  # not all there yet: is everyone still alive?
-                self._check_children(key, value)
-                self._check_alive(heard, key)
+        while not self.store.check(keys):  # polled: a store.wait that times out logs each time
+            time.sleep(1.0)
+            self._check_children(key)
+            self._check_alive(heard, key)
+        return [json.loads(self.store.get(k)) for k in keys]
 
-    def _check_children(self, key: str, like: Any) -> None:
+    def _check_children(self, key: str) -> None:
         # A process this one started that ended without a word: stopped while it was still
         # starting (exit code 0, see nst.cli), or crashed.
         for local, child in enumerate(self.children, start=1):
@@ -141,7 +152,8 @@ class Ranks:
         while True:
             try:
                 self.store.add(f"nst/alive/{self.rank}", 1)
-            except RuntimeError:  # rank 0 is gone; the main thread will find out
+            except RuntimeError:  # rank 0 is gone: stop at the next step boundary, with a checkpoint
+                os.kill(os.getpid(), signal.SIGTERM)
                 return
             time.sleep(HEARTBEAT_S)
 

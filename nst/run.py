@@ -102,6 +102,7 @@ class Run:
         signal before the first step, or a second Ctrl-C, raises :class:`RunInterrupted`; bad
         input raises :class:`NSTError`. Building a Run makes its run directory; a Run that is
         never fitted leaves it empty."""
+        self.stop_requests.ignoring = False  # a sweep's earlier cell may have failed and cleaned up
         with self.stop_requests.signals():
             try:
                 self.trainer.fit(self.model, datamodule=self.data, ckpt_path=self.ckpt_path)

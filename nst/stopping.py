@@ -11,6 +11,7 @@ ends the start at once: nothing is on disk yet that a resume could use.
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -20,6 +21,9 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from nst.checkpointing import RunCheckpoint
 
 CALLER = 0  # stands where a signal number would for a stop asked for by the caller
+# A terminal's Ctrl-C reaches every process of a batch, and the first process passes it on
+# too: the same signal twice within this time is one request, not "Ctrl-C again".
+_SAME_KEYPRESS_S = 1.0
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -52,14 +56,15 @@ class Stop:
         self.training = False  # from the first step until the run's fit() has returned
         self.ignoring = False  # stopping already: further signals must not interrupt the clean-up
         self.last_checkpoint: Callable[[], str | None] = _nothing  # the run's, once training starts
-        # Where a SIGTERM goes on to: the processes this one started for a batch. (A Ctrl-C in
-        # a terminal reaches all of them already; passing it on would count as a second one.)
+        # Where a signal goes on to: the processes this one started for a batch.
         self.forward: Callable[[int], None] | None = None
+        self._requested_at = 0.0
         self._previous: dict[int, object] = {}
 
     def request(self, signum: int = CALLER) -> None:
         """Ask the run to stop after the step in progress (thread-safe: one assignment)."""
         if self.requested is None:
+            self._requested_at = time.monotonic()
             self.requested = signum
 
     @contextmanager
@@ -84,11 +89,24 @@ class Stop:
             for signum in _SIGNALS:
                 signal.signal(signum, self._on_signal)
 
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        """While the block waits for other processes of a batch, a signal is passed on to them
+        and noted, not raised: they stop at their step boundaries, and the wait ends."""
+        before = self.training
+        self.training = True
+        try:
+            yield
+        finally:
+            self.training = before
+
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if signum == signal.SIGTERM and self.forward is not None:
+        if self.forward is not None:
             self.forward(signum)
         if self.ignoring:
             return
+        if signum == self.requested and time.monotonic() - self._requested_at < _SAME_KEYPRESS_S:
+            return  # one Ctrl-C that reached a batch's process twice: from the terminal and passed on
         if not self.training or self.requested is not None:  # before training, or asked twice
             self.ignoring = True
             raise RunInterrupted(signum, self.last_checkpoint() if self.training else None)

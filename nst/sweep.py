@@ -21,11 +21,14 @@ from typing import Any, NoReturn
 
 import yaml
 from lightning.pytorch import Callback
+from PIL import Image
 
 from nst import runs
 from nst.config import Builder, Layer, as_nst_error, given_settings, parse_layers
-from nst.errors import NSTError, brief
+from nst.errors import NSTError
+from nst.figure import THUMBNAIL
 from nst.files import atomic_write
+from nst.images import to_pil
 from nst.ranks import Ranks, is_spawned, plan
 from nst.run import Run
 from nst.stopping import RunInterrupted, Stop
@@ -112,44 +115,62 @@ def run_sweep(args: list[str], stop: Stop | None = None, callbacks: Sequence[Cal
     # cell does not surface hours later, and is reported once.
     inputs = {} if is_spawned() else check_cells(sweep, base)
     ranks = plan(parse_layers(base)["trainer"])
+    resume = options.ckpt_path == "last"
     sweep_dir, made = (None, [])
     if ranks.rank == 0:  # before any other process starts: a refusal is said once
-        sweep_dir, made = _sweep_dir(root, options.ckpt_path == "last")
+        sweep_dir, made = _sweep_dir(root, resume)
         try:
-            _record(sweep_dir, recorded, options.ckpt_path == "last")
-        except NSTError:
+            _record(sweep_dir, recorded, resume)
+            ranks.start()
+        except BaseException:
             if made:
                 runs.remove_if_unfinished(made)
             raise
+    else:
+        ranks.start()
     stop.forward = ranks.forward
     ranks.stopped_outcome = {"stopped": signal.SIGTERM, "failed": {}}
     try:
-        ranks.start()
-        sweep_dir = Path(ranks.broadcast("sweep_dir", str(sweep_dir)))
-        outcome = _run_share(ranks, sweep, cells, base, sweep_dir, made, stop, callbacks)
-        outcomes = ranks.gather("outcome", outcome)
-    except RuntimeError as error:  # from the store: rank 0 is gone
-        raise NSTError(
-            f"a process of this batch ended before its cells were done ({brief(error)}); "
-            "continue with --ckpt_path last"
-        ) from error
+        # Rank 0's view of the cells and of which are left, so that every rank shares out
+        # the same list (a rank that starts late must not see a cell another just finished).
+        todo = [c.id for c in cells if not _finished(sweep_dir / "cells" / c.id)] if ranks.rank == 0 else []
+        shared = ranks.broadcast("plan", {"dir": str(sweep_dir), "cells": recorded["cells"], "todo": todo})
+        if shared["cells"] != recorded["cells"]:
+            raise NSTError(
+                "this process found other cells than rank 0 (did a folder of the batch change?); "
+                "start the batch again"
+            )
+        sweep_dir = Path(shared["dir"])
+        left = [cell for cell in cells if cell.id in shared["todo"]]
+        outcome = _run_share(ranks, sweep, left, base, sweep_dir, made, stop, callbacks)
+        with stop.waiting():  # a signal now is passed on and noted, not raised
+            outcomes = ranks.gather("outcome", outcome)
     finally:
         stop.forward = None
     if outcomes is None:  # not rank 0: its cells are done
         return None
     stopped = [o["stopped"] for o in outcomes if o["stopped"] is not None]
+    stopped += [stop.requested] if stop.requested is not None and not stopped else []
     if stopped:
-        interrupted = RunInterrupted(stopped[0], None)
+        interrupted = RunInterrupted(stopped[0], f"every started cell's checkpoint in {sweep_dir / 'cells'}")
         interrupted.resumable = True
         raise interrupted
     draw(sweep, cells, sweep_dir, inputs)
     failed = {cell: why for o in outcomes for cell, why in o["failed"].items()}
     if failed:
-        listed = "; ".join(f"{cell}: {why}" for cell, why in sorted(failed.items()))
+        listed = "; ".join(f"{cell}: {why[:120]}" for cell, why in sorted(failed.items())[:5])
+        more = f"; and {len(failed) - 5} more" if len(failed) > 5 else ""
         raise NSTError(
-            f"{len(failed)} of {len(cells)} cells failed ({listed}); the others are in {sweep_dir / RESULTS}"
+            f"{len(failed)} of {len(cells)} cells failed ({listed}{more}); the others are in "
+            f"{sweep_dir / RESULTS}; --ckpt_path last runs the failed ones again"
         )
     return sweep_dir
+
+
+def _finished(cell_dir: Path) -> bool:
+    """A cell with a result; a failed one is run again when the sweep is continued."""
+    result = cell_dir / RESULT
+    return result.is_file() and "failed" not in json.loads(result.read_text())
 
 
 def _record(sweep_dir: Path, recorded: dict[str, Any], resume: bool) -> None:
@@ -180,7 +201,7 @@ def _run_share(
     stop: Stop,
     callbacks: Sequence[Callback],
 ) -> dict[str, Any]:
-    """Run this rank's cells; returns what became of them (a stop, failed cells)."""
+    """Run this rank's share of ``cells``; returns what became of them (a stop, failed cells)."""
     mine = ranks.share(cells)
     who = f"[rank {ranks.rank}] " if ranks.world > 1 else ""
     device = ranks.device_settings()
@@ -191,9 +212,6 @@ def _run_share(
         for n, cell in enumerate(mine, 1):
             cell_dir = sweep_dir / "cells" / cell.id
             place = f"{who}[{n}/{len(mine)}] {cell.id} ({describe(sweep, cell)})"
-            if (cell_dir / RESULT).is_file():
-                print(f"{place}: done already")
-                continue
             print(place)
             failure = _run_cell([*base, cell.settings, device], cell, sweep_dir, cell_dir, stop, callbacks)
             if failure is not None:
@@ -202,15 +220,15 @@ def _run_share(
             if stop.requested is not None and n < len(mine):  # the request came in the cell's last step
                 raise RunInterrupted(stop.requested, str(runs.checkpoint_of(cell_dir)))
     except RunInterrupted as stopped:
+        if ranks.world > 1:  # the others are told at the end, where they meet
+            print(f"{who}{stopped}")
+            return {"stopped": stopped.signum, "failed": failed}
         if made and stopped.checkpoint is None:
             runs.remove_if_unfinished(made)  # no cell has a checkpoint: nothing to continue
-        if ranks.world == 1:
-            stopped.resumable = stopped.resumable or sweep_dir.is_dir()  # finished cells are kept
-            raise
-        print(f"{who}{stopped}")
-        return {"stopped": stopped.signum, "failed": failed}
+        stopped.resumable = stopped.resumable or sweep_dir.is_dir()  # finished cells are kept
+        raise
     except BaseException:
-        if made:
+        if made and ranks.world == 1:  # with several processes, others may be writing here
             runs.remove_if_unfinished(made)
         raise
     return {"stopped": None, "failed": failed}
@@ -236,7 +254,8 @@ def _base_layers(sweep: Sweep, configs: list[str], fit_args: list[str]) -> list[
 
 def check_cells(sweep: Sweep, base: list[Layer], load_images: bool = True) -> dict[str, Any]:
     """Build every cell's config (and load its images) before the first cell runs, so that a
-    typo in the last cell does not surface hours later. Returns each cell's images."""
+    typo in the last cell does not surface hours later. Returns, for the figure, thumbnails of
+    the images of the first row's and the first column's cells (None for the other cells)."""
     inputs = {}
     for cell in sweep.cells():
         try:
@@ -259,8 +278,18 @@ def check_cells(sweep: Sweep, base: list[Layer], load_images: bool = True) -> di
             if user is None:
                 raise
             raise NSTError(f"sweep cell {cell.id} ({describe(sweep, cell)}): {user}") from error
-        inputs[cell.id] = (data.content, data.style)
+        edge = cell.row == 0 or cell.column == 0  # the figure shows each row's and column's images
+        inputs[cell.id] = (_thumbnail(data.content), _thumbnail(data.style)) if edge else None
     return inputs
+
+
+def _thumbnail(image: Any) -> Image.Image | None:
+    # Small, so that a batch of thousands of cells does not hold its images until the figure.
+    if image is None:
+        return None
+    picture = to_pil(image)
+    picture.thumbnail((THUMBNAIL, THUMBNAIL))
+    return picture
 
 
 def _sweep_dir(root: Path, resume: bool) -> tuple[Path, list[Path]]:

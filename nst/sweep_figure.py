@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from torchvision.transforms.functional import to_pil_image
 
 from nst import runs
 from nst.animation import frames_of, label, read_frame, thin, write_animation
@@ -100,19 +99,17 @@ def _grid(sweep: Sweep, cells: list[Cell], sweep_dir: Path, inputs: dict[str, An
         role = 0 if axis.key == "data.content" else 1
         by_position = {}
         for cell in cells:
-            position = cell.row if axis is sweep.rows else cell.column
-            by_position.setdefault(position, inputs[cell.id][role])
-        return [
-            to_pil_image(by_position[p][0]) if by_position[p] is not None else None
-            for p in sorted(by_position)
-        ]
+            if inputs.get(cell.id) is not None:
+                position = cell.row if axis is sweep.rows else cell.column
+                by_position.setdefault(position, inputs[cell.id][role])
+        return [by_position[p] for p in sorted(by_position)]
 
     row_images = thumbnails(sweep.rows, 0)
     column_images = thumbnails(sweep.columns, 1)
     varied = {sweep.rows.key, sweep.columns.key if sweep.columns else None}
     first = inputs[cells[0].id]
     header = [
-        (role, to_pil_image(image[0]))
+        (role, image)
         for role, key, image in (("content", "data.content", first[0]), ("style", "data.style", first[1]))
         if key not in varied and image is not None
     ]

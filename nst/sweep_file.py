@@ -8,6 +8,7 @@ every cell::
 """
 
 import glob
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,14 @@ class Axis:
         value = self.values[index]
         if self.key in IMAGE_KEYS and isinstance(value, str):
             return Path(value.split("?")[0]).stem
-        return f"{self.name}={self.labels[index]}".replace("/", "_").replace(" ", "")
+        text = (
+            value
+            if isinstance(value, str)
+            else repr(value)
+            if isinstance(value, float)
+            else json.dumps(value)
+        )
+        return f"{self.name}={text}".replace("/", "_").replace(" ", "")
 
 
 @dataclass
@@ -120,12 +128,15 @@ def read_sweep(path: Path) -> Sweep:
         raise NSTError(
             f"sweep file {path}: 'set' must map config keys to values, e.g. trainer.max_steps: 200"
         )
-    return Sweep(
-        rows=_axis(f"sweep file {path}", "rows", spec["rows"]),
-        columns=_axis(f"sweep file {path}", "columns", spec["columns"]) if spec.get("columns") else None,
-        fixed=fixed,
-        name=spec.get("name"),
-        config=_base_config(path, spec.get("config")),
+    return check_names(
+        Sweep(
+            rows=_axis(f"sweep file {path}", "rows", spec["rows"]),
+            columns=_axis(f"sweep file {path}", "columns", spec["columns"]) if spec.get("columns") else None,
+            fixed=fixed,
+            name=spec.get("name"),
+            config=_base_config(path, spec.get("config")),
+        ),
+        f"sweep file {path}",
     )
 
 
@@ -166,6 +177,17 @@ def _axis(where: str, which: str, spec: Any) -> Axis:
     return axis
 
 
+def check_names(sweep: Sweep, where: str) -> Sweep:
+    """Every cell's result needs a name of its own (``a__b`` + ``c`` and ``a`` + ``b__c`` do not)."""
+    names = [sweep.result_name(cell) for cell in sweep.cells()]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise NSTError(
+            f"{where}: two cells would both be named {twice[0]}; rename the files with __ in their names"
+        )
+    return sweep
+
+
 def batch(contents: list[str], styles: list[str]) -> Sweep:
     """Every photo in every painting's style, without a sweep file (``--contents``, ``--styles``):
     each a folder, a glob or files; the photos are the rows, the paintings the columns."""
@@ -173,7 +195,7 @@ def batch(contents: list[str], styles: list[str]) -> Sweep:
     columns = _axis("--styles", "columns", {"key": "data.style", "values": styles}) if styles else None
     if rows is None:
         rows, columns = columns, None
-    return Sweep(rows=rows, columns=columns, fixed={}, name=None)
+    return check_names(Sweep(rows=rows, columns=columns, fixed={}, name=None), "--contents/--styles")
 
 
 IMAGE_KEYS = ("data.content", "data.style")

@@ -98,7 +98,24 @@ def test_a_cell_that_fails_is_reported_and_the_others_go_on(tiny_config, workdir
     assert err.startswith("error: 1 of 2 cells failed (r0c0: the loss became NaN or infinite")
     out = workdir / "logs" / "tiny-weights" / "version_0"
     assert (out / "cells" / "r1c0" / "final.png").is_file() and (out / "figure.png").is_file()
-    assert [p.name for p in (out / "results").iterdir()] == ["style_weight=1.png"]
+    assert [p.name for p in (out / "results").iterdir()] == ["style_weight=1.0.png"]
+    # Continuing runs the failed cell again (it fails again: its weight still diverges).
+    with pytest.raises(SystemExit):
+        main(["sweep", "--config", str(tiny_config()), "--sweep", str(sweep), "--ckpt_path", "last"])
+    assert "1 of 2 cells failed (r0c0" in capsys.readouterr().err
+
+
+def test_result_names_are_unique_and_numbers_keep_their_digits(workdir, photos):
+    sweep = workdir / "numbers.yaml"
+    sweep.write_text(yaml.safe_dump({"rows": {"key": "model.style_weight", "values": [1.0e6, 1000001.0]}}))
+    read = read_sweep(sweep)
+    assert [read.result_name(c) for c in read.cells()] == ["style_weight=1000000.0", "style_weight=1000001.0"]
+    (photos / "a__b.png").write_bytes((photos / "a.png").read_bytes())
+    (workdir / "b__c.png").write_bytes((workdir / "painting.png").read_bytes())
+    sweep.write_text(yaml.safe_dump({"rows": {"key": "data.content", "values": ["photos/a.png", "photos/a__b.png"]},
+                                     "columns": {"key": "data.style", "values": ["b__c.png", "c.png"]}}))  # fmt: skip
+    with pytest.raises(Exception, match="two cells would both be named a__b__c"):
+        read_sweep(sweep)
 
 
 def test_one_picture_on_several_devices_is_refused_in_one_line(tiny_config, workdir, capsys):
