@@ -1,5 +1,6 @@
 """Figures of a sweep: the grid of results with labels and captions, and the loss curves."""
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +116,35 @@ def draw_grid(grid: Grid) -> tuple[Image.Image, list[list[tuple[int, int, int, i
             for i, line in enumerate(grid.captions[r][c]):
                 draw.text((x, y + cell_h + 2 + i * line_h), line, fill=GREY, font=small)
     return figure, boxes
+
+
+def draw_contact_sheet(
+    items: list[tuple[str, Image.Image | None]], max_side: int
+) -> tuple[Image.Image, list[tuple[int, int, int, int]]]:
+    """Named thumbnails in reading order, in as square a sheet as fits ``max_side``: a batch
+    too large to show each result at its own size. Returns the sheet and each item's box."""
+    small = _font(11)
+    line_h = _text_size(ImageDraw.Draw(Image.new("RGB", (1, 1))), "Ag", small)[1] + 4
+    columns = max(1, math.ceil(math.sqrt(len(items))))
+    rows = math.ceil(len(items) / columns)
+    thumb = max(
+        16, min(THUMBNAIL, (max_side - PAD) // columns - PAD, (max_side - PAD) // rows - PAD - line_h)
+    )
+    sheet = Image.new("RGB", (PAD + columns * (thumb + PAD), PAD + rows * (thumb + line_h + PAD)), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    boxes = []
+    for i, (name, image) in enumerate(items):
+        x, y = PAD + i % columns * (thumb + PAD), PAD + i // columns * (thumb + line_h + PAD)
+        if image is None:
+            draw.rectangle((x, y, x + thumb - 1, y + thumb - 1), outline=GREY)
+            boxes.append((x, y, x + thumb, y + thumb))
+        else:
+            shown = _fit(image, (thumb, thumb))
+            sheet.paste(shown.convert("RGB"), (x, y))
+            boxes.append((x, y, x + shown.width, y + shown.height))
+        text = name if len(name) * 6 <= thumb else name[: max(1, thumb // 6 - 1)] + "…"
+        draw.text((x, boxes[-1][3] + 2), text, fill=INK, font=small)  # right under the picture
+    return sheet, boxes
 
 
 def save_figure(figure: Image.Image, path: str | os.PathLike) -> None:

@@ -10,7 +10,7 @@ from PIL import Image
 
 from nst import runs
 from nst.animation import frames_of, label, read_frame, thin, write_animation
-from nst.figure import Grid, draw_grid, plot_losses, save_figure
+from nst.figure import Grid, draw_contact_sheet, draw_grid, plot_losses, save_figure
 from nst.files import atomic_write
 from nst.sweep_file import Axis, Cell, Sweep, describe
 
@@ -18,7 +18,7 @@ FIGURE = "figure.png"
 LOSSES = "losses.png"
 RESULT = "result.json"  # per cell: wall time and final losses, or why it failed
 RESULTS = "results"  # every cell's picture, named <photo>__<painting>.png
-# A figure wider or taller than this shows its cells as thumbnails: a contact sheet.
+# A grid wider or taller than this becomes a contact sheet of thumbnails.
 MAX_FIGURE_SIDE = 8000
 
 
@@ -28,9 +28,13 @@ def draw(sweep: Sweep, cells: list[Cell], sweep_dir: Path, inputs: dict[str, Any
     collect(sweep, cells, sweep_dir)
     grid = _grid(sweep, cells, sweep_dir, inputs)
     figure, boxes = draw_grid(grid)
-    save_figure(figure, sweep_dir / FIGURE)
     # Where each cell's result sits in the figure, for anyone cropping or checking it.
     placed = {cell.id: boxes[cell.row][cell.column] for cell in cells}
+    if max(figure.size) > MAX_FIGURE_SIDE:  # hundreds of results: a contact sheet of thumbnails
+        items = [(sweep.result_name(cell), grid.cells[cell.row][cell.column]) for cell in cells]
+        figure, sheet_boxes = draw_contact_sheet(items, MAX_FIGURE_SIDE)
+        placed = {cell.id: box for cell, box in zip(cells, sheet_boxes, strict=True)}
+    save_figure(figure, sweep_dir / FIGURE)
     write_text(sweep_dir / "figure.json", json.dumps(placed, indent=1))
     plot_losses(_curves(sweep, cells, sweep_dir), sweep_dir / LOSSES, grid.title)
     print(f"Figure: {sweep_dir / FIGURE}\nLoss curves: {sweep_dir / LOSSES}")
@@ -91,7 +95,6 @@ def _grid(sweep: Sweep, cells: list[Cell], sweep_dir: Path, inputs: dict[str, An
                 f"{result['seconds']:.1f} s, total {losses.get('total', float('nan')):.3g}",
                 f"content {losses.get('content', 0):.3g}, style {losses.get('style', 0):.3g}",
             ]
-    _as_contact_sheet(images)
 
     def thumbnails(axis: Axis | None, index: int) -> list[Image.Image] | None:
         if axis is None or axis.key not in ("data.content", "data.style"):
@@ -124,23 +127,6 @@ def _grid(sweep: Sweep, cells: list[Cell], sweep_dir: Path, inputs: dict[str, An
         header=header,
         title=title,
     )
-
-
-def _as_contact_sheet(images: list[list[Image.Image | None]]) -> None:
-    """Shrink the results (in place) where a figure of them at their own size would be wider
-    or taller than MAX_FIGURE_SIDE: a batch of hundreds becomes a contact sheet of thumbnails."""
-    present = [image for row in images for image in row if image is not None]
-    if not present:
-        return
-    width = len(images[0]) * max(image.width for image in present)
-    height = len(images) * max(image.height for image in present)
-    scale = min(1.0, MAX_FIGURE_SIDE / width, MAX_FIGURE_SIDE / height)
-    if scale < 1:
-        for row in images:
-            for c, image in enumerate(row):
-                if image is not None:
-                    size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
-                    row[c] = image.resize(size, Image.Resampling.LANCZOS)
 
 
 def _animate_grid(grid: Grid, cells: list[Cell], sweep_dir: Path, max_frames: int = 100) -> bool:

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 from drawing import draw_content, draw_style
-from PIL import ImageOps
+from PIL import Image, ImageOps
 
 from nst.cli import main
 from nst.sweep_file import read_sweep
@@ -246,3 +246,17 @@ def test_torchrun_starts_the_processes_itself(tiny_config, workdir, photos):
     ran = re.findall(r"\[rank (\d)\] \[\d/\d\] (r\dc\d)", done.stdout)
     assert sorted(cell for _, cell in ran) == [f"r{i}c0" for i in range(5)]
     assert len(list((batch_dir(workdir) / "results").iterdir())) == 5
+
+
+def test_a_large_batch_gets_a_contact_sheet_within_bounds():
+    from nst.figure import draw_contact_sheet
+
+    items = [
+        (f"photo{i:03d}__painting{i % 5}", Image.new("RGB", (512, 384), (i, 90, 200))) for i in range(300)
+    ]
+    items[7] = ("failed", None)
+    sheet, boxes = draw_contact_sheet(items, 8000)
+    assert max(sheet.size) <= 8000 and len(boxes) == 300
+    left, top, right, bottom = boxes[12]
+    assert sheet.crop(boxes[12]).getpixel((1, 1)) == (12, 90, 200)  # each thumbnail where its box says
+    assert right - left <= 160 and (right - left) / (bottom - top) == pytest.approx(512 / 384, rel=0.05)
