@@ -89,20 +89,9 @@ def run_sweep(args: list[str], stop: Stop | None = None, callbacks: Sequence[Cal
     directory (None on the ranks that only run cells)."""
     options, fit_args = _parse_args(args)
     stop = stop or Stop()
-    if any(a.startswith("--output.") for a in fit_args):
-        raise NSTError(
-            "--output.* cannot be given to a sweep: every cell would write the same file; "
-            "each cell's final.png is in its directory"
-        )
-    if options.sweep is not None:
-        sweep, sweep_name = read_sweep(options.sweep), options.sweep.stem
-    else:
-        sweep, sweep_name = batch(options.contents, options.styles), "batch"
-    configs = options.config or ([sweep.config] if sweep.config else [])
+    sweep, configs, root = _the_sweep(options, fit_args)
     base = _base_layers(sweep, configs, fit_args)
     cells = sweep.cells()
-    stem = Path(configs[-1]).stem if configs else "nst"
-    root = Path("logs") / (sweep.name or f"{stem}-{sweep_name}")
     # What makes the cells; how many processes run them may change from one start to the next.
     given = given_settings(fit_args) if fit_args else {}
     recorded = {
@@ -115,19 +104,7 @@ def run_sweep(args: list[str], stop: Stop | None = None, callbacks: Sequence[Cal
     # cell does not surface hours later, and is reported once.
     inputs = {} if is_spawned() else check_cells(sweep, base)
     ranks = plan(parse_layers(base)["trainer"])
-    resume = options.ckpt_path == "last"
-    sweep_dir, made = (None, [])
-    if ranks.rank == 0:  # before any other process starts: a refusal is said once
-        sweep_dir, made = _sweep_dir(root, resume)
-        try:
-            _record(sweep_dir, recorded, resume)
-            ranks.start()
-        except BaseException:
-            if made:
-                runs.remove_if_unfinished(made)
-            raise
-    else:
-        ranks.start()
+    sweep_dir, made = _start(ranks, root, recorded, options.ckpt_path == "last")
     stop.forward = ranks.forward
     ranks.stopped_outcome = {"stopped": signal.SIGTERM, "failed": {}}
     try:
@@ -149,6 +126,14 @@ def run_sweep(args: list[str], stop: Stop | None = None, callbacks: Sequence[Cal
         stop.forward = None
     if outcomes is None:  # not rank 0: its cells are done
         return None
+    _finish(sweep, cells, sweep_dir, inputs, outcomes, stop)
+    return sweep_dir
+
+
+def _finish(
+    sweep: Sweep, cells: list[Cell], sweep_dir: Path, inputs: dict[str, Any], outcomes: list[Any], stop: Stop
+) -> None:
+    """On rank 0, once every rank is done: report a stop, or draw the figures and report failures."""
     stopped = [o["stopped"] for o in outcomes if o["stopped"] is not None]
     stopped += [stop.requested] if stop.requested is not None and not stopped else []
     if stopped:
@@ -164,7 +149,42 @@ def run_sweep(args: list[str], stop: Stop | None = None, callbacks: Sequence[Cal
             f"{len(failed)} of {len(cells)} cells failed ({listed}{more}); the others are in "
             f"{sweep_dir / RESULTS}; --ckpt_path last runs the failed ones again"
         )
-    return sweep_dir
+
+
+def _start(
+    ranks: Ranks, root: Path, recorded: dict[str, Any], resume: bool
+) -> tuple[Path | None, list[Path]]:
+    """Rank 0 chooses (and records) the sweep directory before any other process starts, so
+    that a refusal is said once; then the processes start. Returns the directory (None on the
+    other ranks, which hear it from rank 0) and what was made for it."""
+    if ranks.rank != 0:
+        ranks.start()
+        return None, []
+    sweep_dir, made = _sweep_dir(root, resume)
+    try:
+        _record(sweep_dir, recorded, resume)
+        ranks.start()
+    except BaseException:
+        if made:
+            runs.remove_if_unfinished(made)
+        raise
+    return sweep_dir, made
+
+
+def _the_sweep(options: argparse.Namespace, fit_args: list[str]) -> tuple[Sweep, list[str], Path]:
+    """The sweep asked for, its base config files, and the folder its versions go in."""
+    if any(a.startswith("--output.") for a in fit_args):
+        raise NSTError(
+            "--output.* cannot be given to a sweep: every cell would write the same file; "
+            "each cell's final.png is in its directory"
+        )
+    if options.sweep is not None:
+        sweep, name = read_sweep(options.sweep), options.sweep.stem
+    else:
+        sweep, name = batch(options.contents, options.styles), "batch"
+    configs = options.config or ([sweep.config] if sweep.config else [])
+    stem = Path(configs[-1]).stem if configs else "nst"
+    return sweep, configs, Path("logs") / (sweep.name or f"{stem}-{name}")
 
 
 def _finished(cell_dir: Path) -> bool:
