@@ -85,7 +85,8 @@ def _stopped_while_starting(signum: int, frame: object) -> None:
 def _spawned() -> bool:
     # A process Lightning's launcher started for a batch: its exit code goes to the launcher's
     # watcher, which kills the whole batch at any code but 0, while the process that started
-    # it is still writing its own stop checkpoint and says what happened.
+    # it is still writing its own stop checkpoint and says what happened. (nst.stopping's
+    # is_spawned says the same; this module imports nothing heavy before its handler is in.)
     return os.environ.get("LOCAL_RANK", "0") != "0"
 
 

@@ -196,8 +196,3 @@ def plan(trainer: dict[str, Any]) -> Ranks:
         accelerator=accelerator,
         launcher=launcher,
     )
-
-
-def is_spawned() -> bool:
-    """Whether Lightning's launcher started this process for another one of its batch."""
-    return os.environ.get("LOCAL_RANK", "0") != "0"

@@ -8,6 +8,7 @@ Ctrl-C stops at once, keeping the last checkpoint written. Before training has b
 ends the start at once: nothing is on disk yet that a resume could use.
 """
 
+import os
 import signal
 import sys
 import threading
@@ -22,7 +23,7 @@ from nst.checkpointing import RunCheckpoint
 
 CALLER = 0  # stands where a signal number would for a stop asked for by the caller
 # A terminal's Ctrl-C reaches every process of a batch, and the first process passes it on
-# too: the same signal twice within this time is one request, not "Ctrl-C again".
+# too: in a worker, the same signal twice within this time is one request, not "Ctrl-C again".
 _SAME_KEYPRESS_S = 1.0
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -42,6 +43,11 @@ class RunInterrupted(BaseException):
         self.checkpoint = checkpoint
         self.step = step  # the step boundary it stopped at; None: not at one
         self.resumable = checkpoint is not None  # something was kept that --ckpt_path last continues
+
+
+def is_spawned() -> bool:
+    """Whether Lightning's launcher started this process for another one of its batch."""
+    return os.environ.get("LOCAL_RANK", "0") != "0"
 
 
 def _by(signum: int) -> str:
@@ -105,8 +111,12 @@ class Stop:
             self.forward(signum)
         if self.ignoring:
             return
-        if signum == self.requested and time.monotonic() - self._requested_at < _SAME_KEYPRESS_S:
-            return  # one Ctrl-C that reached a batch's process twice: from the terminal and passed on
+        if (
+            is_spawned()
+            and signum == self.requested
+            and time.monotonic() - self._requested_at < _SAME_KEYPRESS_S
+        ):
+            return  # one Ctrl-C that reached a batch's worker twice: from the terminal and passed on
         if not self.training or self.requested is not None:  # before training, or asked twice
             self.ignoring = True
             raise RunInterrupted(signum, self.last_checkpoint() if self.training else None)

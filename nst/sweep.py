@@ -29,9 +29,9 @@ from nst.errors import NSTError
 from nst.figure import THUMBNAIL
 from nst.files import atomic_write
 from nst.images import to_pil
-from nst.ranks import Ranks, is_spawned, plan
+from nst.ranks import Ranks, plan
 from nst.run import Run
-from nst.stopping import RunInterrupted, Stop
+from nst.stopping import RunInterrupted, Stop, is_spawned
 from nst.sweep_figure import RESULT, RESULTS, draw, final_losses, write_text
 from nst.sweep_file import Cell, Sweep, batch, describe, read_sweep
 

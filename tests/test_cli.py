@@ -214,6 +214,8 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tiny_config
         os.kill(os.getpid(), signal.SIGINT)
 
     assert stopped_run(tiny_config, impatient) == 130
+    stopped = workdir / "logs" / "stopped" / "version_0" / "checkpoints" / "last.ckpt"
+    assert torch.load(stopped, weights_only=True)["global_step"] == 2  # at once: step 3 never ran
     assert "--ckpt_path last" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     run("--config", str(tiny_config("stopped")), "--trainer.max_steps", "6", "--ckpt_path", "last")
