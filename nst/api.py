@@ -27,7 +27,7 @@ from nst.errors import NSTError
 from nst.images import to_pil
 from nst.module import StyleTransfer
 from nst.run import Result, Run
-from nst.stopping import CALLER, StopAtStepBoundary
+from nst.stopping import CALLER, Stop
 from nst.tensorboard import final_losses
 
 ImageSource = str | os.PathLike | Image.Image | Tensor
@@ -75,24 +75,22 @@ def stylize(
     (the caller did not ask for half a picture). Bad input raises :class:`nst.NSTError`.
     """
     images: dict[str, Image.Image] = {}
-    styles = style if isinstance(style, list | tuple) else None if style is None else [style]
-    data = {
-        "content": None if content is None else _source(content, "content", images),
-        "style": None
-        if styles is None
-        else [_source(s, f"style {i + 1}", images) for i, s in enumerate(styles)],
-    }
-    if styles is not None and not isinstance(style, list | tuple):
-        data["style"] = data["style"][0]
-    settings = {**_settings(options), **{f"data.{k}": v for k, v in data.items()}}
+    settings = _settings(options)
+    settings["data.content"] = None if content is None else _source(content, "content", images)
+    if isinstance(style, list | tuple):
+        settings["data.style"] = [_source(s, f"style {i + 1}", images) for i, s in enumerate(style)]
+    else:
+        settings["data.style"] = None if style is None else _source(style, "style 1", images)
     settings |= {"trainer.enable_progress_bar": progress_bar, "trainer.enable_model_summary": False}
     if log_dir is not None:
         settings["trainer.logger.init_args.save_dir"] = os.fspath(log_dir)
+    requests = Stop()
     run = Run(
         [settings],
-        callbacks=[*_watchers(progress, progress_every, stop), *callbacks],
+        callbacks=[*_watchers(progress, progress_every, stop, requests), *callbacks],
         in_memory=log_dir is None,
         name="stylize",
+        stop=requests,
         images=images,
     )
     result = run.fit()
@@ -123,15 +121,24 @@ def fit(
     layers.append(dict(overrides or {}))
     if ckpt_path is not None:
         layers.append({"ckpt_path": ckpt_path})
-    run = Run(layers, callbacks=[*_watchers(progress, progress_every, stop), *callbacks])
+    requests = Stop()
+    run = Run(
+        layers, callbacks=[*_watchers(progress, progress_every, stop, requests), *callbacks], stop=requests
+    )
     return run.fit()
 
 
 class _Watch(Callback):
-    def __init__(self, progress: Callable[[Progress], None] | None, every: int, stop: threading.Event | None):
+    def __init__(
+        self,
+        progress: Callable[[Progress], None] | None,
+        every: int,
+        stop: threading.Event | None,
+        requests: Stop,
+    ) -> None:
         if every < 1:
             raise NSTError(f"progress_every must be at least 1, got {every}")
-        self.progress, self.every, self.stop = progress, every, stop
+        self.progress, self.every, self.stop, self.requests = progress, every, stop, requests
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
         step = trainer.global_step
@@ -139,15 +146,14 @@ class _Watch(Callback):
             image = pl_module.image.detach().clone()  # as it is now; to the host only if asked
             self.progress(Progress(step, trainer.max_steps, final_losses(trainer), image.cpu))
         if self.stop is not None and self.stop.is_set():
-            for callback in trainer.callbacks:
-                if isinstance(callback, StopAtStepBoundary):
-                    callback.stop.request()
+            self.requests.request()
 
 
 def _watchers(
-    progress: Callable[[Progress], None] | None, every: int, stop: threading.Event | None
+    progress: Callable[[Progress], None] | None, every: int, stop: threading.Event | None, requests: Stop
 ) -> list[Callback]:
-    return [_Watch(progress, every, stop)] if progress is not None or stop is not None else []
+    watched = progress is not None or stop is not None
+    return [_Watch(progress, every, stop, requests)] if watched else []
 
 
 def _source(image: ImageSource, role: str, images: dict[str, Image.Image]) -> str:
