@@ -1,12 +1,13 @@
 """What a run shows and leaves behind: TensorBoard images, the progress bar, the final image."""
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import TQDMProgressBar
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
@@ -17,10 +18,19 @@ from nst.errors import NSTError, brief
 from nst.images import OUTPUT_FORMATS, save_image
 
 
-def _add_image(trainer: Trainer, tag: str, image: Tensor, step: int) -> None:
-    for logger in trainer.loggers:
+def add_image(loggers: Sequence[Logger], tag: str, image: Tensor, step: int) -> None:
+    """Show ``image`` (the first of a batch) in the Images tab of the TensorBoard loggers."""
+    for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.experiment.add_image(tag, image.detach()[0].float().clamp(0, 1).cpu(), step)
+
+
+def add_inputs(loggers: Sequence[Logger], data: StyleTransferData) -> None:
+    """Show a run's content and style images, as the run sees them, at step 0."""
+    if data.content is not None:  # absent in texture synthesis
+        add_image(loggers, "image/content", data.content, 0)
+    for i, style in enumerate(data.styles):  # none in reconstruction; several when blended
+        add_image(loggers, "image/style" if i == 0 else f"image/style_{i + 1}", style, 0)
 
 
 class ImageLogger(Callback):
@@ -39,11 +49,7 @@ class ImageLogger(Callback):
     @rank_zero_only
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.global_step == 0:  # a resumed run has shown these already
-            data = trainer.datamodule
-            if data.content is not None:  # absent in texture synthesis
-                _add_image(trainer, "image/content", data.content, 0)
-            for i, style in enumerate(data.styles):  # none in reconstruction; several when blended
-                _add_image(trainer, "image/style" if i == 0 else f"image/style_{i + 1}", style, 0)
+            add_inputs(trainer.loggers, trainer.datamodule)
             self._log_current(trainer, pl_module)
 
     @rank_zero_only
@@ -58,7 +64,7 @@ class ImageLogger(Callback):
             self._log_current(trainer, pl_module)
 
     def _log_current(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        _add_image(trainer, "image/current", pl_module.image, trainer.global_step)
+        add_image(trainer.loggers, "image/current", pl_module.image, trainer.global_step)
         self._last_logged = trainer.global_step
 
 

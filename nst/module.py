@@ -98,6 +98,9 @@ class StyleTransfer(LightningModule):
         # What the optimizer sees is the loss divided by its value at the first step of the
         # phase (see training_step); None until that step.
         self.loss_scale: Tensor | None = None
+        # A picture optimised together with others (nst.batched) has its own images here; the
+        # trainer's datamodule is then the batch's.
+        self.pair_data: StyleTransferData | None = None
 
     @property
     def content_layers(self) -> list[str]:
@@ -152,7 +155,7 @@ class StyleTransfer(LightningModule):
         return schedule
 
     def _data(self) -> StyleTransferData:
-        data = self.trainer.datamodule
+        data = self.pair_data if self.pair_data is not None else self.trainer.datamodule
         if not isinstance(data, StyleTransferData) or data.shape is None:
             raise NSTError("StyleTransfer needs a StyleTransferData datamodule passed to trainer.fit")
         return data
@@ -191,15 +194,23 @@ class StyleTransfer(LightningModule):
 
     def compute_losses(self, image: Tensor) -> dict[str, Tensor]:
         """Weighted loss terms of ``image``: content, style, tv, total, and style/<layer>."""
+        seen = self.as_seen(image)
+        return self.losses_of(self.vgg(seen), seen)
+
+    def as_seen(self, image: Tensor) -> Tensor:
+        """``image`` as the losses see it."""
+        if not self.grey:
+            return image
+        # A luminance-only run sees its image through the orthogonal projection onto grey
+        # (each pixel's channel mean). Its gradient is then grey too, so an image that
+        # starts grey stays grey under every optimizer step, exactly, with no projection
+        # afterwards that would leave L-BFGS's curvature pairs describing steps not taken.
+        return image.mean(dim=1, keepdim=True).expand_as(image)
+
+    def losses_of(self, features: dict[str, Tensor], seen: Tensor) -> dict[str, Tensor]:
+        """The loss terms of an image (as seen, see as_seen) whose VGG features are ``features``."""
         phase = self.schedule[self.phase]
-        if self.grey:
-            # A luminance-only run sees its image through the orthogonal projection onto grey
-            # (each pixel's channel mean). Its gradient is then grey too, so an image that
-            # starts grey stays grey under every optimizer step, exactly, with no projection
-            # afterwards that would leave L-BFGS's curvature pairs describing steps not taken.
-            image = image.mean(dim=1, keepdim=True).expand_as(image)
-        features = self.vgg(image)
-        zero = image.new_zeros((), dtype=torch.float32)
+        zero = seen.new_zeros((), dtype=torch.float32)
         targets = self.targets
         content = sum((content_loss(features[n], targets.content[n]) for n in self.content_layers), zero)
         per_layer = {
@@ -207,7 +218,7 @@ class StyleTransfer(LightningModule):
             for name, weight in zip(self.style_layers, self.style_layer_weights, strict=False)
         }
         style = sum(per_layer.values(), zero)
-        tv = phase.tv_weight * tv_loss(image) if phase.tv_weight else zero
+        tv = phase.tv_weight * tv_loss(seen) if phase.tv_weight else zero
         content = phase.content_weight * content
         return {"content": content, "style": style, "tv": tv, "total": content + style + tv, **per_layer}
 
@@ -218,13 +229,15 @@ class StyleTransfer(LightningModule):
             shown = ("total", "content", "style")
             self.log_dict({f"loss/{k}": v for k, v in losses.items() if k in shown}, prog_bar=True)
             self.log_dict({f"loss/{k}": v for k, v in losses.items() if k not in shown})
-        # The optimizer gets the loss in units of its value at the phase's first step. The
-        # loss weights keep their meaning (and the logged losses their values), but a problem
+        return self.scaled(losses["total"])
+
+    def scaled(self, total: Tensor) -> Tensor:
+        """What the optimizer minimises: ``total`` in units of its value at the phase's first step."""
+        # The loss weights keep their meaning (and the logged losses their values), but a problem
         # of small scale, such as random VGG weights, a large image (whose losses are means
         # over more pixels) or a phase that starts near its optimum, no longer falls under the
         # absolute thresholds inside the optimizers: L-BFGS keeps no curvature pair whose
         # s·y is under 1e-10, and Adam's eps of 1e-8 swamps gradients of that size.
-        total = losses["total"]
         if self.loss_scale is None:
             start = total.detach().float()
             usable = torch.isfinite(start) & (start > 0)  # a start at the optimum: plain units

@@ -82,7 +82,7 @@ class Run:
         except BaseException as error:
             self.stop_requests.ignoring = True
             self._remove_unfinished()
-            _reraise_for_user(error)
+            reraise_for_user(error)
         self.model: StyleTransfer = self.builder.model
         self.data: StyleTransferData = self.builder.datamodule
         self.trainer = self.builder.trainer
@@ -110,11 +110,11 @@ class Run:
             except BaseException as error:
                 self.stop_requests.training = False
                 self.stop_requests.ignoring = True  # the clean-up is not to be interrupted
-                stopped = _interruption_in(error)
+                stopped = interruption_in(error)
                 if stopped is None or stopped.checkpoint is None:
                     self._remove_unfinished()
                 if stopped is None:
-                    _reraise_for_user(error)
+                    reraise_for_user(error)
                 if stopped.step is None:
                     raise stopped from None
                 return self._result(stopped)
@@ -145,7 +145,7 @@ class Run:
             runs.remove_if_unfinished(made)
 
 
-def _reraise_for_user(error: BaseException) -> None:
+def reraise_for_user(error: BaseException) -> None:
     """Raise ``error`` as the one-line NSTError a user should see, or as it is if it is a bug."""
     user = as_nst_error(error)
     if user is None or user is error:
@@ -153,7 +153,7 @@ def _reraise_for_user(error: BaseException) -> None:
     raise user from error
 
 
-def _interruption_in(error: BaseException) -> RunInterrupted | None:
+def interruption_in(error: BaseException) -> RunInterrupted | None:
     """The stop request behind ``error``: itself, or one that Lightning's clean-up, failing in
     turn (it can when the signal came mid-setup), turned into another exception."""
     seen: set[int] = set()

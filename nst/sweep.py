@@ -15,7 +15,7 @@ import argparse
 import json
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -24,6 +24,7 @@ from lightning.pytorch import Callback
 from PIL import Image
 
 from nst import runs
+from nst.batched import Picture, Together
 from nst.config import Builder, Layer, as_nst_error, given_settings, parse_layers
 from nst.errors import NSTError
 from nst.figure import THUMBNAIL
@@ -34,6 +35,7 @@ from nst.run import Run
 from nst.stopping import RunInterrupted, Stop, is_spawned
 from nst.sweep_figure import RESULT, RESULTS, draw, final_losses, write_text
 from nst.sweep_file import Cell, Sweep, batch, describe, read_sweep
+from nst.sweep_groups import groups
 
 __all__ = ["check_cells", "read_sweep", "run_sweep"]
 
@@ -76,12 +78,25 @@ def _parse_args(args: list[str]) -> tuple[argparse.Namespace, list[str]]:
         "-c", "--config", action="append", default=[], help="base config (default: the sweep file's)"
     )
     parser.add_argument("--ckpt_path", choices=["last"], help="continue the latest sweep: last")
+    parser.add_argument(
+        "--batch_size",
+        type=_positive,
+        default=1,
+        help="optimise up to this many cells of one size together, in one batch on the device "
+        "(each as it comes out alone, up to float rounding; see README)",
+    )
     options, rest = parser.parse_known_args(args)
     if options.sweep is None and not (options.contents or options.styles):
         parser.error("the following arguments are required: --sweep")
     if options.sweep is not None and (options.contents or options.styles):
         raise NSTError("give --sweep FILE or --contents/--styles, not both")
     return options, rest
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of cells ≥ 1, got {text!r}")
+    return int(text)
 
 
 def run_sweep(args: list[str], stop: Stop | None = None, callbacks: Sequence[Callback] = ()) -> Path | None:
@@ -119,7 +134,7 @@ def run_sweep(args: list[str], stop: Stop | None = None, callbacks: Sequence[Cal
             )
         sweep_dir = Path(shared["dir"])
         left = [cell for cell in cells if cell.id in shared["todo"]]
-        outcome = _run_share(ranks, sweep, left, base, sweep_dir, made, stop, callbacks)
+        outcome = _run_share(ranks, sweep, left, base, sweep_dir, made, stop, callbacks, options.batch_size)
         with stop.waiting():  # a signal now is passed on and noted, not raised
             outcomes = ranks.gather("outcome", outcome)
     finally:
@@ -220,6 +235,7 @@ def _run_share(
     made: list[Path],
     stop: Stop,
     callbacks: Sequence[Callback],
+    batch_size: int = 1,
 ) -> dict[str, Any]:
     """Run this rank's share of ``cells``; returns what became of them (a stop, failed cells)."""
     mine = ranks.share(cells)
@@ -228,17 +244,32 @@ def _run_share(
     if ranks.world > 1:  # several processes' bars in one terminal would garble each other
         device["trainer.enable_progress_bar"] = False
     failed: dict[str, str] = {}
+
+    def layers_of(cell: Cell) -> list[Layer]:
+        return [*base, cell.settings, device]
+
+    def dir_of(cell: Cell) -> Path:
+        return sweep_dir / "cells" / cell.id
+
     try:
-        for n, cell in enumerate(mine, 1):
-            cell_dir = sweep_dir / "cells" / cell.id
-            place = f"{who}[{n}/{len(mine)}] {cell.id} ({describe(sweep, cell)})"
-            print(place)
-            failure = _run_cell([*base, cell.settings, device], cell, sweep_dir, cell_dir, stop, callbacks)
-            if failure is not None:
-                print(f"{place} failed: {failure}")
-                failed[cell.id] = failure
-            if stop.requested is not None and n < len(mine):  # the request came in the cell's last step
-                raise RunInterrupted(stop.requested, str(runs.checkpoint_of(cell_dir)))
+        batches = groups(mine, layers_of, dir_of, batch_size)
+        done = 0
+        for batch in batches:
+            first, done = done + 1, done + len(batch)
+            count = f"{first}-{done}" if len(batch) > 1 else f"{done}"
+            named = ", ".join(f"{cell.id} ({describe(sweep, cell)})" for cell in batch)
+            place = f"{who}[{count}/{len(mine)}] {named}"
+            print(place + (" together" if len(batch) > 1 else ""))
+            if len(batch) == 1:
+                failures = {batch[0].id: _run_cell(layers_of(batch[0]), batch[0], sweep_dir, stop, callbacks)}
+            else:
+                failures = _run_together(batch, layers_of, sweep_dir, stop, callbacks)
+            for cell_id, failure in failures.items():
+                if failure is not None:
+                    print(f"{who}{cell_id} failed: {failure}")
+                    failed[cell_id] = failure
+            if stop.requested is not None and done < len(mine):  # the request came in the batch's last step
+                raise RunInterrupted(stop.requested, str(runs.checkpoint_of(dir_of(batch[0]))))
     except RunInterrupted as stopped:
         if ranks.world > 1:  # the others are told at the end, where they meet
             print(f"{who}{stopped}")
@@ -327,39 +358,86 @@ def _sweep_dir(root: Path, resume: bool) -> tuple[Path, list[Path]]:
     return sweep_dir, []
 
 
-def _run_cell(
-    layers: list[Layer],
-    cell: Cell,
-    sweep_dir: Path,
-    cell_dir: Path,
-    stop: Stop,
-    callbacks: Sequence[Callback],
-) -> str | None:
-    """Run one cell (continuing it from its checkpoint if it has one); returns why it failed,
-    if it did. Its result.json records the outcome, so a resumed sweep does not run it again."""
-    where = {"trainer.logger.init_args": {"save_dir": str(sweep_dir), "name": "cells", "version": cell.id}}
+def _where(cell: Cell, sweep_dir: Path) -> dict[str, Any]:
+    """The settings that put a cell's run in its directory, continuing it if it has a checkpoint."""
+    cell_dir = sweep_dir / "cells" / cell.id
+    where: dict[str, Any] = {
+        "trainer.logger.init_args": {"save_dir": str(sweep_dir), "name": "cells", "version": cell.id}
+    }
     checkpoint = runs.checkpoint_of(cell_dir)
     if checkpoint.is_file():
         where["ckpt_path"] = str(checkpoint)
     elif cell_dir.is_dir():
         runs.remove_if_unfinished([cell_dir])  # stopped before its first checkpoint
-    seconds_file = cell_dir / "seconds"
+    return where
+
+
+def _run_cell(
+    layers: list[Layer],
+    cell: Cell,
+    sweep_dir: Path,
+    stop: Stop,
+    callbacks: Sequence[Callback],
+) -> str | None:
+    """Run one cell (continuing it from its checkpoint if it has one); returns why it failed,
+    if it did. Its result.json records the outcome, so a resumed sweep does not run it again."""
+    cell_dir = sweep_dir / "cells" / cell.id
     start = time.perf_counter()
     failure = None
     try:
-        result = Run([*layers, where], stop=stop, callbacks=callbacks).fit()
+        result = Run([*layers, _where(cell, sweep_dir)], stop=stop, callbacks=callbacks).fit()
     except NSTError as error:  # a cell that diverges, say: the other cells go on
         failure = str(error)
     finally:  # wall time adds up over interruptions
-        if cell_dir.is_dir():
-            before = float(seconds_file.read_text()) if seconds_file.is_file() else 0.0
-            write_text(seconds_file, f"{before + time.perf_counter() - start:.3f}")
+        _add_seconds(cell_dir, time.perf_counter() - start)
     if failure is None and result.stopped is not None:
         raise result.stopped
+    _write_result(cell, cell_dir, failure)
+    return failure
+
+
+def _run_together(
+    cells: list[Cell],
+    layers_of: Callable[[Cell], list[Layer]],
+    sweep_dir: Path,
+    stop: Stop,
+    callbacks: Sequence[Callback],
+) -> dict[str, str | None]:
+    """Run cells together as one batch (see nst.batched); returns why each failed, if it did.
+    If the batch fails (one picture diverges, say), its cells run again one at a time from
+    their checkpoints, so that the others still finish and the failure is the cell's own."""
+    pictures = [Picture(cell.id, [*layers_of(cell), _where(cell, sweep_dir)]) for cell in cells]
+    cell_dirs = [sweep_dir / "cells" / cell.id for cell in cells]
+    start = time.perf_counter()
+    try:
+        stopped = Together(pictures, stop=stop, callbacks=callbacks).fit()
+    except NSTError as error:
+        print(f"together they failed ({error}); running them one at a time")
+        return {cell.id: _run_cell(layers_of(cell), cell, sweep_dir, stop, callbacks) for cell in cells}
+    finally:  # each picture's share of the batch's time
+        for cell_dir in cell_dirs:
+            _add_seconds(cell_dir, (time.perf_counter() - start) / len(cells))
+    if stopped is not None:
+        raise stopped
+    for cell, cell_dir in zip(cells, cell_dirs, strict=True):
+        _write_result(cell, cell_dir, None, [other.id for other in cells if other is not cell])
+    return dict.fromkeys((cell.id for cell in cells), None)
+
+
+def _add_seconds(cell_dir: Path, seconds: float) -> None:
+    if cell_dir.is_dir():
+        seconds_file = cell_dir / "seconds"
+        before = float(seconds_file.read_text()) if seconds_file.is_file() else 0.0
+        write_text(seconds_file, f"{before + seconds:.3f}")
+
+
+def _write_result(cell: Cell, cell_dir: Path, failure: str | None, together_with: list[str] = ()) -> None:
     summary: dict[str, Any] = {"settings": cell.settings}
     if failure is not None:
         summary["failed"] = failure
     else:
-        summary |= {"seconds": float(seconds_file.read_text()), "losses": final_losses(cell_dir)}
+        seconds = cell_dir / "seconds"
+        summary |= {"seconds": float(seconds.read_text()), "losses": final_losses(cell_dir)}
+    if together_with:
+        summary["together_with"] = together_with
     write_text(cell_dir / RESULT, json.dumps(summary, indent=2))
-    return failure

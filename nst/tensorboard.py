@@ -27,18 +27,24 @@ class HparamsSummary(Callback):
 
     @rank_zero_only
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
         metrics = final_losses(trainer)
-        if not loggers or not metrics:  # resumed at its last step: nothing new to report
+        if not metrics:  # resumed at its last step: nothing new to report
             return
         settings = settings_of(trainer, pl_module)
-        for logger in loggers:
-            writer = logger.experiment
-            for summary in hparams(settings, {f"final/{k}": v for k, v in metrics.items()}):
-                writer._get_file_writer().add_summary(summary)
-            for name, value in metrics.items():
-                writer.add_scalar(f"final/{name}", value, trainer.global_step)
-            writer.flush()
+        for logger in trainer.loggers:
+            write_summary(logger, settings, metrics, trainer.global_step)
+
+
+def write_summary(logger: Any, settings: dict[str, Any], metrics: dict[str, float], step: int) -> None:
+    """Write a run's ``settings`` and final losses to a TensorBoard logger (others are skipped)."""
+    if not isinstance(logger, TensorBoardLogger) or not metrics:
+        return
+    writer = logger.experiment
+    for summary in hparams(settings, {f"final/{k}": v for k, v in metrics.items()}):
+        writer._get_file_writer().add_summary(summary)
+    for name, value in metrics.items():
+        writer.add_scalar(f"final/{name}", value, step)
+    writer.flush()
 
 
 def final_losses(trainer: Trainer) -> dict[str, float]:
@@ -50,7 +56,14 @@ def final_losses(trainer: Trainer) -> dict[str, float]:
 def settings_of(trainer: Trainer, pl_module: LightningModule) -> dict[str, Any]:
     """The run's settings as HPARAMS shows them: ``model.*``, ``data.*`` and the run's length."""
     data = trainer.datamodule
-    flat = {f"model.{k}": v for k, v in pl_module.hparams.items()}
-    flat |= {f"data.{k}": v for k, v in (data.hparams.items() if data is not None else [])}
-    flat |= {"trainer.max_steps": trainer.max_steps, "trainer.precision": str(trainer.precision)}
+    return flat_settings(
+        pl_module.hparams, data.hparams if data is not None else {}, trainer.max_steps, trainer.precision
+    )
+
+
+def flat_settings(model: Any, data: Any, max_steps: int, precision: Any) -> dict[str, Any]:
+    """``model.*``, ``data.*``, ``trainer.max_steps`` and ``trainer.precision``, as HPARAMS shows them."""
+    flat = {f"model.{k}": v for k, v in model.items()}
+    flat |= {f"data.{k}": v for k, v in data.items()}
+    flat |= {"trainer.max_steps": max_steps, "trainer.precision": str(precision)}
     return {k: v if isinstance(v, bool | int | float | str) else str(v) for k, v in flat.items()}
