@@ -67,14 +67,19 @@ def test_pictures_together_come_out_as_alone(tiny_config, workdir, photos, optim
     assert result["together_with"] == ["r1c0"] and result["losses"]["total"] > 0
 
 
-def test_in_32_bits_adam_pictures_together_stay_within_a_level_of_alone(tiny_config, workdir, photos):
+def test_in_32_bits_each_step_together_agrees_with_alone_to_rounding(tiny_config, workdir, photos):
+    # Batched convolutions round differently from single ones; one Adam step apart, the
+    # pictures agree to float32 rounding. Over many steps Adam amplifies that rounding at pixels
+    # whose gradient is near zero (its step is about ±lr whatever the gradient's size), as it
+    # does between any two devices; the README and bench/batch.py give the figures.
     config = tiny_config(optimizer="adam")
-    run_sweep(sweep_args(config, "--trainer.max_steps", "30"))
-    run_sweep(sweep_args(config, "--trainer.max_steps", "30", "--batch_size", "3"))
-    alone, together = (images_of(v) for v in versions(workdir))
+    for steps in ("1", "30"):
+        run_sweep(sweep_args(config, "--trainer.max_steps", steps))
+        run_sweep(sweep_args(config, "--trainer.max_steps", steps, "--batch_size", "3"))
+    one_alone, one_together, alone, together = (images_of(v) for v in versions(workdir))
     for cell in alone:
-        difference = (alone[cell] - together[cell]).abs().max().item()
-        assert difference < 1 / 255, (cell, difference)  # under one level of an 8-bit picture
+        assert (one_alone[cell] - one_together[cell]).abs().max().item() < 1e-5, cell
+        assert (alone[cell] - together[cell]).abs().mean().item() < 1 / 255, cell  # under one 8-bit level
 
 
 def test_each_picture_keeps_a_run_directory_as_its_own_run_would(tiny_config, workdir, photos):

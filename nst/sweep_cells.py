@@ -1,0 +1,104 @@
+"""Running a sweep's cells: one at a time as runs of their own, or several together (see
+nst.batched), each leaving its run directory, its result.json and its share of the time."""
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import Callback
+
+from nst import runs
+from nst.batched import Picture, Together
+from nst.config import Layer
+from nst.errors import NSTError
+from nst.run import Run
+from nst.stopping import Stop
+from nst.sweep_figure import RESULT, final_losses, write_text
+from nst.sweep_file import Cell
+
+
+def _where(cell: Cell, sweep_dir: Path) -> dict[str, Any]:
+    """The settings that put a cell's run in its directory, continuing it if it has a checkpoint."""
+    cell_dir = sweep_dir / "cells" / cell.id
+    where: dict[str, Any] = {
+        "trainer.logger.init_args": {"save_dir": str(sweep_dir), "name": "cells", "version": cell.id}
+    }
+    checkpoint = runs.checkpoint_of(cell_dir)
+    if checkpoint.is_file():
+        where["ckpt_path"] = str(checkpoint)
+    elif cell_dir.is_dir():
+        runs.remove_if_unfinished([cell_dir])  # stopped before its first checkpoint
+    return where
+
+
+def run_cell(
+    layers: list[Layer],
+    cell: Cell,
+    sweep_dir: Path,
+    stop: Stop,
+    callbacks: Sequence[Callback],
+) -> str | None:
+    """Run one cell (continuing it from its checkpoint if it has one); returns why it failed,
+    if it did. Its result.json records the outcome, so a resumed sweep does not run it again."""
+    cell_dir = sweep_dir / "cells" / cell.id
+    start = time.perf_counter()
+    failure = None
+    try:
+        result = Run([*layers, _where(cell, sweep_dir)], stop=stop, callbacks=callbacks).fit()
+    except NSTError as error:  # a cell that diverges, say: the other cells go on
+        failure = str(error)
+    finally:  # wall time adds up over interruptions
+        _add_seconds(cell_dir, time.perf_counter() - start)
+    if failure is None and result.stopped is not None:
+        raise result.stopped
+    _write_result(cell, cell_dir, failure)
+    return failure
+
+
+def run_together(
+    cells: list[Cell],
+    layers_of: Callable[[Cell], list[Layer]],
+    sweep_dir: Path,
+    stop: Stop,
+    callbacks: Sequence[Callback],
+) -> dict[str, str | None]:
+    """Run cells together as one batch (see nst.batched); returns why each failed, if it did.
+    If the batch fails (one picture diverges, say), its cells run again one at a time from
+    their checkpoints, so that the others still finish and the failure is the cell's own."""
+    pictures = [Picture(cell.id, [*layers_of(cell), _where(cell, sweep_dir)]) for cell in cells]
+    cell_dirs = [sweep_dir / "cells" / cell.id for cell in cells]
+    start = time.perf_counter()
+    try:
+        stopped = Together(pictures, stop=stop, callbacks=callbacks).fit()
+    except NSTError as error:
+        print(f"together they failed ({error}); running them one at a time")
+        return {cell.id: run_cell(layers_of(cell), cell, sweep_dir, stop, callbacks) for cell in cells}
+    finally:  # each picture's share of the batch's time
+        for cell_dir in cell_dirs:
+            _add_seconds(cell_dir, (time.perf_counter() - start) / len(cells))
+    if stopped is not None:
+        raise stopped
+    for cell, cell_dir in zip(cells, cell_dirs, strict=True):
+        _write_result(cell, cell_dir, None, [other.id for other in cells if other is not cell])
+    return dict.fromkeys((cell.id for cell in cells), None)
+
+
+def _add_seconds(cell_dir: Path, seconds: float) -> None:
+    if cell_dir.is_dir():
+        seconds_file = cell_dir / "seconds"
+        before = float(seconds_file.read_text()) if seconds_file.is_file() else 0.0
+        write_text(seconds_file, f"{before + seconds:.3f}")
+
+
+def _write_result(cell: Cell, cell_dir: Path, failure: str | None, together_with: list[str] = ()) -> None:
+    summary: dict[str, Any] = {"settings": cell.settings}
+    if failure is not None:
+        summary["failed"] = failure
+    else:
+        seconds = cell_dir / "seconds"
+        summary |= {"seconds": float(seconds.read_text()), "losses": final_losses(cell_dir)}
+    if together_with:
+        summary["together_with"] = together_with
+    write_text(cell_dir / RESULT, json.dumps(summary, indent=2))
