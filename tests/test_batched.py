@@ -67,6 +67,20 @@ def test_pictures_together_come_out_as_alone(tiny_config, workdir, photos, optim
     assert result["together_with"] == ["r1c0"] and result["losses"]["total"] > 0
 
 
+def test_multi_scale_pictures_together_come_out_as_alone(tiny_config, workdir, photos):
+    # Three phases, the middle one with its own optimizer: every picture enters each phase
+    # (new size, targets and optimizer) in the same step as alone.
+    phases = [{"size": 16, "steps": 3}, {"size": 23, "steps": 3, "optimizer": "adam", "lr": 0.05},
+              {"size": 32, "steps": 2}]  # fmt: skip
+    config = tiny_config(phases=phases)
+    args = ("--trainer.precision", "64-true", "--trainer.max_steps", "8")
+    run_sweep(sweep_args(config, *args))
+    run_sweep(sweep_args(config, *args, "--batch_size", "3"))
+    alone, together = (images_of(v) for v in versions(workdir))
+    for cell in alone:
+        assert together[cell].shape[-1] == 32 and torch.equal(alone[cell], together[cell]), cell
+
+
 def test_in_32_bits_each_step_together_agrees_with_alone_to_rounding(tiny_config, workdir, photos):
     # Batched convolutions round differently from single ones; one Adam step apart, the
     # pictures agree to float32 rounding. Over many steps Adam amplifies that rounding at pixels
@@ -166,4 +180,3 @@ def test_a_batch_size_that_is_no_count_is_refused_in_one_line(tiny_config, workd
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--batch_size" in err and "whole number of cells ≥ 1" in err
-
