@@ -16,6 +16,7 @@ COMMANDS = {
     "fit": "optimise one picture from a config: python cli.py fit --config configs/starry.yaml",
     "sweep": "run variants of a config as a grid of runs, laid out in one figure",
     "export": "write the image a checkpoint holds, as PNG, JPEG, WebP or 16-bit TIFF",
+    "serve": "the studio: a web page to upload, tune, watch, stop and download runs",
 }
 
 HELP = f"""usage: nst <command> [options]      (or: python cli.py <command> [options])
@@ -32,6 +33,7 @@ python cli.py <command> --help lists a command's options. Examples:
   python cli.py fit --config configs/starry.yaml --ckpt_path last    # continue after Ctrl-C
   python cli.py sweep --sweep configs/sweeps/4_style_weight_x_init.yaml
   python cli.py export logs/starry/version_0/checkpoints/last.ckpt step250.png
+  python cli.py serve                                               # then open http://127.0.0.1:8000
   tensorboard --logdir logs
 In Python: import nst; nst.stylize("photo.jpg", "painting.jpg", size=512, steps=500)"""
 
@@ -46,6 +48,11 @@ def main(args: Sequence[str] | None = None, callbacks: Sequence[Any] = ()) -> No
     command, rest = args[0], args[1:]
     if command not in COMMANDS:
         _fail(f"unknown command {command!r}; use {', '.join(COMMANDS)} (python cli.py --help)")
+    if command == "serve":  # the web server handles Ctrl-C itself, and stops its job with a checkpoint
+        from nst.studio.serve import main as serve
+
+        serve(rest)
+        return
     main_thread = threading.current_thread() is threading.main_thread()  # signals reach it only
     previous = {s: signal.signal(s, _stopped_while_starting) for s in _SIGNALS} if main_thread else {}
     try:

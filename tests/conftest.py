@@ -1,6 +1,7 @@
 """Shared fixtures: a private TORCH_HOME, images the tests draw, and tiny run configs."""
 
 import io
+import signal
 import threading
 import time
 import urllib.error
@@ -13,6 +14,15 @@ import torch
 import yaml
 from drawing import draw_content, draw_style
 from PIL import Image
+
+
+@pytest.fixture(autouse=True, scope="session")
+def ctrl_c_as_in_a_terminal():
+    """A shell starts background jobs with Ctrl-C ignored (SIGINT set to SIG_IGN), which the
+    stop tests' processes would inherit; they run as from a terminal instead."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,264 @@
+"""The studio's web application (FastAPI): the page, uploads, jobs, the live event stream,
+the gallery and downloads. Files are found only by ids this server made; nothing the client
+sends is used as a path."""
+
+import asyncio
+import io
+import json
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import torch
+from fastapi import FastAPI, File, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from PIL import Image
+
+from nst import runs
+from nst.errors import NSTError
+from nst.images import save_image, to_pil, to_tensor
+from nst.studio.form import NAME, fields, settings_of
+from nst.studio.gallery import Gallery
+from nst.studio.jobs import Jobs
+from nst.studio.uploads import MAX_BYTES, Uploads
+
+STATIC = Path(__file__).parent / "static"
+FORMATS = {"png": "image/png", "jpg": "image/jpeg", "tif": "image/tiff"}
+TOKEN_COOKIE = "nst_token"
+
+
+def create_app(
+    logs: Path = Path("logs"), token: str | None = None, tensorboard: str | None = None
+) -> FastAPI:
+    """The studio over the runs in ``logs``; with ``token``, every request must carry it."""
+    app = FastAPI(title="nst studio", docs_url=None, redoc_url=None, openapi_url=None)
+    logs = logs.absolute()
+    uploads = Uploads(logs / NAME / "uploads")
+    gallery = Gallery(logs, uploads.name)
+    jobs = Jobs()
+    app.state.jobs = jobs
+
+    @app.exception_handler(NSTError)
+    async def one_line(request: Request, error: NSTError) -> JSONResponse:
+        status = 404 if str(error).startswith("no such") else 400
+        return JSONResponse({"error": str(error)}, status_code=status)
+
+    @app.middleware("http")
+    async def check_token(request: Request, call_next: Any) -> Response:
+        if token is None or request.url.path.startswith("/static/"):
+            return await call_next(request)
+        given = request.query_params.get("token") or request.cookies.get(TOKEN_COOKIE)
+        given = given or request.headers.get("x-nst-token")
+        if not (given and secrets.compare_digest(given, token)):
+            return JSONResponse({"error": "this studio asks for its token: open the address it printed"}, 401)
+        response = await call_next(request)
+        if request.query_params.get("token"):  # the printed address: remembered for the page's requests
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+        return response
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/")
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/settings")
+    async def settings() -> dict[str, Any]:
+        return {"fields": fields(), "tensorboard": tensorboard, "max_upload_mb": MAX_BYTES // 2**20}
+
+    @app.post("/api/uploads")
+    async def upload(file: Annotated[UploadFile, File()]) -> dict[str, Any]:
+        data = await file.read(MAX_BYTES + 1)
+        return await asyncio.to_thread(uploads.add, data, file.filename or "upload")
+
+    @app.get("/api/uploads")
+    async def recent() -> list[dict[str, Any]]:
+        return uploads.recent()
+
+    @app.get("/api/uploads/{upload_id}/thumbnail.jpg")
+    async def upload_thumbnail(upload_id: str) -> Response:
+        return _jpeg(await asyncio.to_thread(uploads.thumbnail, upload_id))
+
+    @app.post("/api/jobs")
+    async def start(request: Request) -> dict[str, Any]:
+        body = await _json(request)
+        content = body.get("content")
+        styles = body.get("styles") or []
+        if not isinstance(styles, list):
+            raise NSTError("styles is a list of upload ids")
+        if content is None and not styles:
+            raise NSTError("give a photo, a painting or both: there is nothing to start from")
+        form = body.get("settings") or {}
+        if not isinstance(form, dict):
+            raise NSTError("settings is a mapping of the form's fields")
+        if content is None and form.get("init", "content") == "content":
+            form = {**form, "init": "noise"}  # a texture has no photo to start from
+        settings = settings_of(form)
+        style_paths = [str(uploads.path(s)) for s in styles]
+        layer = {
+            **settings,
+            "data.content": str(uploads.path(content)) if content is not None else None,
+            "data.style": (style_paths[0] if len(style_paths) == 1 else style_paths) or None,
+            "trainer.logger.init_args": {"save_dir": str(logs), "name": NAME},
+            "trainer.enable_progress_bar": False,
+            "checkpoint.every_n_steps": 25,
+        }
+        names = [uploads.name(i) for i in ([content] if content else []) + styles]
+        job = jobs.submit(" × ".join(n for n in names if n) or "run", [layer])
+        return job.summary()
+
+    @app.get("/api/jobs")
+    async def job_list() -> list[dict[str, Any]]:
+        return [job.summary() for job in jobs.jobs.values()]
+
+    @app.post("/api/jobs/{job_id}/stop")
+    async def stop(job_id: str) -> dict[str, Any]:
+        return jobs.stop(job_id).summary()
+
+    @app.get("/api/jobs/{job_id}/live.jpg")
+    async def live(job_id: str) -> Response:
+        job = jobs.jobs.get(job_id)
+        if job is None or job.live is None:
+            raise NSTError("no such picture")
+        return Response(job.live, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/events")
+    async def events(request: Request, seconds: float = 3600) -> StreamingResponse:
+        stream = jobs.subscribe()
+
+        async def send() -> Any:
+            loop = asyncio.get_running_loop()
+            until = loop.time() + seconds
+            try:
+                for job in jobs.jobs.values():
+                    yield _event({"type": "job", "job": job.summary()})
+                yield _event({"type": "ready"})
+                quiet = 0.0
+                while loop.time() < until and not await request.is_disconnected():
+                    try:
+                        yield _event(stream.get_nowait())
+                        quiet = 0.0
+                    except Exception:
+                        await asyncio.sleep(0.05)
+                        quiet += 0.05
+                        if quiet > 15:  # keeps proxies and the browser from closing an idle stream
+                            yield ": still here\n\n"
+                            quiet = 0.0
+            finally:
+                jobs.unsubscribe(stream)
+
+        return StreamingResponse(
+            send(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        )
+
+    @app.get("/api/runs")
+    async def runs_list() -> list[dict[str, Any]]:
+        return await asyncio.to_thread(gallery.entries)
+
+    @app.post("/api/runs/{run_id}/continue")
+    async def continue_run(run_id: str) -> dict[str, Any]:
+        run_dir = gallery.find(run_id)
+        checkpoint = runs.checkpoint_of(run_dir)
+        if not checkpoint.is_file() or (run_dir / runs.RESULT).is_file():
+            raise NSTError(
+                f"run {run_id} has nothing to continue: it finished, or never reached a checkpoint"
+            )
+        if any(job.run_dir == run_dir for job in jobs.active()):
+            raise NSTError(f"run {run_id} is running already")
+        layers = [
+            ["--config", str(run_dir / "config.yaml")],
+            {
+                "ckpt_path": str(checkpoint),
+                "trainer.logger.init_args": {
+                    "save_dir": str(run_dir.parent.parent),
+                    "name": run_dir.parent.name,
+                    "version": runs.version_of(run_dir),
+                },
+                "output.path": None,
+                "trainer.enable_progress_bar": False,
+            },
+        ]
+        return jobs.submit(f"{run_id} (continued)", layers).summary()
+
+    @app.get("/api/runs/{run_id}/thumbnail.jpg")
+    async def run_thumbnail(run_id: str) -> Response:
+        picture = await asyncio.to_thread(_picture, gallery.find(run_id))
+        picture.thumbnail((320, 320))
+        return _jpeg(picture)
+
+    @app.get("/api/runs/{run_id}/picture.{ext}")
+    async def download(run_id: str, ext: str) -> Response:
+        if ext not in FORMATS:
+            raise NSTError(f"pictures come as {', '.join(FORMATS)}, not {ext[:10]}")
+        run_dir = gallery.find(run_id)
+        data = await asyncio.to_thread(_encoded, run_dir, ext)
+        name = f"{run_dir.parent.name}_{run_dir.name}.{ext}"
+        return Response(
+            data, media_type=FORMATS[ext], headers={"Content-Disposition": f'attachment; filename="{name}"'}
+        )
+
+    @app.on_event("shutdown")
+    def close() -> None:
+        jobs.close()
+
+    return app
+
+
+def _event(data: dict[str, Any]) -> str:
+    return f"data: {json.dumps(data)}\n\n"
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise NSTError("the request is not JSON") from None
+    if not isinstance(body, dict):
+        raise NSTError("the request is a JSON object")
+    return body
+
+
+def _jpeg(picture: Image.Image) -> Response:
+    out = io.BytesIO()
+    picture.convert("RGB").save(out, format="JPEG", quality=88)
+    return Response(out.getvalue(), media_type="image/jpeg")
+
+
+def _image(run_dir: Path) -> torch.Tensor | None:
+    """The optimised image of a run's checkpoint (full precision), if it has one."""
+    checkpoint = runs.checkpoint_of(run_dir)
+    if not checkpoint.is_file():
+        return None
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    return state["state_dict"]["image"].float()
+
+
+def _picture(run_dir: Path) -> Image.Image:
+    if (run_dir / runs.RESULT).is_file():
+        with Image.open(run_dir / runs.RESULT) as picture:
+            return picture.convert("RGB")
+    image = _image(run_dir)
+    if image is None:
+        raise NSTError("no such picture: the run has not reached a checkpoint")
+    return to_pil(image)
+
+
+def _encoded(run_dir: Path, ext: str) -> bytes:
+    """The run's picture as a file of format ``ext``: final.png as it is, or written from the
+    checkpoint's full-precision image (a 16-bit TIFF keeps it); a run whose colours are set
+    after the optimisation (original colours, luminance only) is written from final.png."""
+    finished = (run_dir / runs.RESULT).is_file()
+    if ext == "png" and finished:
+        return (run_dir / runs.RESULT).read_bytes()
+    config = Gallery(run_dir.parent.parent).config(run_dir)
+    output, data = config.get("output") or {}, config.get("data") or {}
+    recoloured = output.get("original_colours") or data.get("luminance_only")
+    image = None if recoloured else _image(run_dir)
+    if image is None:
+        image = to_tensor(_picture(run_dir))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"picture.{ext}"
+        save_image(image, path)
+        return path.read_bytes()

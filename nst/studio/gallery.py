@@ -1,0 +1,87 @@
+"""Past runs, read from ``logs/``: every run directory (the studio's and the CLI's) with its
+picture, settings, losses and time. A run is named to the page by an id made here
+(``<name>~<version>``) and found again only by looking it up among the runs found."""
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nst import runs
+from nst.errors import NSTError
+from nst.studio.form import form_of
+from nst.sweep_figure import final_losses
+
+_ID = re.compile(r"^[A-Za-z0-9_.-]+~\d+$")
+
+
+class Gallery:
+    def __init__(self, logs: Path, names: Callable[[str], str | None] = lambda upload_id: None) -> None:
+        self.logs = logs
+        self.names = names  # an uploaded image's file name, by the id it is stored under
+
+    def run_dirs(self) -> dict[str, Path]:
+        """Every run directory under the logs folder, by id (sweeps' cells are left out)."""
+        found = {}
+        if not self.logs.is_dir():
+            return found
+        for name in self.logs.iterdir():
+            if not name.is_dir():
+                continue
+            for version in name.glob("version_*"):
+                if (version / "config.yaml").is_file() and not (version / "sweep.yaml").exists():
+                    found[f"{name.name}~{version.name.removeprefix('version_')}"] = version
+        return found
+
+    def find(self, run_id: str) -> Path:
+        if not isinstance(run_id, str) or not _ID.match(run_id):
+            raise NSTError("no such run")
+        run_dir = self.run_dirs().get(run_id)
+        if run_dir is None:
+            raise NSTError("no such run")
+        return run_dir
+
+    def entries(self) -> list[dict[str, Any]]:
+        entries = [self.entry(run_id, run_dir) for run_id, run_dir in self.run_dirs().items()]
+        return sorted(entries, key=lambda e: e["time"], reverse=True)
+
+    def entry(self, run_id: str, run_dir: Path) -> dict[str, Any]:
+        checkpoint = runs.checkpoint_of(run_dir)
+        finished = (run_dir / runs.RESULT).is_file()
+        stamps = [
+            p.stat().st_mtime
+            for p in (run_dir / runs.RESULT, checkpoint, run_dir / "config.yaml")
+            if p.exists()
+        ]
+        config = self.config(run_dir)
+        data = config.get("data", {})
+        styles = data.get("style")
+        return {
+            "id": run_id,
+            "name": run_dir.parent.name,
+            "version": run_dir.name,
+            "status": "finished" if finished else "interrupted" if checkpoint.is_file() else "empty",
+            "picture": finished or checkpoint.is_file(),
+            "continuable": checkpoint.is_file() and not finished,
+            "time": max(stamps),
+            "seconds": max(stamps) - min(stamps),
+            "losses": final_losses(run_dir),
+            "content": self._named(data.get("content")),
+            "style": [self._named(s) for s in (styles if isinstance(styles, list) else [styles])],
+            "form": form_of(config),
+        }
+
+    def _named(self, source: Any) -> str | None:
+        if source is None:
+            return None
+        stem = Path(str(source)).stem
+        return self.names(stem) or stem
+
+    def config(self, run_dir: Path) -> dict[str, Any]:
+        try:
+            config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        except (OSError, yaml.YAMLError):
+            return {}
+        return config if isinstance(config, dict) else {}

@@ -1,0 +1,197 @@
+"""The studio's jobs: a queue, one worker thread that runs one job at a time on the device
+through the run core (nst.run.Run, as the CLI's runs), and what each job shows live."""
+
+import contextlib
+import io
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from nst.callbacks import FinalImage, result_image
+from nst.config import Layer
+from nst.errors import NSTError
+from nst.images import to_pil
+from nst.run import Run
+
+log = logging.getLogger("nst.studio")
+LIVE_EVERY_S = 0.5  # how often the live picture is taken (it costs a copy from the device and a JPEG)
+CURVE_POINTS = 300
+
+
+@dataclass
+class Job:
+    id: str
+    title: str
+    layers: list[Layer]
+    status: str = "queued"  # queued, running, stopping, finished, stopped, failed
+    run_dir: Path | None = None
+    step: int = 0
+    total: int = 0
+    losses: dict[str, float] = field(default_factory=dict)
+    curve: list[list[float]] = field(default_factory=list)  # [step, total loss]
+    started: float | None = None
+    start_step: int = 0
+    ended: float | None = None
+    error: str | None = None
+    live: bytes | None = None  # the latest picture, JPEG
+    live_version: int = 0
+    run: Run | None = None
+
+    def summary(self) -> dict[str, Any]:
+        rate = eta = None
+        if self.started is not None and self.step > self.start_step:
+            elapsed = (self.ended or time.time()) - self.started
+            rate = (self.step - self.start_step) / max(elapsed, 1e-9)
+            eta = (self.total - self.step) / rate if self.status == "running" else None
+        return {
+            "id": self.id,
+            "title": self.title,
+            "status": self.status,
+            "run": _run_id(self.run_dir),
+            "step": self.step,
+            "total": self.total,
+            "losses": self.losses,
+            "curve": self.curve,
+            "rate": rate,
+            "eta": eta,
+            "error": self.error,
+            "live": self.live_version,
+        }
+
+
+def _run_id(run_dir: Path | None) -> str | None:
+    return f"{run_dir.parent.name}~{run_dir.name.removeprefix('version_')}" if run_dir else None
+
+
+class Jobs:
+    """Jobs run one at a time (one device), in the order they came; each change is announced
+    to every subscriber (the pages' event streams)."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, Job] = {}
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._subscribers: list[queue.Queue[dict[str, Any]]] = []
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._worker = threading.Thread(target=self._work, name="nst-studio-worker", daemon=True)
+        self._worker.start()
+
+    def submit(self, title: str, layers: Sequence[Layer]) -> Job:
+        job = Job(id=str(next(self._ids)), title=title, layers=list(layers))
+        self.jobs[job.id] = job
+        self._queue.put(job)
+        self.announce(job)
+        return job
+
+    def stop(self, job_id: str) -> Job:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise NSTError("no such job")
+        if job.status == "queued":
+            job.status, job.ended = "stopped", time.time()
+        elif job.status == "running" and job.run is not None:
+            job.status = "stopping"
+            job.run.stop()
+        self.announce(job)
+        return job
+
+    def active(self) -> list[Job]:
+        return [j for j in self.jobs.values() if j.status in ("queued", "running", "stopping")]
+
+    def subscribe(self) -> "queue.Queue[dict[str, Any]]":
+        events: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=1000)
+        with self._lock:
+            self._subscribers.append(events)
+        return events
+
+    def unsubscribe(self, events: "queue.Queue[dict[str, Any]]") -> None:
+        with self._lock:
+            if events in self._subscribers:
+                self._subscribers.remove(events)
+
+    def announce(self, job: Job) -> None:
+        event = {"type": "job", "job": job.summary()}
+        with self._lock:
+            for events in self._subscribers:
+                with contextlib.suppress(queue.Full):  # a page that stopped reading
+                    events.put_nowait(event)
+
+    def close(self, wait_s: float = 120) -> None:
+        """Stop every job (a running one at its next step, with a checkpoint) and end the worker."""
+        for job in self.active():
+            self.stop(job.id)
+        self._queue.put(None)
+        self._worker.join(wait_s)
+
+    def _work(self) -> None:
+        while (job := self._queue.get()) is not None:
+            if job.status != "queued":  # stopped while it waited
+                continue
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        job.status, job.started = "running", time.time()
+        self.announce(job)
+        try:
+            job.run = Run(job.layers, callbacks=[_Watch(job, self)])
+            job.run_dir = Path(job.run.trainer.log_dir)
+            self.announce(job)
+            result = job.run.fit()
+            job.status = "stopped" if result.stopped is not None else "finished"
+            job.losses = result.losses or job.losses
+        except NSTError as error:
+            job.status, job.error = "failed", str(error)
+        except Exception as error:  # a bug: one line on the page, the traceback in the server's log
+            job.status, job.error = "failed", f"{type(error).__name__}: {error}".splitlines()[0]
+            log.exception("job %s failed", job.id)
+        finally:
+            job.ended = time.time()
+            job.run = None
+            self.announce(job)
+
+
+class _Watch(Callback):
+    """Hands a running job its step, losses, loss curve and live picture."""
+
+    def __init__(self, job: Job, jobs: Jobs) -> None:
+        self.job, self.jobs = job, jobs
+        self._last = 0.0
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.job.total, self.job.step = trainer.max_steps, trainer.global_step
+        self.job.start_step = trainer.global_step
+        self.job.started = time.time()
+        self._snapshot(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *_: object) -> None:
+        job = self.job
+        job.step = trainer.global_step
+        metrics = trainer.callback_metrics
+        losses = {k.removeprefix("loss/"): float(v) for k, v in metrics.items() if k.count("/") == 1}
+        if losses and losses != job.losses:
+            job.losses = losses
+            if "total" in losses:
+                job.curve.append([job.step, losses["total"]])
+                if len(job.curve) > CURVE_POINTS:  # keep the curve's shape, thinned
+                    job.curve = job.curve[::2]
+        now = time.monotonic()
+        if now - self._last >= LIVE_EVERY_S or job.step == trainer.max_steps:
+            self._snapshot(trainer, pl_module)
+
+    def _snapshot(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._last = time.monotonic()
+        final = next((c for c in trainer.callbacks if isinstance(c, FinalImage)), None)
+        images = trainer.datamodule.at(max(pl_module.image.shape[-2:]))
+        picture = to_pil(result_image(pl_module.image, images, final.original_colours if final else None))
+        out = io.BytesIO()
+        picture.save(out, format="JPEG", quality=90)
+        self.job.live, self.job.live_version = out.getvalue(), self.job.live_version + 1
+        self.jobs.announce(self.job)

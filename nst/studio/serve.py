@@ -1,0 +1,52 @@
+"""``nst serve``: the studio on http://127.0.0.1:8000 (this machine only, unless --host says
+otherwise, and then every request must carry a token)."""
+
+import argparse
+import ipaddress
+import secrets
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message} (python cli.py serve --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def main(args: list[str]) -> None:
+    parser = _ArgumentParser(prog="nst serve", description=__doc__.split("\n\n")[0].replace("\n", " "))
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: this machine only)"
+    )
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--token", help="the token a non-local studio asks for (default: a new random one)")
+    parser.add_argument("--logs", type=Path, default=Path("logs"), help="where runs are kept (default: logs)")
+    parser.add_argument(
+        "--tensorboard", default="http://127.0.0.1:6006", help="where TensorBoard runs, for the runs' links"
+    )
+    options = parser.parse_args(args)
+    if not 0 < options.port < 65536:
+        parser.error(f"--port must be between 1 and 65535, got {options.port}")
+    local = options.host in LOOPBACK or _is_loopback(options.host)
+    token = options.token or (None if local else secrets.token_urlsafe(18))
+
+    import uvicorn
+
+    from nst.studio.app import create_app
+
+    app = create_app(options.logs, token=token, tensorboard=options.tensorboard)
+    shown = f"[{options.host}]" if ":" in options.host else options.host
+    address = f"http://{shown}:{options.port}/" + (f"?token={token}" if token else "")
+    print(f"nst studio: {address}   (Ctrl-C stops it; a running job stops with a checkpoint)", flush=True)
+    uvicorn.run(app, host=options.host, port=options.port, log_level="warning")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,295 @@
+// The studio page: uploads, the settings form, starting and stopping jobs, the live view
+// (pushed by the server as server-sent events), the queue and the gallery of past runs.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const chosen = { content: null, styles: [] }; // uploads: {id, name}
+let fields = [];
+let watched = null; // the job shown in the live view
+const jobs = new Map();
+
+async function api(path, options = {}) {
+  const response = await fetch(path, options);
+  const body = response.headers.get("content-type")?.includes("json") ? await response.json() : null;
+  if (!response.ok) throw new Error(body?.error || `${response.status} ${response.statusText}`);
+  return body;
+}
+
+function say(text, error = false) {
+  const message = $("message");
+  message.textContent = text;
+  message.className = error ? "error" : "";
+}
+
+function element(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (key === "onclick") node.onclick = value;
+    else if (value !== undefined && value !== null) node.setAttribute(key, value);
+  }
+  node.append(...children);
+  return node;
+}
+
+// -- pictures ----------------------------------------------------------------------------
+
+async function upload(file, role) {
+  say(`Uploading ${file.name} …`);
+  const form = new FormData();
+  form.append("file", file);
+  try {
+    const info = await api("/api/uploads", { method: "POST", body: form });
+    choose(info, role);
+    say("");
+    loadRecent();
+  } catch (error) {
+    say(error.message, true);
+  }
+}
+
+function choose(info, role) {
+  if (role === "content") chosen.content = info;
+  else if (!chosen.styles.some((s) => s.id === info.id)) chosen.styles.push(info);
+  drawChosen();
+}
+
+function thumb(info, onRemove) {
+  const img = element("img", { src: `/api/uploads/${info.id}/thumbnail.jpg`, alt: info.name, title: info.name });
+  const remove = element("button", { type: "button", title: "Remove", onclick: onRemove }, "×");
+  return element("div", { class: "thumb" }, img, remove);
+}
+
+function drawChosen() {
+  $("content-thumbs").replaceChildren(
+    ...(chosen.content ? [thumb(chosen.content, () => { chosen.content = null; drawChosen(); })] : []),
+  );
+  $("style-thumbs").replaceChildren(
+    ...chosen.styles.map((s) => thumb(s, () => { chosen.styles = chosen.styles.filter((o) => o !== s); drawChosen(); })),
+  );
+}
+
+function dropZone(zone, input, role) {
+  const files = (list) => [...list].slice(0, role === "content" ? 1 : 8).forEach((f) => upload(f, role));
+  input.onchange = () => { files(input.files); input.value = ""; };
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => { e.preventDefault(); zone.classList.remove("over"); files(e.dataTransfer.files); });
+}
+
+async function loadRecent() {
+  const recent = await api("/api/uploads");
+  $("recent").replaceChildren(...recent.map((info) => {
+    const img = element("img", { src: `/api/uploads/${info.id}/thumbnail.jpg`, alt: info.name, title: info.name });
+    const as = element("div", { class: "as" },
+      element("button", { type: "button", onclick: () => choose(info, "content") }, "photo"),
+      element("button", { type: "button", onclick: () => choose(info, "style") }, "painting"));
+    return element("div", { class: "thumb" }, img, as);
+  }));
+  if (!recent.length) $("recent").replaceChildren(element("span", { class: "hint" }, "Nothing uploaded yet."));
+}
+
+// -- settings ----------------------------------------------------------------------------
+
+function drawForm() {
+  const form = $("settings");
+  form.replaceChildren(...fields.map((f) => {
+    let input;
+    if (f.kind === "choice") {
+      input = element("select", { id: `f-${f.name}`, name: f.name },
+        ...f.choices.map(([value, label]) => element("option", { value }, label)));
+      input.value = f.default;
+    } else if (f.kind === "toggle") {
+      input = element("input", { id: `f-${f.name}`, name: f.name, type: "checkbox" });
+      input.checked = f.default;
+    } else {
+      const number = f.kind === "number";
+      input = element("input", {
+        id: `f-${f.name}`, name: f.name, type: number ? "number" : "text", value: f.default,
+        min: f.min, max: f.max, step: number ? (f.step ?? "any") : null,
+      });
+    }
+    const shown = f.kind === "choice" ? f.choices.find((c) => c[0] === f.default)[1] : f.kind === "toggle" ? (f.default ? "on" : "off") : f.default;
+    return element("div", { class: "field" },
+      element("label", { for: `f-${f.name}` }, f.label), input,
+      element("small", {}, `${f.hint} Default: ${shown}.`));
+  }));
+}
+
+function formValues() {
+  const values = {};
+  for (const f of fields) {
+    const input = $(`f-${f.name}`);
+    values[f.name] = f.kind === "toggle" ? input.checked : f.kind === "number" ? Number(input.value) : input.value;
+  }
+  return values;
+}
+
+function fillForm(values) {
+  for (const f of fields) {
+    if (!(f.name in values)) continue;
+    const input = $(`f-${f.name}`);
+    if (f.kind === "toggle") input.checked = Boolean(values[f.name]);
+    else input.value = values[f.name];
+  }
+}
+
+async function start() {
+  $("start").disabled = true;
+  try {
+    const job = await api("/api/jobs", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ content: chosen.content?.id ?? null, styles: chosen.styles.map((s) => s.id), settings: formValues() }),
+    });
+    watched = job.id;
+    say(job.status === "queued" && [...jobs.values()].some((j) => j.status === "running") ? "Queued: it starts when the run before it ends." : "Started.");
+    update(job);
+  } catch (error) {
+    say(error.message, true);
+  } finally {
+    $("start").disabled = false;
+  }
+}
+
+// -- live --------------------------------------------------------------------------------
+
+function seconds(value) {
+  if (value === null || value === undefined) return "–";
+  if (value < 60) return `${Math.round(value)} s`;
+  return `${Math.floor(value / 60)} min ${Math.round(value % 60)} s`;
+}
+
+function drawCurve(points) {
+  const svg = $("curve");
+  if (points.length < 2) { svg.replaceChildren(); return; }
+  const ys = points.map((p) => Math.log10(Math.max(p[1], 1e-12)));
+  const [x0, x1] = [points[0][0], points[points.length - 1][0]];
+  const [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+  const d = points.map((p, i) => {
+    const x = ((p[0] - x0) / Math.max(x1 - x0, 1)) * 296 + 2;
+    const y = 76 - ((ys[i] - y0) / Math.max(y1 - y0, 1e-9)) * 72;
+    return `${i ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)}`;
+  }).join("");
+  const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+  path.setAttribute("d", d);
+  svg.replaceChildren(path);
+}
+
+function drawLive(job) {
+  $("idle").hidden = true;
+  $("progress").hidden = false;
+  if (job.live) {
+    const live = $("live");
+    const src = `/api/jobs/${job.id}/live.jpg?v=${job.live}`;
+    if (live.dataset.src !== src) { live.dataset.src = src; live.src = src; live.dataset.version = job.live; }
+    live.hidden = false;
+  }
+  const total = job.total || 0;
+  $("bar-fill").style.width = total ? `${(100 * job.step) / total}%` : "0";
+  $("step").textContent = `step ${job.step} / ${total || "…"}`;
+  $("rate").textContent = job.rate ? `${job.rate.toFixed(job.rate < 10 ? 2 : 0)} steps/s` : "–";
+  $("eta").textContent = job.eta !== null && job.eta !== undefined ? `${seconds(job.eta)} left` : "";
+  $("losses").replaceChildren(...Object.entries(job.losses || {}).map(([k, v]) => element("span", {}, `${k} ${v.toPrecision(4)}`)));
+  drawCurve(job.curve || []);
+  const words = { queued: "waiting in the queue", running: "running", stopping: "stopping after this step …",
+    finished: "finished", stopped: "stopped (continue it from the gallery)", failed: `failed: ${job.error}` };
+  $("job-status").textContent = words[job.status] || job.status;
+  $("job-status").className = job.status === "failed" ? "error" : "";
+  $("stop").disabled = !["queued", "running"].includes(job.status);
+}
+
+function drawQueue() {
+  const waiting = [...jobs.values()].filter((j) => ["queued", "running", "stopping"].includes(j.status));
+  $("queue").replaceChildren(...(waiting.length ? waiting.map((j) => element("li", {},
+    `${j.title} — ${j.status}${j.status === "running" ? ` (${j.step}/${j.total})` : ""} `,
+    element("button", { type: "button", class: "quiet", onclick: () => stopJob(j.id) }, "stop"))) : [element("li", {}, "Empty.")]));
+}
+
+function update(job) {
+  const before = jobs.get(job.id);
+  jobs.set(job.id, job);
+  if (watched === null || (jobs.get(watched)?.status !== "running" && job.status === "running")) watched = job.id;
+  if (job.id === watched) drawLive(job);
+  drawQueue();
+  if (before && before.status !== job.status && ["finished", "stopped", "failed"].includes(job.status)) loadGallery();
+}
+
+async function stopJob(id) {
+  try { update(await api(`/api/jobs/${id}/stop`, { method: "POST" })); } catch (error) { say(error.message, true); }
+}
+
+function listen() {
+  const events = new EventSource("/api/events");
+  events.onmessage = (message) => {
+    const event = JSON.parse(message.data);
+    if (event.type === "job") update(event.job);
+  };
+  // EventSource reconnects by itself after a server restart.
+}
+
+// -- gallery -----------------------------------------------------------------------------
+
+async function loadGallery() {
+  const entries = await api("/api/runs");
+  const settings = await api("/api/settings");
+  $("gallery").replaceChildren(...entries.map((run) => {
+    const img = run.picture
+      ? element("img", { src: `/api/runs/${encodeURIComponent(run.id)}/thumbnail.jpg?t=${run.time}`, alt: run.id, loading: "lazy" })
+      : element("img", { alt: "" });
+    const losses = Object.entries(run.losses).map(([k, v]) => `${k} ${Number(v).toPrecision(3)}`).join(" · ");
+    const what = [run.content, ...(run.style || [])].filter(Boolean).join(" × ");
+    const links = element("div", { class: "links" });
+    if (run.picture) {
+      for (const [ext, label] of [["png", "PNG"], ["jpg", "JPEG"], ["tif", "16-bit TIFF"]]) {
+        links.append(element("a", { href: `/api/runs/${encodeURIComponent(run.id)}/picture.${ext}`, download: "" }, label));
+      }
+    }
+    links.append(element("button", { type: "button", onclick: () => { fillForm(run.form); say(`Settings of ${run.name}/${run.version} filled in.`); window.scrollTo({ top: 0, behavior: "smooth" }); } }, "Run again"));
+    if (run.continuable) {
+      links.append(element("button", { type: "button", class: "continue", onclick: () => continueRun(run.id) }, "Continue"));
+    }
+    if (settings.tensorboard) {
+      const filter = encodeURIComponent(`${run.name}/${run.version}`);
+      links.append(element("a", { href: `${settings.tensorboard}/?runFilter=${filter}#timeseries`, target: "_blank", rel: "noopener" }, "TensorBoard"));
+    }
+    const when = new Date(run.time * 1000).toLocaleString();
+    return element("div", { class: "card", "data-run": run.id }, img,
+      element("div", { class: "body" },
+        element("div", { class: "title" }, `${run.name}/${run.version} `, element("span", { class: `badge ${run.status}` }, run.status)),
+        element("div", { class: "hint" }, what || "—"),
+        element("div", { class: "hint" }, `${when} · ${seconds(run.seconds)}`),
+        element("div", { class: "hint" }, losses || "no losses yet"),
+        links));
+  }));
+  if (!entries.length) $("gallery").replaceChildren(element("p", { class: "hint" }, "No runs in logs/ yet."));
+}
+
+async function continueRun(id) {
+  try {
+    const job = await api(`/api/runs/${encodeURIComponent(id)}/continue`, { method: "POST" });
+    watched = job.id;
+    update(job);
+    say(`Continuing ${id}.`);
+  } catch (error) {
+    say(error.message, true);
+  }
+}
+
+// -- start -------------------------------------------------------------------------------
+
+async function main() {
+  const settings = await api("/api/settings");
+  fields = settings.fields;
+  if (settings.tensorboard) { $("tensorboard").href = settings.tensorboard; $("tensorboard").hidden = false; }
+  drawForm();
+  dropZone($("drop-content"), $("file-content"), "content");
+  dropZone($("drop-style"), $("file-style"), "style");
+  $("start").onclick = start;
+  $("stop").onclick = () => watched && stopJob(watched);
+  $("refresh").onclick = loadGallery;
+  loadRecent();
+  loadGallery();
+  listen();
+}
+
+main().catch((error) => say(error.message, true));
