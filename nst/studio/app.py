@@ -3,10 +3,12 @@ the gallery and downloads. Files are found only by ids this server made; nothing
 sends is used as a path."""
 
 import asyncio
+import contextlib
 import io
 import json
 import secrets
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,11 +35,17 @@ def create_app(
     logs: Path = Path("logs"), token: str | None = None, tensorboard: str | None = None
 ) -> FastAPI:
     """The studio over the runs in ``logs``; with ``token``, every request must carry it."""
-    app = FastAPI(title="nst studio", docs_url=None, redoc_url=None, openapi_url=None)
     logs = logs.absolute()
     uploads = Uploads(logs / NAME / "uploads")
-    gallery = Gallery(logs, uploads.name)
     jobs = Jobs()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await asyncio.to_thread(jobs.close)  # a running job stops at its next step, with a checkpoint
+
+    app = FastAPI(title="nst studio", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    gallery = Gallery(logs, uploads.name)
     app.state.jobs = jobs
 
     @app.exception_handler(NSTError)
@@ -198,10 +206,6 @@ def create_app(
         return Response(
             data, media_type=FORMATS[ext], headers={"Content-Disposition": f'attachment; filename="{name}"'}
         )
-
-    @app.on_event("shutdown")
-    def close() -> None:
-        jobs.close()
 
     return app
 

@@ -23,6 +23,7 @@ from nst.run import Run
 
 log = logging.getLogger("nst.studio")
 LIVE_EVERY_S = 0.5  # how often the live picture is taken (it costs a copy from the device and a JPEG)
+NEWS_EVERY_S = 0.1  # how often the step and losses are sent
 CURVE_POINTS = 300
 
 
@@ -163,7 +164,7 @@ class _Watch(Callback):
 
     def __init__(self, job: Job, jobs: Jobs) -> None:
         self.job, self.jobs = job, jobs
-        self._last = 0.0
+        self._last = self._told = 0.0
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.job.total, self.job.step = trainer.max_steps, trainer.global_step
@@ -185,9 +186,12 @@ class _Watch(Callback):
         now = time.monotonic()
         if now - self._last >= LIVE_EVERY_S or job.step == trainer.max_steps:
             self._snapshot(trainer, pl_module)
+        elif now - self._told >= NEWS_EVERY_S:
+            self._told = now
+            self.jobs.announce(job)
 
     def _snapshot(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._last = time.monotonic()
+        self._last = self._told = time.monotonic()
         final = next((c for c in trainer.callbacks if isinstance(c, FinalImage)), None)
         images = trainer.datamodule.at(max(pl_module.image.shape[-2:]))
         picture = to_pil(result_image(pl_module.image, images, final.original_colours if final else None))

@@ -1,0 +1,260 @@
+"""The studio's web API through FastAPI's test client: uploads, jobs through the run core,
+the live event stream, stop and continue, the queue, downloads, the gallery, and safety."""
+
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import yaml
+from drawing import draw_content, draw_style
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from nst.cli import main
+from nst.studio import uploads as uploads_module
+from nst.studio.app import create_app
+
+FAST = {"size": 32, "steps": 6, "weights": "random", "optimizer": "adam"}
+
+
+@pytest.fixture
+def studio(workdir: Path):
+    with TestClient(create_app(workdir / "logs")) as client:
+        yield client
+
+
+def png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def upload(client: TestClient, data: bytes, name: str = "photo.png"):
+    return client.post("/api/uploads", files={"file": (name, data, "application/octet-stream")})
+
+
+def pair(client: TestClient) -> tuple[str, str]:
+    content = upload(client, png(draw_content()), "photo.png").json()["id"]
+    style = upload(client, png(draw_style()), "painting.png").json()["id"]
+    return content, style
+
+
+def start(client: TestClient, content: str | None, styles: list[str], **settings) -> dict:
+    response = client.post(
+        "/api/jobs", json={"content": content, "styles": styles, "settings": {**FAST, **settings}}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def wait(
+    client: TestClient, job_id: str, until=lambda job: job["status"] in ("finished", "stopped", "failed")
+):
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job = next(j for j in client.get("/api/jobs").json() if j["id"] == job_id)
+        if until(job):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not get there: {job}")
+
+
+def run_dir(workdir: Path, job: dict) -> Path:
+    name, version = job["run"].split("~")
+    return workdir / "logs" / name / f"version_{version}"
+
+
+def test_an_upload_is_kept_and_shown_as_a_thumbnail(studio, workdir):
+    response = upload(studio, png(draw_content().resize((640, 480))), "holiday.png")
+    info = response.json()
+    assert (
+        response.status_code == 200
+        and info["name"] == "holiday.png"
+        and (info["width"], info["height"]) == (640, 480)
+    )
+    thumbnail = Image.open(io.BytesIO(studio.get(f"/api/uploads/{info['id']}/thumbnail.jpg").content))
+    assert thumbnail.format == "JPEG" and max(thumbnail.size) == 256
+    assert [u["id"] for u in studio.get("/api/uploads").json()] == [info["id"]]
+    assert upload(studio, png(draw_content().resize((640, 480))), "again.png").json()["id"] == info["id"]
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "says"),
+    [
+        (b"this is not a picture", "notes.png", "notes.png is not an image"),
+        (b"", "empty.png", "empty.png is empty"),
+        (b"GIF89a\x00", "clip.xyz", "clip.xyz is in a format nst cannot read (.xyz)"),
+    ],
+)
+def test_a_bad_upload_gets_one_line_and_nothing_is_stored(studio, workdir, data, name, says):
+    response = upload(studio, data, name)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert says in error and "\n" not in error and "checking" not in error
+    folder = workdir / "logs" / "studio" / "uploads"
+    assert not folder.exists() or not any(folder.iterdir())
+
+
+def test_uploads_are_capped_in_bytes_and_megapixels(studio, monkeypatch):
+    monkeypatch.setattr(uploads_module, "MAX_BYTES", 1000)
+    big = png(Image.effect_noise((64, 64), 50).convert("RGB"))
+    assert "over the 0 MB an upload may be" in upload(studio, big, "big.png").json()["error"]
+    monkeypatch.setattr(uploads_module, "MAX_BYTES", 40 * 2**20)
+    monkeypatch.setattr(uploads_module, "MAX_MEGAPIXELS", 0.001)
+    error = upload(studio, png(draw_content()), "wide.png").json()["error"]
+    assert "over the 0.001 megapixels" in error
+
+
+def test_a_job_is_an_ordinary_run_whose_config_reruns_from_the_cli(studio, workdir):
+    content, style = pair(studio)
+    job = wait(studio, start(studio, content, [style])["id"])
+    assert job["status"] == "finished" and job["step"] == 6 and job["losses"]["total"] > 0
+    first = run_dir(workdir, job)
+    assert (first / "final.png").is_file() and (first / "checkpoints" / "last.ckpt").is_file()
+    assert any(first.glob("events.out.tfevents.*"))
+    main(["fit", "--config", str(first / "config.yaml")])  # the CLI, from the studio's config
+    again = first.parent / "version_1"
+    assert (again / "final.png").read_bytes() == (first / "final.png").read_bytes()
+
+
+def test_progress_is_pushed_as_server_sent_events(studio, workdir):
+    content, style = pair(studio)
+    job = start(studio, content, [style], steps=80)
+    seen = []
+    with studio.stream("GET", "/api/events?seconds=60") as events:
+        for line in events.iter_lines():
+            if line.startswith("data: "):
+                event = json.loads(line[6:])
+                if event["type"] == "job" and event["job"]["id"] == job["id"]:
+                    seen.append(event["job"])
+                    if event["job"]["status"] == "finished":
+                        break
+    steps = [j["step"] for j in seen]
+    assert steps == sorted(steps) and steps[-1] == 80 and len(set(steps)) > 3
+    assert seen[-1]["live"] > 1 and seen[-1]["curve"] and seen[-1]["rate"] > 0
+    live = Image.open(io.BytesIO(studio.get(f"/api/jobs/{job['id']}/live.jpg").content))
+    assert live.size == (32, 24)
+
+
+def test_stop_then_continue_ends_as_an_uninterrupted_run(studio, workdir):
+    content, style = pair(studio)
+    job = start(studio, content, [style], steps=60)
+    wait(studio, job["id"], lambda j: j["step"] >= 2)
+    assert studio.post(f"/api/jobs/{job['id']}/stop").json()["status"] in ("stopping", "stopped")
+    stopped = wait(studio, job["id"])
+    assert stopped["status"] == "stopped" and stopped["step"] < 60
+    entry = next(e for e in studio.get("/api/runs").json() if e["id"] == stopped["run"])
+    assert entry["status"] == "interrupted" and entry["continuable"]
+    continued = wait(studio, studio.post(f"/api/runs/{stopped['run']}/continue").json()["id"])
+    assert continued["status"] == "finished" and continued["run"] == stopped["run"]
+    directory = run_dir(workdir, stopped)
+    main(["fit", "--config", str(directory / "config.yaml")])  # the same settings, never stopped
+    assert (directory.parent / "version_1" / "final.png").read_bytes() == (
+        directory / "final.png"
+    ).read_bytes()
+    again = studio.post(f"/api/runs/{stopped['run']}/continue")
+    assert again.status_code == 400 and "nothing to continue" in again.json()["error"]
+
+
+def test_a_second_job_waits_in_the_queue(studio, workdir):
+    content, style = pair(studio)
+    first = start(studio, content, [style], steps=40)
+    second = start(studio, None, [style])  # a texture: no photo
+    wait(studio, first["id"], lambda j: j["status"] == "running")
+    assert next(j for j in studio.get("/api/jobs").json() if j["id"] == second["id"])["status"] == "queued"
+    done = [wait(studio, first["id"]), wait(studio, second["id"])]
+    assert [j["status"] for j in done] == ["finished", "finished"]
+    assert run_dir(workdir, done[1]).name == "version_1"
+    config = yaml.safe_load((run_dir(workdir, done[1]) / "config.yaml").read_text())
+    assert config["data"]["content"] is None and config["model"]["init"] == "noise"
+
+
+def test_the_picture_downloads_as_png_jpeg_and_16_bit_tiff(studio, workdir):
+    content, style = pair(studio)
+    job = wait(studio, start(studio, content, [style])["id"])
+    base = f"/api/runs/{job['run']}/picture"
+    assert studio.get(f"{base}.png").content == (run_dir(workdir, job) / "final.png").read_bytes()
+    assert Image.open(io.BytesIO(studio.get(f"{base}.jpg").content)).format == "JPEG"
+    response = studio.get(f"{base}.tif")
+    assert "attachment" in response.headers["content-disposition"]
+    tiff = tifffile.imread(io.BytesIO(response.content))
+    assert tiff.dtype == np.uint16 and tiff.shape == (24, 32, 3)
+
+
+def test_the_gallery_shows_cli_runs_and_fills_the_form_again(studio, workdir, tiny_config):
+    main(["fit", "--config", str(tiny_config())])
+    entries = studio.get("/api/runs").json()
+    assert [e["id"] for e in entries] == ["tiny~0"]
+    entry = entries[0]
+    assert entry["status"] == "finished" and entry["losses"]["total"] > 0 and entry["content"] == "content"
+    assert entry["form"]["size"] == 32 and entry["form"]["weights"] == "random"
+    thumbnail = studio.get("/api/runs/tiny~0/thumbnail.jpg")
+    assert Image.open(io.BytesIO(thumbnail.content)).size == (32, 24)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/runs/..~0/picture.png",
+        "/api/runs/tiny~0/../../../etc/passwd",
+        "/api/runs/%2e%2e%2ftiny~0/picture.png",
+        "/api/runs/tiny~0/picture.ckpt",
+        "/api/uploads/..%2f..%2fetc%2fpasswd/thumbnail.jpg",
+        "/api/uploads/0123456789abcdef0123/thumbnail.jpg",
+        "/static/../nst/studio/app.py",
+        "/api/jobs/1/live.jpg",
+    ],
+)
+def test_no_path_from_the_client_reaches_the_filesystem(studio, workdir, tiny_config, path):
+    main(["fit", "--config", str(tiny_config())])
+    response = studio.get(path)
+    assert response.status_code in (400, 404)
+    assert b"import" not in response.content and b"root:" not in response.content
+
+
+def test_bad_settings_and_requests_get_one_line(studio):
+    content, style = pair(studio)
+    cases = [
+        ({"content": content, "styles": [style], "settings": {"size": "big"}}, "Size (px) must be a number"),
+        (
+            {"content": content, "styles": [style], "settings": {"size": 8}},
+            "Size (px) must be between 16 and 4096",
+        ),
+        ({"content": content, "styles": [style], "settings": {"colour": "x"}}, "unknown setting 'colour'"),
+        (
+            {"content": content, "styles": [style], "settings": {"weights": "/no/such.pth"}},
+            "is not a file on the server",
+        ),
+        ({"content": None, "styles": []}, "nothing to start from"),
+        ({"content": "../../etc/passwd", "styles": [style]}, "no such upload"),
+    ]
+    for body, says in cases:
+        response = studio.post("/api/jobs", json=body)
+        assert response.status_code in (400, 404) and says in response.json()["error"], (body, response.text)
+    assert studio.get("/api/jobs").json() == []
+
+
+def test_a_token_is_asked_for_when_one_is_set(workdir):
+    with TestClient(create_app(workdir / "logs", token="s3cret")) as client:
+        assert client.get("/api/runs").status_code == 401
+        assert client.get("/").status_code == 401
+        page = client.get("/?token=s3cret")
+        assert page.status_code == 200 and "nst studio" in page.text
+        assert client.get("/api/runs").status_code == 200  # the cookie the page was given
+        assert client.get("/static/studio.css").status_code == 200
+
+
+def test_serve_listens_on_this_machine_unless_told_and_then_makes_a_token(monkeypatch, capsys):
+    import uvicorn
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
+    main(["serve", "--port", "8765"])
+    assert calls[-1]["host"] == "127.0.0.1" and "http://127.0.0.1:8765/ " in capsys.readouterr().out
+    main(["serve", "--host", "0.0.0.0"])
+    out = capsys.readouterr().out
+    assert calls[-1]["host"] == "0.0.0.0" and "?token=" in out
