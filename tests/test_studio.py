@@ -258,3 +258,32 @@ def test_serve_listens_on_this_machine_unless_told_and_then_makes_a_token(monkey
     main(["serve", "--host", "0.0.0.0"])
     out = capsys.readouterr().out
     assert calls[-1]["host"] == "0.0.0.0" and "?token=" in out
+
+
+def test_a_photo_alone_is_reconstructed_and_run_again_picks_its_pictures(studio, workdir):
+    content, _ = pair(studio)
+    job = wait(studio, start(studio, content, [])["id"])
+    assert job["status"] == "finished"
+    config = yaml.safe_load((run_dir(workdir, job) / "config.yaml").read_text())
+    assert config["data"]["style"] is None
+    entry = next(e for e in studio.get("/api/runs").json() if e["id"] == job["run"])
+    assert entry["content"] == "photo.png" and entry["uploads"] == {
+        "content": {"id": content, "name": "photo.png"},
+        "styles": [],
+    }
+    assert entry["form"]["steps"] == 6 and entry["form"]["optimizer"] == "adam"
+
+
+def test_a_server_restart_loses_nothing(workdir):
+    with TestClient(create_app(workdir / "logs")) as client:
+        content, style = pair(client)
+        job = start(client, content, [style], steps=5000)
+        wait(client, job["id"], lambda j: j["step"] >= 2)
+    # The server stopped with the job running: it stopped at a step boundary, with a checkpoint.
+    with TestClient(create_app(workdir / "logs")) as client:
+        entry = client.get("/api/runs").json()[0]
+        assert entry["status"] == "interrupted" and entry["continuable"] and entry["picture"]
+        continued = client.post(f"/api/runs/{entry['id']}/continue").json()
+        wait(client, continued["id"], lambda j: j["status"] == "running" and j["step"] > 2)
+        client.post(f"/api/jobs/{continued['id']}/stop")
+        assert wait(client, continued["id"])["status"] == "stopped"

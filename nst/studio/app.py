@@ -45,7 +45,7 @@ def create_app(
         await asyncio.to_thread(jobs.close)  # a running job stops at its next step, with a checkpoint
 
     app = FastAPI(title="nst studio", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
-    gallery = Gallery(logs, uploads.name)
+    gallery = Gallery(logs, uploads.name, uploads.folder)
     app.state.jobs = jobs
 
     @app.exception_handler(NSTError)

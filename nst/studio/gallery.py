@@ -18,9 +18,15 @@ _ID = re.compile(r"^[A-Za-z0-9_.-]+~\d+$")
 
 
 class Gallery:
-    def __init__(self, logs: Path, names: Callable[[str], str | None] = lambda upload_id: None) -> None:
+    def __init__(
+        self,
+        logs: Path,
+        names: Callable[[str], str | None] = lambda upload_id: None,
+        uploads: Path | None = None,
+    ) -> None:
         self.logs = logs
         self.names = names  # an uploaded image's file name, by the id it is stored under
+        self.uploads = uploads  # where the studio keeps uploads: a run of them can be run again with them
 
     def run_dirs(self) -> dict[str, Path]:
         """Every run directory under the logs folder, by id (sweeps' cells are left out)."""
@@ -71,7 +77,24 @@ class Gallery:
             "content": self._named(data.get("content")),
             "style": [self._named(s) for s in (styles if isinstance(styles, list) else [styles])],
             "form": form_of(config),
+            "uploads": self._uploads_of(data.get("content"), styles),
         }
+
+    def _uploads_of(self, content: Any, styles: Any) -> dict[str, Any] | None:
+        """The studio uploads a run's pictures are, to pick them again; None if any is not one."""
+        styles = styles if isinstance(styles, list) else [] if styles is None else [styles]
+
+        def upload(source: Any) -> dict[str, Any] | None:
+            path = Path(str(source))
+            if self.uploads is None or path.parent != self.uploads or not path.is_file():
+                return None
+            return {"id": path.stem, "name": self.names(path.stem) or path.name}
+
+        found = [upload(s) for s in styles]
+        picked = upload(content) if content is not None else None
+        if None in found or (content is not None and picked is None):
+            return None
+        return {"content": picked, "styles": found}
 
     def _named(self, source: Any) -> str | None:
         if source is None:

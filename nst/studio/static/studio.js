@@ -176,6 +176,7 @@ function drawCurve(points) {
 }
 
 function drawLive(job) {
+  document.body.classList.add("watching"); // on a phone the live view comes first from now on
   $("idle").hidden = true;
   $("progress").hidden = false;
   if (job.live) {
@@ -244,7 +245,7 @@ async function loadGallery() {
         links.append(element("a", { href: `/api/runs/${encodeURIComponent(run.id)}/picture.${ext}`, download: "" }, label));
       }
     }
-    links.append(element("button", { type: "button", onclick: () => { fillForm(run.form); say(`Settings of ${run.name}/${run.version} filled in.`); window.scrollTo({ top: 0, behavior: "smooth" }); } }, "Run again"));
+    links.append(element("button", { type: "button", class: "again", onclick: () => runAgain(run) }, "Run again"));
     if (run.continuable) {
       links.append(element("button", { type: "button", class: "continue", onclick: () => continueRun(run.id) }, "Continue"));
     }
@@ -257,11 +258,32 @@ async function loadGallery() {
       element("div", { class: "body" },
         element("div", { class: "title" }, `${run.name}/${run.version} `, element("span", { class: `badge ${run.status}` }, run.status)),
         element("div", { class: "hint" }, what || "—"),
+        element("div", { class: "hint settings-line" }, settingsLine(run.form)),
         element("div", { class: "hint" }, `${when} · ${seconds(run.seconds)}`),
         element("div", { class: "hint" }, losses || "no losses yet"),
         links));
   }));
   if (!entries.length) $("gallery").replaceChildren(element("p", { class: "hint" }, "No runs in logs/ yet."));
+}
+
+function runAgain(run) {
+  fillForm(run.form);
+  if (run.uploads) {
+    chosen.content = run.uploads.content;
+    chosen.styles = run.uploads.styles;
+    drawChosen();
+  }
+  say(`Settings of ${run.name}/${run.version} filled in${run.uploads ? ", with its pictures" : ""}.`);
+  window.scrollTo({ top: 0, behavior: "smooth" });
+}
+
+function settingsLine(form) {
+  const parts = [`${form.size} px`, `${form.steps} steps`, form.optimizer === "adam" ? "Adam" : "L-BFGS",
+    `style ${Number(form.style_weight).toExponential(0)}`];
+  if (form.multi_scale) parts.push("multi-scale");
+  if (form.colours && form.colours !== "none") parts.push(`colours: ${form.colours}`);
+  if (form.weights && form.weights !== "imagenet") parts.push(`weights: ${form.weights}`);
+  return parts.join(" · ");
 }
 
 async function continueRun(id) {
