@@ -284,6 +284,8 @@ def test_a_server_restart_loses_nothing(workdir):
         entry = client.get("/api/runs").json()[0]
         assert entry["status"] == "interrupted" and entry["continuable"] and entry["picture"]
         continued = client.post(f"/api/runs/{entry['id']}/continue").json()
+        twice = client.post(f"/api/runs/{entry['id']}/continue")
+        assert twice.status_code == 400 and "running already" in twice.json()["error"]
         wait(client, continued["id"], lambda j: j["status"] == "running" and j["step"] > 2)
         client.post(f"/api/jobs/{continued['id']}/stop")
         assert wait(client, continued["id"])["status"] == "stopped"

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import io
 import json
+import queue
 import secrets
 import tempfile
 from collections.abc import AsyncIterator
@@ -148,7 +149,7 @@ def create_app(
                     try:
                         yield _event(stream.get_nowait())
                         quiet = 0.0
-                    except Exception:
+                    except queue.Empty:
                         await asyncio.sleep(0.05)
                         quiet += 0.05
                         if quiet > 15:  # keeps proxies and the browser from closing an idle stream
@@ -188,7 +189,7 @@ def create_app(
                 "trainer.enable_progress_bar": False,
             },
         ]
-        return jobs.submit(f"{run_id} (continued)", layers).summary()
+        return jobs.submit(f"{run_id} (continued)", layers, run_dir).summary()
 
     @app.get("/api/runs/{run_id}/thumbnail.jpg")
     async def run_thumbnail(run_id: str) -> Response:

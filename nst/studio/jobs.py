@@ -45,6 +45,7 @@ class Job:
     live: bytes | None = None  # the latest picture, JPEG
     live_version: int = 0
     run: Run | None = None
+    stop_asked: bool = False  # before its Run was built
 
     def summary(self) -> dict[str, Any]:
         rate = eta = None
@@ -85,8 +86,9 @@ class Jobs:
         self._worker = threading.Thread(target=self._work, name="nst-studio-worker", daemon=True)
         self._worker.start()
 
-    def submit(self, title: str, layers: Sequence[Layer]) -> Job:
-        job = Job(id=str(next(self._ids)), title=title, layers=list(layers))
+    def submit(self, title: str, layers: Sequence[Layer], run_dir: Path | None = None) -> Job:
+        """Queue a run; ``run_dir`` names the run it continues, if it continues one."""
+        job = Job(id=str(next(self._ids)), title=title, layers=list(layers), run_dir=run_dir)
         self.jobs[job.id] = job
         self._queue.put(job)
         self.announce(job)
@@ -98,9 +100,10 @@ class Jobs:
             raise NSTError("no such job")
         if job.status == "queued":
             job.status, job.ended = "stopped", time.time()
-        elif job.status == "running" and job.run is not None:
-            job.status = "stopping"
-            job.run.stop()
+        elif job.status == "running":
+            job.status, job.stop_asked = "stopping", True
+            if job.run is not None:
+                job.run.stop()
         self.announce(job)
         return job
 
@@ -144,6 +147,8 @@ class Jobs:
         try:
             job.run = Run(job.layers, callbacks=[_Watch(job, self)])
             job.run_dir = Path(job.run.trainer.log_dir)
+            if job.stop_asked:  # while the run was being built: it ends after its first step
+                job.run.stop()
             self.announce(job)
             result = job.run.fit()
             job.status = "stopped" if result.stopped is not None else "finished"
