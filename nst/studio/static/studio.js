@@ -155,6 +155,7 @@ async function start() {
 
 function seconds(value) {
   if (value === null || value === undefined) return "–";
+  if (value < 1) return "under a second";
   if (value < 60) return `${Math.round(value)} s`;
   return `${Math.floor(value / 60)} min ${Math.round(value % 60)} s`;
 }
