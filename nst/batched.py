@@ -32,6 +32,7 @@ from nst.errors import NSTError
 from nst.images import save_image
 from nst.imagewise import ImageWise
 from nst.module import StyleTransfer
+from nst.projection import project
 from nst.run import interruption_in, reraise_for_user
 from nst.schedule import Schedule
 from nst.stopping import RunInterrupted, Stop
@@ -121,17 +122,32 @@ class Pictures(LightningModule):
             picture.losses_of({name: f[i : i + 1] for name, f in features.items()}, seen[i])
             for i, picture in enumerate(pictures)
         ]
+        restarted = [
+            picture.restart_due(loss["total"]) for picture, loss in zip(pictures, losses, strict=True)
+        ]
         if pictures[0]._metrics_written_this_step():
-            self._keep(losses)
-        return sum((picture.scaled(loss["total"]) for picture, loss in zip(pictures, losses, strict=True)))
+            self._keep(losses, restarted)
+        scaled = [
+            p.scaled(loss["total"]) * (0.0 if r else 1.0)
+            for p, loss, r in zip(pictures, losses, restarted, strict=True)
+        ]
+        return sum(scaled)
 
-    def _keep(self, losses: list[dict[str, Tensor]]) -> None:
-        keys = list(losses[0])
-        values = torch.stack([torch.stack([loss[k].float() for k in keys]) for loss in losses]).tolist()
+    def on_after_backward(self) -> None:
+        for picture in self.pictures:
+            picture.on_after_backward()
+
+    def _keep(self, losses: list[dict[str, Tensor]], restarted: list[bool]) -> None:
+        keys = [*losses[0], "best"]
+        rows = [
+            [*(loss[k].float() for k in keys[:-1]), p.best_loss]
+            for p, loss in zip(self.pictures, losses, strict=True)
+        ]
+        values = torch.stack([torch.stack(row) for row in rows]).tolist()
         self.losses = [dict(zip(keys, row, strict=True)) for row in values]
         self.logged_step = self.global_step
-        for name, loss in zip(self.names, self.losses, strict=True):
-            if not all(map(_finite, loss.values())):
+        for name, loss, restart in zip(self.names, self.losses, restarted, strict=True):
+            if not restart and not all(_finite(v) for k, v in loss.items() if k != "best"):
                 raise NSTError(
                     f"{name}: the loss became NaN or infinite by step {self.global_step}: the optimisation "
                     "diverged; lower model.lr or the loss weights (checkpoints from before are kept)"
@@ -139,11 +155,14 @@ class Pictures(LightningModule):
         mean = sum(loss["total"] for loss in self.losses) / len(self.losses)
         self.log("loss/mean", mean, prog_bar=True, logger=False)
 
-    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
-        super().optimizer_step(*args, **kwargs)
-        with torch.no_grad():  # each image stays in [0, 1], as in StyleTransfer.optimizer_step
-            for picture in self.pictures:
-                picture.image.clamp_(0, 1)
+    def optimizer_step(
+        self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
+    ) -> None:
+        before = [picture.image.detach().clone() for picture in self.pictures]
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        inner = getattr(optimizer, "optimizer", optimizer).optimizers
+        for picture, own, image in zip(self.pictures, inner, before, strict=True):
+            project(picture.image, own, image)  # as StyleTransfer.optimizer_step does for one
 
     def configure_optimizers(self) -> ImageWise:
         return ImageWise([picture.configure_optimizers() for picture in self.pictures])
@@ -251,8 +270,11 @@ class PicturesOutputs(Callback):
         step = trainer.global_step  # counts the step that just ended
         every = trainer.log_every_n_steps
         if self.module.logged_step == step - 1 and every and step % every == 0:  # as Lightning writes them
-            for logger, losses in zip(self.loggers, self.module.losses, strict=True):
-                logger.log_metrics({f"loss/{k}": v for k, v in losses.items()}, step - 1)
+            for logger, losses, picture in zip(
+                self.loggers, self.module.losses, self.module.pictures, strict=True
+            ):
+                restarts = {"lbfgs/restarts": float(picture.restarts)} if picture.restarts else {}
+                logger.log_metrics({**{f"loss/{k}": v for k, v in losses.items()}, **restarts}, step - 1)
         if self.image_every and step % self.image_every == 0:
             for logger, picture in zip(self.loggers, self.module.pictures, strict=True):
                 add_image([logger], "image/current", picture.image, step)
@@ -267,7 +289,7 @@ class PicturesOutputs(Callback):
             if not self.image_every or step % self.image_every:  # not shown at this step yet
                 add_image([logger], "image/current", picture.image, step)
             save_image(
-                result_image(picture.image, builder.datamodule, self.colours),
+                result_image(picture.result(), builder.datamodule, self.colours),
                 Path(logger.log_dir) / runs.RESULT,
             )
             if fresh:

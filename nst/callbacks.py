@@ -111,8 +111,9 @@ class FinalImage(Callback):
 
     @rank_zero_only
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        pl_module.check_finite()  # never a NaN or black final.png
-        self.result = result_image(pl_module.image, trainer.datamodule, self.original_colours)
+        best = pl_module.result()  # the best image seen, never a later leap away from it
+        pl_module.check_finite(best)  # never a NaN or black final.png
+        self.result = result_image(best, trainer.datamodule, self.original_colours)
         # Without a logger Lightning's log_dir is the working directory: not ours to write into.
         if trainer.logger is not None and trainer.log_dir is not None:
             save_image(self.result, Path(trainer.log_dir) / runs.RESULT)

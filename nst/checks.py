@@ -40,6 +40,9 @@ def check_model_options(h: Mapping[str, Any]) -> None:
         raise NSTError(f"model.lr must be a positive number, got {lr}")
     if h["lbfgs_history"] < 1:
         raise NSTError(f"model.lbfgs_history must be at least 1, got {h['lbfgs_history']}")
+    restart = h.get("lbfgs_restart")
+    if restart is not None and not (math.isfinite(restart) and restart > 1):
+        raise NSTError(f"model.lbfgs_restart must be a number above 1 (or null: never), got {restart}")
     if h["phases"] is not None:
         check_phases(h["phases"])
 

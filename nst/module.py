@@ -21,6 +21,7 @@ from nst.errors import NSTError
 from nst.identity import check_same_run
 from nst.images import read_image, resize_tensor, to_tensor
 from nst.losses import content_loss, style_loss, tv_loss
+from nst.projection import free_gradient, project
 from nst.schedule import Phase, Schedule
 from nst.targets import Targets, compute_targets
 from nst.vgg import VGGFeatures, canonical_layers, depth_for
@@ -46,6 +47,12 @@ class StyleTransfer(LightningModule):
         optimizer: ``lbfgs`` (one function evaluation per step, history kept across steps) or ``adam``.
         lr: Learning rate (default: 1.0 for L-BFGS, 0.02 for Adam).
         lbfgs_history: Number of past steps L-BFGS keeps to model curvature.
+        lbfgs_restart: When the loss rises above this many times the best so far (or becomes NaN),
+            L-BFGS forgets its history and starts again from the best image (null: never).
+            Without a line search L-BFGS takes whole steps, which on a rugged loss (a high style
+            weight) can leap orders of magnitude uphill; the result is the best image either way.
+        line_search: ``strong_wolfe`` makes each L-BFGS step search along its direction (more
+            evaluations per step, each step downhill); ``none`` takes the step L-BFGS proposes.
         weights: VGG19 weights: ``imagenet`` (torchvision's file in its TORCH_HOME cache, downloaded once),
             a path to a ``.pth`` state dict (torchvision's file or ``vgg19().features``), or ``random`` (seeded).
         pooling: ``max`` (torchvision's network) or ``avg`` (Gatys et al.'s choice, smoother results).
@@ -71,6 +78,8 @@ class StyleTransfer(LightningModule):
         optimizer: Literal["lbfgs", "adam"] = "lbfgs",
         lr: float | None = None,
         lbfgs_history: int = 100,
+        lbfgs_restart: float | None = 4.0,
+        line_search: Literal["none", "strong_wolfe"] = "none",
         weights: str = "imagenet",
         pooling: Literal["max", "avg"] = "max",
         padding: Literal["zeros", "replicate"] = "zeros",
@@ -101,6 +110,11 @@ class StyleTransfer(LightningModule):
         # A picture optimised together with others (nst.batched) has its own images here; the
         # trainer's datamodule is then the batch's.
         self.pair_data: StyleTransferData | None = None
+        # The best image of the phase by total loss, kept on the device and updated without a
+        # host sync; it is what the run hands back (see result()).
+        self.best: Tensor | None = None
+        self.best_loss: Tensor | None = None
+        self.restarts = 0
 
     @property
     def content_layers(self) -> list[str]:
@@ -170,6 +184,8 @@ class StyleTransfer(LightningModule):
         self._compute_targets(self._images())
         if self.loss_scale is not None:  # from a checkpoint, which is loaded onto the CPU
             self.loss_scale = self.loss_scale.to(self.device)
+        if self.best is not None:
+            self.best, self.best_loss = self.best.to(self.image), self.best_loss.to(self.device)
 
     def _compute_targets(self, images: Images) -> None:
         h = self.hparams
@@ -224,12 +240,66 @@ class StyleTransfer(LightningModule):
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         losses = self.compute_losses(self.image)
+        restart = self.restart_due(losses["total"])
         if self._metrics_written_this_step():
-            self.check_finite(losses["total"], "loss")
+            if not restart:
+                self.check_finite(losses["total"], "loss")
             shown = ("total", "content", "style")
             self.log_dict({f"loss/{k}": v for k, v in losses.items() if k in shown}, prog_bar=True)
             self.log_dict({f"loss/{k}": v for k, v in losses.items() if k not in shown})
-        return self.scaled(losses["total"])
+            self.log("loss/best", self.best_loss)
+            if self.restarts:
+                self.log("lbfgs/restarts", float(self.restarts))
+        return self.scaled(losses["total"]) * (0.0 if restart else 1.0)
+
+    def restart_due(self, total: Tensor) -> bool:
+        """Keep the best image; if L-BFGS has leapt far above it, start L-BFGS again from there.
+
+        A restart puts the best image back and clears L-BFGS's history. This step's gradient is
+        then left out (the step returns a zero gradient, on which L-BFGS makes no step), and the
+        next step starts L-BFGS afresh from the best image, as a run's first step does."""
+        self.keep_if_best(total)
+        phase = self.schedule[self.phase]
+        threshold = self.hparams.lbfgs_restart
+        if phase.optimizer != "lbfgs" or threshold is None or self.hparams.line_search != "none":
+            return False
+        # L-BFGS reads each step's loss on the host anyway, so this comparison costs no extra sync.
+        value, best = float(total.detach()), float(self.best_loss)
+        if value == value and value <= threshold * best:
+            return False
+        optimizer = self._own_lbfgs()
+        if optimizer is None:
+            return False
+        with torch.no_grad():
+            self.image.copy_(self.best)
+        optimizer.state[self.image]["n_iter"] = 0  # its next step is a first step
+        self.restarts += 1
+        return True
+
+    def keep_if_best(self, total: Tensor) -> None:
+        loss = total.detach().float()
+        image = self.image.detach()
+        if self.best is None or self.best.shape != image.shape:
+            self.best, self.best_loss = image.clone(), torch.where(torch.isnan(loss), torch.inf, loss)
+            return
+        better = loss < self.best_loss  # a NaN is never better
+        self.best.copy_(torch.where(better, image, self.best))
+        self.best_loss = torch.where(better, loss, self.best_loss)
+
+    def result(self) -> Tensor:
+        """The image the run hands back: the best one seen by total loss, the current one included."""
+        if self.best is None or self.best.shape != self.image.shape:
+            return self.image.detach()
+        with torch.no_grad(), self.trainer.precision_plugin.forward_context():
+            total = self.compute_losses(self.image)["total"].float()
+        return torch.where(total <= self.best_loss, self.image.detach(), self.best)
+
+    def _own_lbfgs(self) -> torch.optim.LBFGS | None:
+        for optimizer in self.trainer.optimizers:
+            for inner in getattr(optimizer, "optimizers", [optimizer]):  # one per picture when batched
+                if isinstance(inner, torch.optim.LBFGS) and inner.param_groups[0]["params"][0] is self.image:
+                    return inner
+        return None
 
     def scaled(self, total: Tensor) -> Tensor:
         """What the optimizer minimises: ``total`` in units of its value at the phase's first step."""
@@ -264,14 +334,19 @@ class StyleTransfer(LightningModule):
         every = trainer.log_every_n_steps
         return (every > 0 and step % every == 0) or step in (1, trainer.max_steps)
 
-    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
-        super().optimizer_step(*args, **kwargs)
+    def on_after_backward(self) -> None:
+        if self.schedule[self.phase].optimizer == "lbfgs":
+            free_gradient(self.image)
+
+    def optimizer_step(
+        self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
+    ) -> None:
         # The image stays in [0, 1] by projection after every step (clamping), not by a sigmoid
-        # reparametrisation, which would flatten gradients at saturated pixels. For L-BFGS the
-        # projection makes the curvature pairs of clamped pixels slightly inexact; in exchange
-        # every evaluation sees a valid image.
-        with torch.no_grad():
-            self.image.clamp_(0, 1)
+        # reparametrisation, which would flatten gradients at saturated pixels; L-BFGS is told
+        # the step the image took (see nst.projection).
+        before = self.image.detach().clone() if self.schedule[self.phase].optimizer == "lbfgs" else None
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        project(self.image, getattr(optimizer, "optimizer", optimizer), before)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         phase = self.schedule[self.phase]
@@ -290,6 +365,7 @@ class StyleTransfer(LightningModule):
             history_size=phase.lbfgs_history,
             tolerance_grad=0,
             tolerance_change=0,
+            line_search_fn=None if self.hparams.line_search == "none" else self.hparams.line_search,
         )
 
     # -- phases -----------------------------------------------------------------------------
@@ -325,6 +401,7 @@ class StyleTransfer(LightningModule):
             start = resize_tensor(image if full else image.float(), images.shape).to(image.dtype)
         self.image = nn.Parameter(start.contiguous())
         self.loss_scale = None
+        self.best = self.best_loss = None  # the best of each phase, at its size
         self._compute_targets(images)
         # A new optimizer for the new image: Adam's moments and L-BFGS's curvature pairs
         # belong to the old size, and the phase may choose its own optimizer and lr.
@@ -344,6 +421,7 @@ class StyleTransfer(LightningModule):
         checkpoint["state_dict"] = {k: v for k, v in state.items() if not k.startswith("vgg.")}
         checkpoint["nst_phase"] = {"index": self.phase, "of": len(self.schedule)}
         checkpoint["nst_loss_scale"] = self.loss_scale
+        checkpoint["nst_best"] = {"image": self.best, "loss": self.best_loss, "restarts": self.restarts}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("state_dict", {}).get("image")
@@ -363,6 +441,9 @@ class StyleTransfer(LightningModule):
         self.phase = phase
         # A checkpoint from before the loss was scaled holds an optimizer state in plain units.
         self.loss_scale = checkpoint.get("nst_loss_scale", torch.ones(()))
+        best = checkpoint.get("nst_best") or {}
+        self.best, self.best_loss = best.get("image"), best.get("loss")
+        self.restarts = best.get("restarts", 0)
         shape = (*self.image.shape[:-2], *self._images().shape)
         if tuple(saved.shape) != shape:
             raise NSTError(

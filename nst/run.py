@@ -126,7 +126,7 @@ class Run:
         if picture is None:  # stopped early: the image so far, as it would have been written
             colours = final.original_colours if final is not None else None
             images = self.data.at(max(self.model.image.shape[-2:]))  # a multi-scale run's phase
-            picture = result_image(self.model.image, images, colours)
+            picture = result_image(self.model.result(), images, colours)
         run_dir = Path(self.trainer.log_dir).absolute() if self.trainer.logger is not None else None
         checkpoint = runs.checkpoint_of(run_dir) if run_dir is not None else None
         return Result(
