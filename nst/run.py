@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lightning.pytorch import Callback
+from lightning.pytorch.callbacks import EarlyStopping
 from PIL import Image
 from torch import Tensor
 
@@ -39,6 +40,7 @@ class Result:
     run_dir: Path | None = None
     checkpoint: Path | None = None
     stopped: RunInterrupted | None = None  # set when a stop request ended the run early
+    stopped_early: str | None = None  # why an early-stopping callback ended the run, and at which step
 
 
 class Run:
@@ -127,6 +129,15 @@ class Run:
             colours = final.original_colours if final is not None else None
             images = self.data.at(max(self.model.image.shape[-2:]))  # a multi-scale run's phase
             picture = result_image(self.model.result(), images, colours)
+        early = next(
+            (c for c in self.trainer.callbacks if isinstance(c, EarlyStopping) and c.stopping_reason_message),
+            None,
+        )
+        stopped_early = None
+        if early is not None and stopped is None:
+            stopped_early = f"stopped early at step {self.trainer.global_step} of {self.trainer.max_steps}: "
+            stopped_early += " ".join(early.stopping_reason_message.split())
+            print(stopped_early)
         run_dir = Path(self.trainer.log_dir).absolute() if self.trainer.logger is not None else None
         checkpoint = runs.checkpoint_of(run_dir) if run_dir is not None else None
         return Result(
@@ -137,6 +148,7 @@ class Run:
             run_dir=run_dir,
             checkpoint=checkpoint if checkpoint is not None and checkpoint.is_file() else None,
             stopped=stopped,
+            stopped_early=stopped_early,
         )
 
     def _remove_unfinished(self) -> None:

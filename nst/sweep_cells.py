@@ -53,7 +53,7 @@ def run_cell(
         _add_seconds(cell_dir, time.perf_counter() - start)
     if failure is None and result.stopped is not None:
         raise result.stopped
-    _write_result(cell, cell_dir, failure)
+    _write_result(cell, cell_dir, failure, stopped_early=None if failure else result.stopped_early)
     return failure
 
 
@@ -92,7 +92,13 @@ def _add_seconds(cell_dir: Path, seconds: float) -> None:
         write_text(seconds_file, f"{before + seconds:.3f}")
 
 
-def _write_result(cell: Cell, cell_dir: Path, failure: str | None, together_with: list[str] = ()) -> None:
+def _write_result(
+    cell: Cell,
+    cell_dir: Path,
+    failure: str | None,
+    together_with: Sequence[str] = (),
+    stopped_early: str | None = None,
+) -> None:
     summary: dict[str, Any] = {"settings": cell.settings}
     if failure is not None:
         summary["failed"] = failure
@@ -100,5 +106,7 @@ def _write_result(cell: Cell, cell_dir: Path, failure: str | None, together_with
         seconds = cell_dir / "seconds"
         summary |= {"seconds": float(seconds.read_text()), "losses": final_losses(cell_dir)}
     if together_with:
-        summary["together_with"] = together_with
+        summary["together_with"] = list(together_with)
+    if stopped_early:
+        summary["stopped_early"] = stopped_early
     write_text(cell_dir / RESULT, json.dumps(summary, indent=2))

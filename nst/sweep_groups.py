@@ -55,8 +55,8 @@ def batch_key(layers: list[Layer], cell_dir: Path) -> Any:
     except NSTError:
         return ALONE  # it fails alone, and says why, without taking others with it
     config = built.config.clone().as_dict()
-    if config["animation"]["every_n_steps"]:
-        return ALONE  # its frames are one run's own
+    if config["animation"]["every_n_steps"] or config["trainer"].get("callbacks"):
+        return ALONE  # its frames are one run's own; callbacks (early stopping) watch one run
     for key in _OWN:
         config["data"][key] = config["data"][key] is None  # with a picture or without
     for key in _WHERE:
