@@ -78,7 +78,7 @@ class StyleTransfer(LightningModule):
         optimizer: Literal["lbfgs", "adam"] = "lbfgs",
         lr: float | None = None,
         lbfgs_history: int = 100,
-        lbfgs_restart: float | None = 4.0,
+        lbfgs_restart: float | None = 100.0,
         line_search: Literal["none", "strong_wolfe"] = "none",
         weights: str = "imagenet",
         pooling: Literal["max", "avg"] = "max",
