@@ -20,9 +20,10 @@ from nst.data import Images, StyleTransferData
 from nst.errors import NSTError
 from nst.identity import check_same_run
 from nst.images import read_image, resize_tensor, to_tensor
-from nst.losses import content_loss, style_loss, tv_loss
+from nst.losses import content_loss, tv_loss
 from nst.projection import free_gradient, project
 from nst.schedule import Phase, Schedule
+from nst.style_stats import distance
 from nst.targets import Targets, compute_targets
 from nst.vgg import VGGFeatures, canonical_layers, depth_for
 
@@ -40,6 +41,11 @@ class StyleTransfer(LightningModule):
         style_layer_weights: One weight per style layer (default: 1 each).
         content_weight: Weight of the content loss (feature MSE).
         style_weight: Weight of the style loss (MSE of Gram matrices normalised by C·H·W).
+        style_loss: What the style loss compares at each style layer: ``gram`` (Gram matrices),
+            ``mean_std`` (each channel's mean and standard deviation), ``wasserstein`` (the W2
+            distance between Gaussian fits of the features) or ``histogram`` (Gram plus Risser et
+            al.'s histogram matching); see nst.style_stats. Weigh with style_weight as for gram
+            (their scales differ: a sweep over style_weight finds the balance).
         tv_weight: Weight of the total-variation smoothness term.
         init: Starting image: ``content``, ``noise`` (uniform, seeded by seed_everything), ``style``,
             or a path to an image (resized to the result's size). Default: ``content`` when
@@ -73,6 +79,7 @@ class StyleTransfer(LightningModule):
         style_layer_weights: list[float] | None = None,
         content_weight: float = 1.0,
         style_weight: float = 1e6,
+        style_loss: Literal["gram", "mean_std", "wasserstein", "histogram"] = "gram",
         tv_weight: float = 0.0,
         init: str | None = None,
         optimizer: Literal["lbfgs", "adam"] = "lbfgs",
@@ -198,7 +205,7 @@ class StyleTransfer(LightningModule):
         )
         blend = self._data().blend
         self.targets = compute_targets(
-            self.features_of, images, self.content_layers, self.style_layers, blend, key
+            self.features_of, images, self.content_layers, self.style_layers, blend, key, h.style_loss
         )
 
     def features_of(self, image: Tensor) -> dict[str, Tensor]:
@@ -227,10 +234,10 @@ class StyleTransfer(LightningModule):
         """The loss terms of an image (as seen, see as_seen) whose VGG features are ``features``."""
         phase = self.schedule[self.phase]
         zero = seen.new_zeros((), dtype=torch.float32)
-        targets = self.targets
+        targets, kind = self.targets, self.hparams.style_loss
         content = sum((content_loss(features[n], targets.content[n]) for n in self.content_layers), zero)
         per_layer = {
-            f"style/{name}": phase.style_weight * weight * style_loss(features[name], targets.style[name])
+            f"style/{name}": phase.style_weight * weight * distance(kind, features[name], targets.style[name])
             for name, weight in zip(self.style_layers, self.style_layer_weights, strict=False)
         }
         style = sum(per_layer.values(), zero)

@@ -1,5 +1,5 @@
-"""The content and style targets of a phase: VGG features of the content image and Gram
-matrices of the style images, computed once per phase and shared between runs of one process
+"""The content and style targets of a phase: VGG features of the content image and the style
+statistic (nst.style_stats: Gram matrices by default) of the style images, computed once per phase and shared between runs of one process
 (see nst.reuse) that use the same network, image, layers, device and precision."""
 
 from collections.abc import Callable, Sequence
@@ -10,7 +10,7 @@ from torch import Tensor
 
 from nst import reuse
 from nst.data import Images
-from nst.losses import gram
+from nst.style_stats import Stat, blend, statistic
 
 Features = Callable[[Tensor], dict[str, Tensor]]  # image -> feature maps, without gradients
 
@@ -18,7 +18,7 @@ Features = Callable[[Tensor], dict[str, Tensor]]  # image -> feature maps, witho
 @dataclass
 class Targets:
     content: dict[str, Tensor] = field(default_factory=dict)  # layer -> features
-    style: dict[str, Tensor] = field(default_factory=dict)  # layer -> (blended) Gram matrix
+    style: dict[str, Stat] = field(default_factory=dict)  # layer -> (blended) style statistic
 
 
 def compute_targets(
@@ -26,8 +26,9 @@ def compute_targets(
     images: Images,
     content_layers: Sequence[str],
     style_layers: Sequence[str],
-    blend: Sequence[float],
+    blend_weights: Sequence[float],
     key: tuple[Any, ...],
+    kind: str = "gram",
 ) -> Targets:
     """Targets for ``images``; ``key`` says what else they depend on (network, device, precision)."""
     targets = Targets()
@@ -38,17 +39,16 @@ def compute_targets(
             lambda: {n: f.float() for n, f in features(images.content).items() if n in content_layers},
         )
     if style_layers and images.styles:
-        # Several styles: the weighted mean of their Gram matrices (one style: weight 1, unchanged).
-        grams = [
+        # Several styles: the weighted mean of their statistics (one style: weight 1, unchanged).
+        stats = [
             reuse.targets(
-                ("style", *key, *style_layers),
+                ("style", kind, *key, *style_layers),
                 image,
-                lambda image=image: {n: gram(f) for n, f in features(image).items() if n in style_layers},
+                lambda image=image: {
+                    n: statistic(kind, f) for n, f in features(image).items() if n in style_layers
+                },
             )
             for image in images.styles
         ]
-        targets.style = {
-            n: sum((w * g[n] for w, g in zip(blend[1:], grams[1:], strict=True)), blend[0] * grams[0][n])
-            for n in style_layers
-        }
+        targets.style = {n: blend(kind, [s[n] for s in stats], blend_weights) for n in style_layers}
     return targets
