@@ -13,6 +13,7 @@ from nst import download
 from nst.colour import luminance, match_colours
 from nst.errors import NSTError
 from nst.images import from_memory, read_image, resize_long_side, to_tensor
+from nst.regions import Regions, check_pair, read_regions
 
 
 class _PairIndices(Dataset):
@@ -43,6 +44,8 @@ class Images:
     style: Tensor | None = None  # the (first) style image
     styles: list[Tensor] = field(default_factory=list)  # every style image, as the style loss sees them
     colour_content: Tensor | None = None  # the content in colour, when the run sees it grey
+    content_masks: Tensor | None = None  # [R, H, W] regions of the result (see nst.regions)
+    style_masks: Tensor | None = None  # [R, h, w] the same regions of the style image
 
 
 class StyleTransferData(LightningDataModule):
@@ -68,6 +71,11 @@ class StyleTransferData(LightningDataModule):
         style_scale: Long side of the style image relative to the result's (as jcjohnson's
             neural-style has it): below 1 the painting is seen smaller, so its brush strokes
             come out larger in the result; above 1, finer. Use this or ``style_size``.
+        content_masks: Regions of the photo, each painted with the style of the same region of
+            the painting (Gatys et al. 2017): a label image in flat colours, or a list of
+            black-and-white masks, drawn at the photo's size. Needs ``style_masks``.
+        style_masks: The painting's regions, with the same labels (colours, or the same number
+            of masks), drawn at the painting's size.
     """
 
     def __init__(
@@ -80,9 +88,15 @@ class StyleTransferData(LightningDataModule):
         style_blend: list[float] | None = None,
         match_colours: bool = False,
         luminance_only: bool = False,
+        content_masks: str | list[str] | None = None,
+        style_masks: str | list[str] | None = None,
     ) -> None:
         super().__init__()
         styles = style if isinstance(style, list) else [] if style is None else [style]
+        if (content_masks is None) != (style_masks is None):
+            raise NSTError("give data.content_masks and data.style_masks together: each region needs both")
+        if content_masks is not None and (content is None or len(styles) != 1):
+            raise NSTError("region masks need a content image and one style image")
         if isinstance(style, list) and not style:
             raise NSTError("data.style is an empty list; give at least one image, or null for none")
         if style_blend is not None:
@@ -114,6 +128,8 @@ class StyleTransferData(LightningDataModule):
         self._content: Image.Image | None = None  # as read, before any resizing
         self._styles: list[Image.Image] = []
         self._sized: dict[int, Images] = {}
+        self._regions: tuple[Regions, Regions] | None = None
+        self.region_labels: list[str] = []
         # Images handed over in memory (by the Python API), by the name that stands for them in
         # data.content and data.style; those names are never read as paths.
         self.given: dict[str, Image.Image] = {}
@@ -133,6 +149,13 @@ class StyleTransferData(LightningDataModule):
         if self.hparams.content is not None:
             self._content = self._read(self.hparams.content, "content image")
         self._styles = [self._read(s, "style image") for s in self._style_sources()]
+        if self.hparams.content_masks is not None:
+            regions = (
+                read_regions(self.hparams.content_masks, "data.content_masks"),
+                read_regions(self.hparams.style_masks, "data.style_masks"),
+            )
+            self.region_labels = check_pair(*regions, self._content.size, self._styles[0].size)
+            self._regions = regions
         weights = self.hparams.style_blend or [1.0] * len(self._styles)
         self.blend = [w / sum(weights) for w in weights]
         images = self.at(self.long_side)
@@ -182,7 +205,15 @@ class StyleTransferData(LightningDataModule):
         style = styles[0]
         if self.hparams.luminance_only and content is not None:
             styles = [luminance(style, like=content) for style in styles]
-        return Images(shape, content, style, styles, colour_content)
+        masks: tuple[Tensor | None, Tensor | None] = (None, None)
+        if self._regions is not None:
+            content_regions, style_regions = self._regions
+            labels = self.region_labels
+            masks = (
+                content_regions.masks(shape, labels),
+                style_regions.masks(tuple(style.shape[-2:]), labels),
+            )
+        return Images(shape, content, style, styles, colour_content, *masks)
 
     def _style_sources(self) -> list[str]:
         style = self.hparams.style

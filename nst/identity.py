@@ -19,6 +19,8 @@ DATA_KEYS = (
     "style_blend",
     "match_colours",
     "luminance_only",
+    "content_masks",
+    "style_masks",
 )
 
 

@@ -22,6 +22,7 @@ from nst.identity import check_same_run
 from nst.images import read_image, resize_tensor, to_tensor
 from nst.losses import content_loss, tv_loss
 from nst.projection import free_gradient, project
+from nst.regions import guided_distance
 from nst.schedule import Phase, Schedule
 from nst.style_stats import distance
 from nst.targets import Targets, compute_targets
@@ -173,6 +174,10 @@ class StyleTransfer(LightningModule):
         the run's schedule: layers and weights for the losses the images give, sizes, init."""
         schedule = Schedule.of(self.hparams, data.long_side, max_steps)
         check_against_data(self.hparams, schedule, data)
+        if data.hparams.get("content_masks") is not None and self.hparams.style_loss != "gram":
+            raise NSTError(
+                "region masks work with model.style_loss gram (guided Gram matrices); set it to gram"
+            )
         return schedule
 
     def _data(self) -> StyleTransferData:
@@ -237,13 +242,21 @@ class StyleTransfer(LightningModule):
         targets, kind = self.targets, self.hparams.style_loss
         content = sum((content_loss(features[n], targets.content[n]) for n in self.content_layers), zero)
         per_layer = {
-            f"style/{name}": phase.style_weight * weight * distance(kind, features[name], targets.style[name])
+            f"style/{name}": phase.style_weight
+            * weight
+            * self._style_distance(kind, features[name], targets.style[name])
             for name, weight in zip(self.style_layers, self.style_layer_weights, strict=False)
         }
         style = sum(per_layer.values(), zero)
         tv = phase.tv_weight * tv_loss(seen) if phase.tv_weight else zero
         content = phase.content_weight * content
         return {"content": content, "style": style, "tv": tv, "total": content + style + tv, **per_layer}
+
+    def _style_distance(self, kind: str, features: Tensor, target: dict[str, Tensor]) -> Tensor:
+        if self.targets.masks is not None:  # regions painted separately (nst.regions)
+            masks = self.targets.masks.to(features.device)
+            return guided_distance(features, target["regions"], masks, self.targets.shares)
+        return distance(kind, features, target)
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         losses = self.compute_losses(self.image)

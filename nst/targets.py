@@ -2,6 +2,7 @@
 statistic (nst.style_stats: Gram matrices by default) of the style images, computed once per phase and shared between runs of one process
 (see nst.reuse) that use the same network, image, layers, device and precision."""
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,7 @@ from torch import Tensor
 
 from nst import reuse
 from nst.data import Images
+from nst.regions import guided_grams
 from nst.style_stats import Stat, blend, statistic
 
 Features = Callable[[Tensor], dict[str, Tensor]]  # image -> feature maps, without gradients
@@ -19,6 +21,8 @@ Features = Callable[[Tensor], dict[str, Tensor]]  # image -> feature maps, witho
 class Targets:
     content: dict[str, Tensor] = field(default_factory=dict)  # layer -> features
     style: dict[str, Stat] = field(default_factory=dict)  # layer -> (blended) style statistic
+    masks: Tensor | None = None  # [R, H, W] the result's regions, when the run paints regions
+    shares: Tensor | None = None  # [R] each region's share of the result
 
 
 def compute_targets(
@@ -38,7 +42,21 @@ def compute_targets(
             images.content,
             lambda: {n: f.float() for n, f in features(images.content).items() if n in content_layers},
         )
-    if style_layers and images.styles:
+    if style_layers and images.style_masks is not None:
+        # One style, region by region: each layer's target is one Gram matrix per region.
+        masks = images.style_masks
+        targets.style = reuse.targets(
+            ("regions", *key, *style_layers, hashlib.sha1(masks.numpy().tobytes()).hexdigest()),
+            images.styles[0],
+            lambda: {
+                n: {"regions": guided_grams(f, masks)}
+                for n, f in features(images.styles[0]).items()
+                if n in style_layers
+            },
+        )
+        targets.masks = images.content_masks
+        targets.shares = images.content_masks.mean(dim=(1, 2))
+    elif style_layers and images.styles:
         # Several styles: the weighted mean of their statistics (one style: weight 1, unchanged).
         stats = [
             reuse.targets(
