@@ -91,3 +91,10 @@ def test_resume_is_exact_with_regions(regions, workdir):
         [{**base, "ckpt_path": str(first.ckpt_path or first.trainer.log_dir + "/checkpoints/last.ckpt")}]
     ).fit()
     assert torch.equal(whole.tensor, resumed.tensor)
+
+
+def test_the_shipped_regions_config_runs(monkeypatch):
+    monkeypatch.chdir(Path(__file__).parents[1])  # its image paths are relative to the project
+    args = ["--config", "configs/regions.yaml", "--model.weights", "random", "--trainer.max_steps", "3"]
+    result = Run([args, {"data.size": 32}], in_memory=True).fit()
+    assert result.steps == 3 and result.image.size == (32, 32)
