@@ -283,9 +283,7 @@ class PicturesOutputs(Callback):
         self.module.check_finite()  # never a NaN or black final.png
         step = trainer.global_step
         fresh = self.module.logged_step == step - 1
-        for logger, builder, picture, losses in zip(
-            self.loggers, self.builders, self.module.pictures, self.module.losses, strict=True
-        ):
+        for logger, builder, picture in zip(self.loggers, self.builders, self.module.pictures, strict=True):
             if not self.image_every or step % self.image_every:  # not shown at this step yet
                 add_image([logger], "image/current", picture.image, step)
             save_image(
@@ -296,7 +294,7 @@ class PicturesOutputs(Callback):
                 settings = flat_settings(
                     picture.hparams, builder.datamodule.hparams, trainer.max_steps, trainer.precision
                 )
-                write_summary(logger, settings, {k: losses[k] for k in LOGGED if k in losses}, step)
+                write_summary(logger, settings, picture.result_losses, step)
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         for saver in self.savers:

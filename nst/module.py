@@ -6,6 +6,7 @@ into a checkpoint. The phases are in nst.schedule, the targets in nst.targets, t
 for settings in nst.checks and what a resume may not change in nst.identity.
 """
 
+import math
 from typing import Any, Literal
 
 import torch
@@ -123,6 +124,7 @@ class StyleTransfer(LightningModule):
         self.best: Tensor | None = None
         self.best_loss: Tensor | None = None
         self.restarts = 0
+        self.result_losses: dict[str, float] = {}  # the losses of what result() last handed back
 
     @property
     def content_layers(self) -> list[str]:
@@ -285,8 +287,8 @@ class StyleTransfer(LightningModule):
             return False
         # L-BFGS reads each step's loss on the host anyway, so this comparison costs no extra sync.
         value, best = float(total.detach()), float(self.best_loss)
-        if value == value and value <= threshold * best:
-            return False
+        if (value == value and value <= threshold * best) or not math.isfinite(best):
+            return False  # no leap; or nothing good to go back to
         optimizer = self._own_lbfgs()
         if optimizer is None:
             return False
@@ -307,12 +309,20 @@ class StyleTransfer(LightningModule):
         self.best_loss = torch.where(better, loss, self.best_loss)
 
     def result(self) -> Tensor:
-        """The image the run hands back: the best one seen by total loss, the current one included."""
-        if self.best is None or self.best.shape != self.image.shape:
-            return self.image.detach()
+        """The image the run hands back: the best one seen by total loss, the current one
+        included. Its losses are kept in ``result_losses`` (what final/* and result.json report)."""
+        image = self.image.detach()
         with torch.no_grad(), self.trainer.precision_plugin.forward_context():
-            total = self.compute_losses(self.image)["total"].float()
-        return torch.where(total <= self.best_loss, self.image.detach(), self.best)
+            losses = self.compute_losses(image)
+            if (
+                self.best is not None
+                and self.best.shape == image.shape
+                and bool(self.best_loss < losses["total"])
+            ):
+                image = self.best
+                losses = self.compute_losses(image)
+        self.result_losses = {k: float(losses[k]) for k in ("total", "content", "style", "tv")}
+        return image
 
     def _own_lbfgs(self) -> torch.optim.LBFGS | None:
         for optimizer in self.trainer.optimizers:
@@ -413,10 +423,13 @@ class StyleTransfer(LightningModule):
     def _enter_phase(self, phase: int) -> None:
         step = self.global_step
         self._mark_phase(step - 1, self.phase)
+        # The next phase starts from the best image of this one (its last, unless it leapt away),
+        # judged with this phase's weights and targets.
+        best = self.result().to(self.image.dtype)
         self.phase = phase
         images = self._images()
         with torch.no_grad():
-            image = self.image.detach()
+            image = best
             full = image.dtype in (torch.float32, torch.float64)  # 64-true keeps its precision
             start = resize_tensor(image if full else image.float(), images.shape).to(image.dtype)
         self.image = nn.Parameter(start.contiguous())

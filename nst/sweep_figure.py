@@ -68,11 +68,14 @@ def _scalars(run_dir: Path) -> dict[str, dict[int, float]]:
 def final_losses(run_dir: Path) -> dict[str, float]:
     # From the event files rather than the trainer, so that a cell resumed at its last step
     # (nothing left to train) still reports its losses.
+    # final/* are the losses of the picture the run handed back (its best image); a run from
+    # before they were written has only its curves.
     scalars = _scalars(run_dir)
+    prefix = "final/" if scalars.get("final/total") else "loss/"
     return {
-        tag.removeprefix("loss/"): scalars[tag][max(scalars[tag])]
-        for tag in ("loss/total", "loss/content", "loss/style")
-        if scalars.get(tag)
+        name: scalars[f"{prefix}{name}"][max(scalars[f"{prefix}{name}"])]
+        for name in ("total", "content", "style")
+        if scalars.get(f"{prefix}{name}")
     }
 
 

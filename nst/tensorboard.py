@@ -48,7 +48,13 @@ def write_summary(logger: Any, settings: dict[str, Any], metrics: dict[str, floa
 
 
 def final_losses(trainer: Trainer) -> dict[str, float]:
-    """The losses logged at the run's last step (weighted, as on the curves)."""
+    """The losses of the picture the run handed back (its best image), or else those logged at
+    its last step (weighted, as on the curves)."""
+    handed_back = (
+        getattr(trainer.lightning_module, "result_losses", None) if trainer.lightning_module else None
+    )
+    if handed_back:
+        return dict(handed_back)
     metrics = trainer.callback_metrics
     return {k: float(metrics[f"loss/{k}"]) for k in LOSSES if f"loss/{k}" in metrics}
 

@@ -38,8 +38,10 @@ def test_the_result_is_the_best_image_not_a_last_leap_away(tiny_config, workdir)
 
     result = run(config, "--trainer.max_steps", "8", callbacks=[AtStep(7, keep)])
     assert torch.equal(result.tensor, watched["best"].cpu())  # the best before the leap
-    assert float(result.losses["total"]) > watched["best_loss"]  # the last step's loss: the noise's
+    assert result.losses["total"] == pytest.approx(watched["best_loss"], rel=1e-5)  # its losses, reported
     events = EventAccumulator(str(result.run_dir)).Reload()
+    assert events.Scalars("loss/total")[-1].value > watched["best_loss"]  # the last step's: the black image's
+    assert events.Scalars("final/total")[-1].value == pytest.approx(watched["best_loss"], rel=1e-5)
     best = [e.value for e in events.Scalars("loss/best")]
     totals = [e.value for e in events.Scalars("loss/total")]
     assert all(b <= t + 1e-9 for b, t in zip(best, totals, strict=True)) and best == sorted(
