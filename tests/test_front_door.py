@@ -85,8 +85,9 @@ def test_tensorboard_shows_losses_and_settings_not_epochs(tiny_config, workdir):
     scalars = events.Tags()["scalars"]
     assert "epoch" not in scalars
     assert {"final/total", "final/content", "final/style"} <= set(scalars)
-    final = events.Scalars("final/total")[-1].value
-    assert final == pytest.approx(events.Scalars("loss/total")[-1].value)
+    final = events.Scalars("final/total")[-1].value  # the handed-back picture's: the best seen
+    assert final <= events.Scalars("loss/best")[-1].value + 1e-9
+    assert final <= events.Scalars("loss/total")[-1].value + 1e-9
     # The HPARAMS tab: the run's settings, with the final losses as its metrics.
     from tensorboard.plugins.hparams import plugin_data_pb2
 

@@ -146,8 +146,8 @@ def test_bad_sweep_files(tiny_config, workdir, capsys, content, message):
     assert message in capsys.readouterr().err
 
 
-def test_there_are_the_six_studies():
-    assert [p.name.split("_")[0] for p in SWEEPS] == ["1", "2", "3", "4", "5", "6"]
+def test_there_are_the_seven_studies():
+    assert [p.name.split("_")[0] for p in SWEEPS] == ["1", "2", "3", "4", "5", "6", "7"]
 
 
 @pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.name)
