@@ -87,9 +87,8 @@ def test_resume_is_exact_with_regions(regions, workdir):
     first = Run([base], callbacks=[AtStep(4, lambda t, m: holder["run"].stop())])
     holder["run"] = first
     assert first.fit().stopped is not None
-    resumed = Run(
-        [{**base, "ckpt_path": str(first.ckpt_path or first.trainer.log_dir + "/checkpoints/last.ckpt")}]
-    ).fit()
+    resumed = Run([{**base, "ckpt_path": "last"}]).fit()
+    assert resumed.run_dir.name == "version_1"  # the stopped run, continued in its own directory
     assert torch.equal(whole.tensor, resumed.tensor)
 
 
