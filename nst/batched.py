@@ -38,8 +38,6 @@ from nst.schedule import Schedule
 from nst.stopping import RunInterrupted, Stop
 from nst.tensorboard import HparamsSummary, flat_settings, write_summary
 
-LOGGED = ("total", "content", "style", "tv")  # and style/<layer>
-
 
 @dataclass
 class Picture:
