@@ -156,7 +156,10 @@ class Pictures(LightningModule):
     def optimizer_step(
         self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
     ) -> None:
-        before = [picture.image.detach().clone() for picture in self.pictures]
+        before = [  # what project() needs to tell each L-BFGS the step taken; Adam needs nothing
+            p.image.detach().clone() if p.schedule[p.phase].optimizer == "lbfgs" else None
+            for p in self.pictures
+        ]
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
         inner = getattr(optimizer, "optimizer", optimizer).optimizers
         for picture, own, image in zip(self.pictures, inner, before, strict=True):
