@@ -256,8 +256,9 @@ class StyleTransfer(LightningModule):
 
     def _style_distance(self, kind: str, features: Tensor, target: dict[str, Tensor]) -> Tensor:
         if self.targets.masks is not None:  # regions painted separately (nst.regions)
-            masks = self.targets.masks.to(features.device)
-            return guided_distance(features, target["regions"], masks, self.targets.shares)
+            return guided_distance(
+                features, target["regions"], self.targets.masks_at(features), self.targets.shares
+            )
         return distance(kind, features, target)
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:

@@ -105,15 +105,17 @@ def at_layer(masks: Tensor, features: Tensor) -> Tensor:
 
 
 def guided_grams(features: Tensor, masks: Tensor) -> Tensor:
-    """Each region's Gram matrix of [1, C, H, W] features under [R, H, W] masks: [R, C, C]."""
+    """Each region's Gram matrix of [1, C, H, W] features under [R, H, W] masks (or masks
+    already at the layer's resolution, [R, 1, h, w]): [R, C, C]."""
     with torch.autocast(features.device.type, enabled=False):
-        weights = at_layer(masks, features).float()  # [R, 1, h, w]
+        weights = (masks if masks.dim() == 4 else at_layer(masks, features)).float()  # [R, 1, h, w]
         flat = (features.float() * weights).flatten(2)  # [R, C, h·w]
         mass = weights.flatten(1).pow(2).sum(-1).clamp_min(1e-8)  # the mask's mass at this layer
         return flat @ flat.transpose(1, 2) / (features.shape[1] * mass[:, None, None])
 
 
 def guided_distance(features: Tensor, target: Tensor, masks: Tensor, shares: Tensor) -> Tensor:
-    """The regions' Gram losses, weighted by each region's share of the picture."""
+    """The regions' Gram losses, weighted by each region's share of the picture (``masks`` as
+    guided_grams takes them)."""
     per_region = (guided_grams(features, masks) - target).pow(2).mean(dim=(1, 2))
     return (per_region * shares.to(per_region)).sum()

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from nst import reuse
 from nst.data import Images
-from nst.regions import guided_grams
+from nst.regions import at_layer, guided_grams
 from nst.style_stats import Stat, blend, statistic
 
 Features = Callable[[Tensor], dict[str, Tensor]]  # image -> feature maps, without gradients
@@ -23,6 +23,15 @@ class Targets:
     style: dict[str, Stat] = field(default_factory=dict)  # layer -> (blended) style statistic
     masks: Tensor | None = None  # [R, H, W] the result's regions, when the run paints regions
     shares: Tensor | None = None  # [R] each region's share of the result
+    _masks_at: dict[tuple[int, ...], Tensor] = field(default_factory=dict)
+
+    def masks_at(self, features: Tensor) -> Tensor:
+        """The regions averaged down to ``features``' resolution once per layer size, not per step."""
+        size = tuple(features.shape[-2:])
+        if size not in self._masks_at:
+            self._masks_at[size] = at_layer(self.masks.to(features.device), features)
+            self.shares = self.shares.to(features.device)
+        return self._masks_at[size]
 
 
 def compute_targets(
