@@ -33,7 +33,7 @@ from nst.stopping import RunInterrupted, Stop, is_spawned
 from nst.sweep_cells import run_cell, run_together
 from nst.sweep_figure import RESULT, RESULTS, draw
 from nst.sweep_file import Cell, Sweep, batch, describe, read_sweep
-from nst.sweep_groups import groups
+from nst.sweep_groups import JUST_BUILT, groups
 
 __all__ = ["check_cells", "read_sweep", "run_sweep"]
 
@@ -308,13 +308,7 @@ def check_cells(sweep: Sweep, base: list[Layer], load_images: bool = True) -> di
     inputs = {}
     for cell in sweep.cells():
         try:
-            one = {
-                "trainer.logger": False,
-                "trainer.devices": 1,
-                "trainer.num_nodes": 1,
-                "trainer.strategy": "auto",
-            }
-            built = Builder([*base, cell.settings, one], run_dirs=False)
+            built = Builder([*base, cell.settings, JUST_BUILT], run_dirs=False)
             data = built.datamodule
             if load_images:
                 data.prepare_data()

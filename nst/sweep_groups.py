@@ -13,6 +13,13 @@ from nst.errors import NSTError
 from nst.sweep_file import Cell
 
 ALONE = None  # the key of a cell that runs on its own
+# Settings that build a cell's objects to look at them, not to run: no logger, one process.
+JUST_BUILT = {
+    "trainer.logger": False,
+    "trainer.devices": 1,
+    "trainer.num_nodes": 1,
+    "trainer.strategy": "auto",
+}
 
 _OWN = ("content", "style")  # what may differ between pictures of one batch
 _WHERE = ("ckpt_path",)
@@ -45,9 +52,8 @@ def groups(
 
 def batch_key(layers: list[Layer], cell_dir: Path) -> Any:
     """What a cell must share with the others of its batch, or ALONE."""
-    one = {"trainer.logger": False, "trainer.devices": 1, "trainer.num_nodes": 1, "trainer.strategy": "auto"}
     try:
-        built = Builder([*layers, one], run_dirs=False)
+        built = Builder([*layers, JUST_BUILT], run_dirs=False)
         data = built.datamodule
         data.prepare_data()
         data.setup("fit")
