@@ -51,31 +51,43 @@ class StepClock(Callback):
 
 
 def nst_once(
-    content: str, style: str, size: int, steps: int, workdir: str, device: str, weights: str
+    content: str, style: str, size: int, steps: int, workdir: str, device: str, weights: str, optimizer: str
 ) -> None:
     """One nst run in this process; prints its steady seconds per step as the last line."""
     clock = StepClock()
     args = ["fit", "--config", str(ROOT / "configs" / "starry.yaml"), "--data.content", content]
     args += ["--data.style", style, "--data.size", str(size), "--trainer.max_steps", str(steps)]
-    args += ["--model.weights", weights, "--trainer.enable_progress_bar", "false"]
+    args += ["--model.weights", weights, "--model.optimizer", optimizer]
+    args += ["--trainer.enable_progress_bar", "false"]
     args += ["--trainer.accelerator", device, "--trainer.logger.init_args.save_dir", f"{workdir}/logs"]
     main(args, callbacks=[clock])
     print(json.dumps({"seconds_per_step": (clock.times[-1] - clock.times[WARMUP - 1]) / (steps - WARMUP)}))
 
 
 def run_nst(
-    content: str, style: str, size: int, steps: int, workdir: Path, device: str, weights: str
+    content: str, style: str, size: int, steps: int, workdir: Path, device: str, weights: str, optimizer: str
 ) -> float:
     # A fresh process per run, like the reference gets: runs in one long-lived process drift.
     command = [sys.executable, __file__, "--nst-once", "--size", str(size), "--steps", str(steps)]
     command += ["--content", content, "--style", style, "--device", device, "--workdir", str(workdir)]
-    command += ["--weights", weights]
+    command += ["--weights", weights, "--optimizer", optimizer]
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])["seconds_per_step"]
 
 
-def run_reference(content: str, style: str, size: int, steps: int, device: str, weights: str) -> float:
-    command = [sys.executable, str(REFERENCE), "--size", str(size), "--evals", str(steps)]
+def run_reference(
+    content: str, style: str, size: int, steps: int, device: str, weights: str, optimizer: str
+) -> float:
+    command = [
+        sys.executable,
+        str(REFERENCE),
+        "--size",
+        str(size),
+        "--evals",
+        str(steps),
+        "--optimizer",
+        optimizer,
+    ]
     command += ["--content", content, "--style", style, "--device", device, "--weights", weights]
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])["seconds_per_eval_steady"]
@@ -88,6 +100,7 @@ def main_bench() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--content")
     parser.add_argument("--style")
+    parser.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--nst-once", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -96,7 +109,7 @@ def main_bench() -> None:
     )
     a = parser.parse_args()
     if a.nst_once:
-        nst_once(a.content, a.style, a.size, a.steps, a.workdir, a.device, a.weights)
+        nst_once(a.content, a.style, a.size, a.steps, a.workdir, a.device, a.weights, a.optimizer)
         return
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,17 +125,17 @@ def main_bench() -> None:
             torch.save(load_weights(build_features(37), "random").state_dict(), weights)
         ours, reference = [], []
         for _ in range(a.rounds):
-            reference.append(run_reference(content, style, a.size, a.steps, a.device, weights))
-            ours.append(run_nst(content, style, a.size, a.steps, workdir, a.device, weights))
+            reference.append(run_reference(content, style, a.size, a.steps, a.device, weights, a.optimizer))
+            ours.append(run_nst(content, style, a.size, a.steps, workdir, a.device, weights, a.optimizer))
 
     ratio = statistics.median(ours) / statistics.median(reference)
     print(f"\n{'program':<12}{'s/step (median)':>18}{'all rounds':>40}")
     print(f"{'reference':<12}{statistics.median(reference):>18.4f}{[round(x, 4) for x in reference]!s:>40}")
     print(f"{'nst':<12}{statistics.median(ours):>18.4f}{[round(x, 4) for x in ours]!s:>40}")
     print(
-        f"nst / reference = {ratio:.3f}  ({a.size} px, {a.steps} steps, {a.device}, {torch.get_num_threads()} threads)"
+        f"nst / reference = {ratio:.3f}  ({a.size} px, {a.steps} {a.optimizer} steps, {a.device}, {torch.get_num_threads()} threads)"
     )
-    print(json.dumps({"size": a.size, "steps": a.steps, "device": a.device, "reference_s_per_step": reference,
+    print(json.dumps({"size": a.size, "steps": a.steps, "optimizer": a.optimizer, "device": a.device, "reference_s_per_step": reference,
                       "nst_s_per_step": ours, "ratio": round(ratio, 4)}))  # fmt: skip
 
 

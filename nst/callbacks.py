@@ -166,6 +166,8 @@ class StepProgressBar(TQDMProgressBar):
 
     def get_metrics(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, int | str | float]:
         metrics = super().get_metrics(trainer, pl_module)
+        logged = getattr(pl_module, "logged", None) or {}  # see StyleTransfer._log_losses
+        metrics |= {k: v for k, v in logged.items() if k in ("loss/total", "loss/content", "loss/style")}
         schedule = getattr(pl_module, "schedule", None)
         if schedule is not None and schedule.multi_scale:  # which phase, at which size
             index = pl_module.phase

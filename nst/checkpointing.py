@@ -50,8 +50,14 @@ class RunCheckpoint(ModelCheckpoint):
         if every_n_steps < 0:
             raise NSTError(f"checkpoint.every_n_steps must be ≥ 0, got {every_n_steps}")
         # No "best" checkpoints (nothing is validated) and no last-v1.ckpt copies: one file, overwritten.
+        # Written from on_train_batch_end only: every step is an epoch here, and Lightning's
+        # epoch-end check deep-copies the logged metrics at every one of them.
         super().__init__(
-            save_last=True, save_top_k=0, every_n_train_steps=every_n_steps, enable_version_counter=False
+            save_last=True,
+            save_top_k=0,
+            every_n_train_steps=every_n_steps,
+            enable_version_counter=False,
+            save_on_train_epoch_end=False,
         )
         self.every_n_steps = every_n_steps
 

@@ -34,6 +34,7 @@ from nst.errors import NSTError, brief
 from nst.identity import check_same_run
 from nst.module import StyleTransfer
 from nst.schedule import total_steps
+from nst.speed import drop_futile_nvml_check
 from nst.stopping import RunInterrupted, Stop, StopAtStepBoundary
 from nst.tensorboard import HparamsSummary
 
@@ -217,6 +218,7 @@ class Builder(LightningCLI):
         strategy_io = isinstance(strategy, Strategy) and strategy._checkpoint_io is not None
         if not strategy_io and not any(isinstance(p, CheckpointIO) for p in plugins):
             config = {**config, "plugins": [*plugins, AtomicCheckpointIO()]}
+        drop_futile_nvml_check()
         try:
             trainer = super()._instantiate_trainer(config, callbacks)
         except (ValueError, ImportError, TypeError) as error:  # Lightning's checks of trainer.* options

@@ -27,6 +27,7 @@ from nst.regions import guided_distance
 from nst.schedule import Phase, Schedule
 from nst.style_stats import distance
 from nst.targets import Targets, compute_targets
+from nst.tensorboard import MetricsWriter, monitored_losses
 from nst.vgg import VGGFeatures, canonical_layers, depth_for
 
 
@@ -125,6 +126,12 @@ class StyleTransfer(LightningModule):
         self.best_loss: Tensor | None = None
         self.restarts = 0
         self.result_losses: dict[str, float] = {}  # the losses of what result() last handed back
+        # The losses of the last step whose losses reached the host (see _log_losses), weighted
+        # as on the curves: what the progress bar, the studio and the Python API show.
+        self.logged: dict[str, float] = {}
+        self.logged_step = -1
+        self._monitored: list[str] = []  # the losses that callbacks monitor (see on_fit_start)
+        self._writer = MetricsWriter()
 
     @property
     def content_layers(self) -> list[str]:
@@ -138,6 +145,11 @@ class StyleTransfer(LightningModule):
     def layers(self) -> list[str]:
         """Every VGG19 layer a loss of this run reads."""
         return [*self.content_layers, *self.style_layers]
+
+    def loss_names(self) -> list[str]:
+        """What this run logs: ``loss/total``, ``loss/best``, ``loss/style/conv1_1``, …"""
+        terms = ["total", "content", "style", "tv", "best", *(f"style/{n}" for n in self.style_layers)]
+        return [f"loss/{term}" for term in terms]
 
     @property
     def style_layer_weights(self) -> list[float]:
@@ -196,6 +208,9 @@ class StyleTransfer(LightningModule):
         # Targets are computed once per run (per phase), under the same autocast as the training
         # step, and kept out of the state dict (they are cheap to recompute, large to store).
         self._compute_targets(self._images())
+        # loss/total always, for callbacks that read trainer.callback_metrics without saying so.
+        self._monitored = ["loss/total", *monitored_losses(self.trainer.callbacks, self.loss_names())]
+        self._monitored = list(dict.fromkeys(self._monitored))
         if self.loss_scale is not None:  # from a checkpoint, which is loaded onto the CPU
             self.loss_scale = self.loss_scale.to(self.device)
         if self.best is not None:
@@ -264,16 +279,30 @@ class StyleTransfer(LightningModule):
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         losses = self.compute_losses(self.image)
         restart = self.restart_due(losses["total"])
-        if self._metrics_written_this_step():
-            if not restart:
-                self.check_finite(losses["total"], "loss")
-            shown = ("total", "content", "style")
-            self.log_dict({f"loss/{k}": v for k, v in losses.items() if k in shown}, prog_bar=True)
-            self.log_dict({f"loss/{k}": v for k, v in losses.items() if k not in shown})
-            self.log("loss/best", self.best_loss)
-            if self.restarts:
-                self.log("lbfgs/restarts", float(self.restarts))
+        if self._metrics_written_this_step() and self.logged_step != self.global_step:
+            self._log_losses(losses, restart)
         return self.scaled(losses["total"]) * (0.0 if restart else 1.0)
+
+    def _log_losses(self, losses: dict[str, Tensor], restart: bool) -> None:
+        """Hand this step's losses to the host in one transfer and write them to the loggers.
+
+        Lightning's ``self.log`` costs ~0.2 ms a value in bookkeeping, which at small sizes and
+        on GPUs is several percent of a step; so only the values a callback monitors go through
+        it (and loss/total), and the curves go straight to the loggers, at the steps Lightning would write them.
+        The progress bar and the studio read ``logged``."""
+        keys = [*losses, "best"]
+        values = [*(v.detach().float() for v in losses.values()), self.best_loss.float()]
+        logged = {f"loss/{k}": v for k, v in zip(keys, torch.stack(values).tolist(), strict=True)}
+        if not restart and not math.isfinite(logged["loss/total"]):
+            raise self._diverged("loss")
+        if self.restarts:
+            logged["lbfgs/restarts"] = float(self.restarts)
+        self.logged, self.logged_step = logged, self.global_step
+        every = self.trainer.log_every_n_steps
+        if every > 0 and (self.global_step + 1) % every == 0:
+            self._writer.write(self.loggers, logged, self.global_step)
+        for key in self._monitored:
+            self.log(key, logged[key], logger=False)
 
     def restart_due(self, total: Tensor) -> bool:
         """Keep the best image; if L-BFGS has leapt far above it, start L-BFGS again from there.
@@ -350,16 +379,18 @@ class StyleTransfer(LightningModule):
         (logged steps, checkpoints, the final image) rather than with a sync every step."""
         value = self.image if value is None else value
         if not torch.isfinite(value).all():
-            raise NSTError(
-                f"the {what} became NaN or infinite by step {self.global_step}: the optimisation diverged; "
-                "lower model.lr or the loss weights (checkpoints from before are kept)"
-            )
+            raise self._diverged(what)
+
+    def _diverged(self, what: str) -> NSTError:
+        return NSTError(
+            f"the {what} became NaN or infinite by step {self.global_step}: the optimisation diverged; "
+            "lower model.lr or the loss weights (checkpoints from before are kept)"
+        )
 
     def _metrics_written_this_step(self) -> bool:
-        # self.log costs ~0.3 ms a value, which adds up to percents of a step at small sizes
-        # and on GPUs; so values are handed over only on the steps whose metrics the logger
-        # writes (multiples of trainer.log_every_n_steps), plus the first and the last step
-        # for the progress bar, which updates with them.
+        # Losses reach the host (a sync) only on the steps whose metrics the loggers write
+        # (multiples of trainer.log_every_n_steps), plus the first and the last step for the
+        # progress bar, which updates with them.
         trainer = self.trainer
         step = self.global_step + 1
         every = trainer.log_every_n_steps

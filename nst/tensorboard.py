@@ -2,12 +2,16 @@
 is an epoch here, so it would only repeat the step), and each run's settings in the HPARAMS
 tab with its final losses, so that runs and sweep cells can be compared there."""
 
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.tensorboard.summary import hparams
+
+from nst.errors import NSTError
 
 LOSSES = ("total", "content", "style", "tv")
 
@@ -20,6 +24,42 @@ class RunTensorBoardLogger(TensorBoardLogger):
         metrics = {k: v for k, v in metrics.items() if k != "epoch"}
         if metrics:
             super().log_metrics(metrics, step)
+
+
+class MetricsWriter:
+    """Writes scalars to a run's loggers, and has them save to disk at most every ``every_s``
+    seconds (Lightning saves after every write; TensorBoard rereads its files every 30 s)."""
+
+    def __init__(self, every_s: float = 5.0) -> None:
+        self.every_s = every_s
+        self._saved = 0.0
+
+    def write(self, loggers: Sequence[Logger], metrics: dict[str, float], step: int) -> None:
+        now = time.monotonic()
+        save = now - self._saved >= self.every_s
+        for logger in loggers:
+            logger.log_metrics(metrics, step)
+            if save:
+                logger.save()
+        if save:
+            self._saved = now
+
+
+def monitored_losses(callbacks: Sequence[Callback], available: Sequence[str]) -> list[str]:
+    """The losses that ``callbacks`` (EarlyStopping, ModelCheckpoint, …) monitor, which the
+    module must hand to Lightning's ``self.log``; one line if one monitors what no run logs."""
+    monitored = []
+    for callback in callbacks:
+        key = getattr(callback, "monitor", None)
+        if not isinstance(key, str) or key in monitored:
+            continue
+        if key not in available:
+            raise NSTError(
+                f"{type(callback).__name__} monitors {key!r}, which this run does not log; "
+                f"monitor one of {', '.join(available)}"
+            )
+        monitored.append(key)
+    return monitored
 
 
 class HparamsSummary(Callback):
@@ -55,8 +95,8 @@ def final_losses(trainer: Trainer) -> dict[str, float]:
     )
     if handed_back:
         return dict(handed_back)
-    metrics = trainer.callback_metrics
-    return {k: float(metrics[f"loss/{k}"]) for k in LOSSES if f"loss/{k}" in metrics}
+    logged = getattr(trainer.lightning_module, "logged", None) or {}
+    return {k: logged[f"loss/{k}"] for k in LOSSES if f"loss/{k}" in logged}
 
 
 def settings_of(trainer: Trainer, pl_module: LightningModule) -> dict[str, Any]:

@@ -180,8 +180,8 @@ class _Watch(Callback):
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *_: object) -> None:
         job = self.job
         job.step = trainer.global_step
-        metrics = trainer.callback_metrics
-        losses = {k.removeprefix("loss/"): float(v) for k, v in metrics.items() if k.count("/") == 1}
+        logged = getattr(pl_module, "logged", None) or {}
+        losses = {k.removeprefix("loss/"): v for k, v in logged.items() if k.count("/") == 1}
         if losses and losses != job.losses:
             job.losses = losses
             if "total" in losses:
