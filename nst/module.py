@@ -7,6 +7,7 @@ for settings in nst.checks and what a resume may not change in nst.identity.
 """
 
 import math
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
@@ -22,6 +23,7 @@ from nst.errors import NSTError
 from nst.identity import check_same_run
 from nst.images import read_image, resize_tensor, to_tensor
 from nst.losses import content_loss, tv_loss
+from nst.memory import GB, Estimate, Plan, choose, estimate, free_memory
 from nst.projection import free_gradient, project
 from nst.regions import guided_distance
 from nst.schedule import Phase, Schedule
@@ -67,6 +69,12 @@ class StyleTransfer(LightningModule):
         pooling: ``max`` (torchvision's network) or ``avg`` (Gatys et al.'s choice, smoother results).
         padding: Padding of the first convolution: ``zeros`` (torchvision's) or ``replicate``,
             which avoids the frame that zero padding lets the style loss paint along the edges.
+        activation_checkpointing: Keep only some of VGG19's activations for the backward pass and
+            compute the others again there: about a third more time per step, for the memory of a
+            larger picture (see nst.memory). ``null``: only when the run would not fit otherwise.
+        memory_limit: GB the run may take on its device (default: what is free there when it
+            starts). A run that would need more switches on activation checkpointing and then
+            shortens the L-BFGS history, saying so; one that cannot fit is refused before it starts.
         phases: Multi-scale (coarse to fine): phases run in order, each at its own long side
             (``size``) for ``steps`` steps, each starting from the previous result upscaled, with
             the style image scaled along. A phase may set its own optimizer, lr, lbfgs_history,
@@ -93,6 +101,8 @@ class StyleTransfer(LightningModule):
         weights: str = "imagenet",
         pooling: Literal["max", "avg"] = "max",
         padding: Literal["zeros", "replicate"] = "zeros",
+        activation_checkpointing: bool | None = None,
+        memory_limit: float | None = None,
         phases: list[Phase] | None = None,
     ) -> None:
         super().__init__()
@@ -132,6 +142,7 @@ class StyleTransfer(LightningModule):
         self.logged_step = -1
         self._monitored: list[str] = []  # the losses that callbacks monitor (see on_fit_start)
         self._writer = MetricsWriter()
+        self.memory: Plan | None = None  # what the run needs and does to fit (see plan_memory)
 
     @property
     def content_layers(self) -> list[str]:
@@ -177,11 +188,36 @@ class StyleTransfer(LightningModule):
         self.grey = data.colour_content is not None
         if self.vgg is None:
             h = self.hparams
+            self.memory = self.plan_memory(data) if self.pair_data is None else None
+            checkpointing = self.memory.checkpointing if self.memory else bool(h.activation_checkpointing)
             stack = reuse.features(depth_for(self.layers), h.pooling, h.weights, h.padding)
-            self.vgg = VGGFeatures(self.layers, stack)
+            self.vgg = VGGFeatures(self.layers, stack, checkpointing=checkpointing)
         if self.image is None:
             start = initial_image(self.hparams.init, data.at(self.schedule[0].size))
             self.image = nn.Parameter((luminance(start) if self.grey else start).contiguous())
+
+    def plan_memory(self, data: StyleTransferData) -> Plan:
+        """What this run needs at its largest phase, on its device, and what it will do to fit."""
+        h = self.hparams
+        height, width = max((data.at(p.size).shape for p in self.schedule), key=lambda s: s[0] * s[1])
+        optimizers = {p.optimizer for p in self.schedule}
+        optimizer = "lbfgs" if "lbfgs" in optimizers else "adam"
+        history = max(p.lbfgs_history for p in self.schedule)
+
+        def needs(checkpointing: bool, lbfgs_history: int) -> Estimate:
+            return estimate(
+                height, width, self.content_layers, self.style_layers,
+                style_loss=h.style_loss, pooling=h.pooling, padding=h.padding, optimizer=optimizer,
+                lbfgs_history=lbfgs_history, checkpointing=checkpointing,
+                precision=str(self.trainer.precision), device=self.trainer.strategy.root_device,
+            )  # fmt: skip
+
+        device = self.trainer.strategy.root_device
+        free = h.memory_limit * GB if h.memory_limit is not None else free_memory(device)
+        plan = choose(needs, free, h.activation_checkpointing, optimizer, history)
+        if plan.note:
+            print(plan.note)
+        return plan
 
     def check_data(self, data: StyleTransferData, max_steps: int = 1) -> Schedule:
         """Check these settings against loaded images (before any network is built) and return
@@ -230,17 +266,39 @@ class StyleTransfer(LightningModule):
             self.features_of, images, self.content_layers, self.style_layers, blend, key, h.style_loss
         )
 
-    def features_of(self, image: Tensor) -> dict[str, Tensor]:
-        """VGG features of ``image`` as the targets are made: no gradients, the run's precision."""
+    def features_of(self, image: Tensor, make: Callable[[str, Tensor], Any]) -> dict[str, Any]:
+        """``make(layer, maps)`` for each layer's VGG feature maps of ``image`` as the targets
+        are made: no gradients, the run's precision. Each layer's is made as the layer is
+        computed, so that the maps of all layers need never be held at once (at 2048 px that
+        would be the largest memory of the run); a None from ``make`` is left out."""
+        made: dict[str, Any] = {}
+
+        def each(name: str, maps: Tensor) -> None:
+            if (value := make(name, maps)) is not None:
+                made[name] = value
+
         with torch.no_grad(), self.trainer.precision_plugin.forward_context():
-            return self.vgg(image.to(self.device))
+            self.vgg(image.to(self.device), each=each, keep=False)
+        return made
 
     # -- optimisation -----------------------------------------------------------------------
 
     def compute_losses(self, image: Tensor) -> dict[str, Tensor]:
         """Weighted loss terms of ``image``: content, style, tv, total, and style/<layer>."""
         seen = self.as_seen(image)
-        return self.losses_of(self.vgg(seen), seen)
+        made: dict[str, Tensor] = {}  # each layer's terms, made as the layer is (see VGGFeatures)
+        self.vgg(seen, each=lambda name, f: made.update(self.layer_terms(name, f)), keep=False)
+        return self.losses_of({}, seen, made)
+
+    def layer_terms(self, name: str, features: Tensor) -> dict[str, Tensor]:
+        """The unweighted loss terms that layer ``name``'s feature maps make."""
+        terms = {}
+        if name in self.content_layers:
+            terms[f"content/{name}"] = content_loss(features, self.targets.content[name])
+        if name in self.style_layers:
+            target = self.targets.style[name]
+            terms[f"style/{name}"] = self._style_distance(self.hparams.style_loss, features, target)
+        return terms
 
     def as_seen(self, image: Tensor) -> Tensor:
         """``image`` as the losses see it."""
@@ -252,22 +310,34 @@ class StyleTransfer(LightningModule):
         # afterwards that would leave L-BFGS's curvature pairs describing steps not taken.
         return image.mean(dim=1, keepdim=True).expand_as(image)
 
-    def losses_of(self, features: dict[str, Tensor], seen: Tensor) -> dict[str, Tensor]:
-        """The loss terms of an image (as seen, see as_seen) whose VGG features are ``features``."""
+    def losses_of(
+        self, features: dict[str, Tensor], seen: Tensor, made: dict[str, Tensor] | None = None
+    ) -> dict[str, Tensor]:
+        """The loss terms of an image (as seen, see as_seen) whose VGG features are ``features``
+        (``made``: terms already made from them by layer_terms)."""
         phase = self.schedule[self.phase]
         zero = seen.new_zeros((), dtype=torch.float32)
-        targets, kind = self.targets, self.hparams.style_loss
-        content = sum((content_loss(features[n], targets.content[n]) for n in self.content_layers), zero)
+        made = dict(made or {})
+        for name in self.layers:
+            if not all(k in made for k in self.layer_terms_keys(name)):
+                made.update(self.layer_terms(name, features[name]))
+        content = sum((made[f"content/{n}"] for n in self.content_layers), zero)
         per_layer = {
-            f"style/{name}": phase.style_weight
-            * weight
-            * self._style_distance(kind, features[name], targets.style[name])
+            f"style/{name}": phase.style_weight * weight * made[f"style/{name}"]
             for name, weight in zip(self.style_layers, self.style_layer_weights, strict=False)
         }
         style = sum(per_layer.values(), zero)
         tv = phase.tv_weight * tv_loss(seen) if phase.tv_weight else zero
         content = phase.content_weight * content
         return {"content": content, "style": style, "tv": tv, "total": content + style + tv, **per_layer}
+
+    def layer_terms_keys(self, name: str) -> list[str]:
+        kinds = [
+            k
+            for k, layers in (("content", self.content_layers), ("style", self.style_layers))
+            if name in layers
+        ]
+        return [f"{kind}/{name}" for kind in kinds]
 
     def _style_distance(self, kind: str, features: Tensor, target: dict[str, Tensor]) -> Tensor:
         if self.targets.masks is not None:  # regions painted separately (nst.regions)
@@ -420,11 +490,12 @@ class StyleTransfer(LightningModule):
         # are absolute, and a loss of small scale (a large image, whose losses are means over
         # more pixels, or an upscaled phase already near its optimum) has every pixel's gradient
         # under 1e-7, at which L-BFGS returns without a step, on every step, silently.
+        memory = getattr(self, "memory", None)
         return torch.optim.LBFGS(
             [self.image],
             lr=phase.lr,
             max_iter=1,
-            history_size=phase.lbfgs_history,
+            history_size=min(phase.lbfgs_history, memory.lbfgs_history) if memory else phase.lbfgs_history,
             tolerance_grad=0,
             tolerance_change=0,
             line_search_fn=None if self.hparams.line_search == "none" else self.hparams.line_search,

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from nst.errors import NSTError
 from nst.images import read_image
+from nst.losses import full_precision
 
 MAX_REGIONS = 16
 
@@ -107,7 +108,7 @@ def at_layer(masks: Tensor, features: Tensor) -> Tensor:
 def guided_grams(features: Tensor, masks: Tensor) -> Tensor:
     """Each region's Gram matrix of [1, C, H, W] features under [R, H, W] masks (or masks
     already at the layer's resolution, [R, 1, h, w]): [R, C, C]."""
-    with torch.autocast(features.device.type, enabled=False):
+    with full_precision(features):
         weights = (masks if masks.dim() == 4 else at_layer(masks, features)).float()  # [R, 1, h, w]
         flat = (features.float() * weights).flatten(2)  # [R, C, h·w]
         mass = weights.flatten(1).pow(2).sum(-1).clamp_min(1e-8)  # the mask's mass at this layer

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nst.losses import gram
+from nst.losses import full_precision, gram
 
 KINDS = ("gram", "mean_std", "wasserstein", "histogram")
 _EPS = 1e-8
@@ -41,7 +41,7 @@ def _flat(features: Tensor) -> Tensor:
 
 def statistic(kind: str, features: Tensor) -> Stat:
     """The statistic ``kind`` of a style image's feature maps, as a target."""
-    with torch.autocast(features.device.type, enabled=False):
+    with full_precision(features):
         flat = _flat(features)
         if kind == "gram":
             return {"gram": gram(features)}
@@ -70,7 +70,7 @@ def blend(kind: str, statistics: Sequence[Stat], weights: Sequence[float]) -> St
 
 def distance(kind: str, features: Tensor, target: Stat) -> Tensor:
     """How far the picture's ``features`` are from the ``target`` statistic (a scalar, fp32)."""
-    with torch.autocast(features.device.type, enabled=False):
+    with full_precision(features):
         if kind == "gram":
             return F.mse_loss(gram(features), target["gram"])
         flat = _flat(features)

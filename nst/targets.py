@@ -14,7 +14,8 @@ from nst.data import Images
 from nst.regions import at_layer, guided_grams
 from nst.style_stats import Stat, blend, statistic
 
-Features = Callable[[Tensor], dict[str, Tensor]]  # image -> feature maps, without gradients
+# (image, make) -> {layer: make(layer, feature maps)} without gradients, made layer by layer
+Features = Callable[[Tensor, Callable[[str, Tensor], Any]], dict[str, Any]]
 
 
 @dataclass
@@ -49,7 +50,7 @@ def compute_targets(
         targets.content = reuse.targets(
             ("content", *key, *content_layers),
             images.content,
-            lambda: {n: f.float() for n, f in features(images.content).items() if n in content_layers},
+            lambda: features(images.content, lambda n, f: f.float() if n in content_layers else None),
         )
     if style_layers and images.style_masks is not None:
         # One style, region by region: each layer's target is one Gram matrix per region.
@@ -57,11 +58,10 @@ def compute_targets(
         targets.style = reuse.targets(
             ("regions", *key, *style_layers, hashlib.sha1(masks.numpy().tobytes()).hexdigest()),
             images.styles[0],
-            lambda: {
-                n: {"regions": guided_grams(f, masks)}
-                for n, f in features(images.styles[0]).items()
-                if n in style_layers
-            },
+            lambda: features(
+                images.styles[0],
+                lambda n, f: {"regions": guided_grams(f, masks)} if n in style_layers else None,
+            ),
         )
         targets.masks = images.content_masks
         targets.shares = images.content_masks.mean(dim=(1, 2))
@@ -71,9 +71,9 @@ def compute_targets(
             reuse.targets(
                 ("style", kind, *key, *style_layers),
                 image,
-                lambda image=image: {
-                    n: statistic(kind, f) for n, f in features(image).items() if n in style_layers
-                },
+                lambda image=image: features(
+                    image, lambda n, f: statistic(kind, f) if n in style_layers else None
+                ),
             )
             for image in images.styles
         ]

@@ -8,11 +8,13 @@ load without renaming.
 
 import difflib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
+from nst import frozen
 from nst.errors import NSTError
 
 _CONVS_PER_BLOCK = (2, 2, 4, 4, 4)  # VGG19, configuration "E"
@@ -117,25 +119,81 @@ class VGGFeatures(nn.Module):
 
     It owns the ImageNet normalisation, so callers never see normalised pixels, and it
     is cut after the deepest requested layer. Its parameters are frozen.
+
+    With ``checkpointing``, the stack runs in segments that end at each requested layer and
+    each pooling layer, and only the segments' ends are kept for the backward pass; each
+    segment's inside is computed again there (about one more forward pass in all), which
+    takes the memory of the activations from the sum over all layers to about that of the
+    largest segment.
     """
 
-    def __init__(self, layers: Iterable[str], features: nn.Sequential) -> None:
+    def __init__(self, layers: Iterable[str], features: nn.Sequential, checkpointing: bool = False) -> None:
         super().__init__()
         self.layers = tuple(dict.fromkeys(layers))
         self._wanted = {layer_index(name): name for name in self.layers}
         # Frozen. Train/eval mode makes no difference: the stack has no dropout or batch norm.
         self.features = features.requires_grad_(False)
+        self.checkpointing = checkpointing
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
-    def forward(self, image: Tensor) -> dict[str, Tensor]:
+    def forward(
+        self, image: Tensor, each: Callable[[str, Tensor], None] | None = None, keep: bool = True
+    ) -> dict[str, Tensor]:
+        """The feature maps of the named layers; ``each(name, features)`` is called as each is
+        computed (and with ``keep`` False, they are not kept: the result is empty). A loss made there is made in the order of the layers, and autograd, which
+        goes back through a graph latest-made first, then takes a layer's loss back just
+        before the layer itself: its feature maps are freed by then, not all layers' at once."""
         x = (image - self.mean) / self.std
-        out: dict[str, Tensor] = {}
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in self._wanted:
+        out = _Features(each, keep)
+        if not (self.checkpointing and torch.is_grad_enabled() and x.requires_grad):
+            self._run(x, 0, len(self.features), out)
+            return dict(out)
+        for start, end in self.segments():
+            x = checkpoint(self._run, x, start, end, use_reentrant=False)
+            if end - 1 in self._wanted:
+                out[self._wanted[end - 1]] = x
+        return dict(out)
+
+    def segments(self) -> list[tuple[int, int]]:
+        """The [start, end) layer ranges that ``checkpointing`` keeps only the ends of."""
+        ends = [i + 1 for i, layer in enumerate(self.features) if i in self._wanted or _is_pool(layer)]
+        ends = sorted({*ends, len(self.features)})
+        return list(zip([0, *ends[:-1]], ends, strict=True))
+
+    def _run(self, x: Tensor, start: int, end: int, out: dict[str, Tensor] | None = None) -> Tensor:
+        made_here = False  # whether x was computed in this call (and so may be overwritten)
+        lean = x.requires_grad and torch.is_grad_enabled()  # see nst.frozen
+        for i in range(start, end):
+            layer = self.features[i]
+            # A ReLU overwrites a conv output that nothing else keeps: one activation less.
+            inplace = isinstance(layer, nn.ReLU) and made_here and i - 1 not in self._wanted
+            if lean:
+                x = frozen.apply(layer, x, inplace)
+            elif inplace:
+                x = torch.relu_(x)
+            else:
+                x = layer(x)
+            made_here = True
+            if out is not None and i in self._wanted:
                 out[self._wanted[i]] = x
-        return out
+        return x if out is None else out
+
+
+class _Features(dict):
+    def __init__(self, each: Callable[[str, Tensor], None] | None, keep: bool) -> None:
+        super().__init__()
+        self.each, self.keep = each, keep
+
+    def __setitem__(self, name: str, features: Tensor) -> None:
+        if self.keep:
+            super().__setitem__(name, features)
+        if self.each is not None:
+            self.each(name, features)
+
+
+def _is_pool(layer: nn.Module) -> bool:
+    return isinstance(layer, nn.MaxPool2d | nn.AvgPool2d)
 
 
 def depth_for(layers: Sequence[str]) -> int:

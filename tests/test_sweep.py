@@ -177,7 +177,7 @@ def test_the_cells_share_one_network_and_one_set_of_targets(tiny_config, workdir
     monkeypatch.setattr(
         StyleTransfer,
         "features_of",
-        lambda self, image: (target_passes.append(1), real_features_of(self, image))[1],
+        lambda self, image, make: (target_passes.append(1), real_features_of(self, image, make))[1],
     )
     main(["sweep", "--config", str(tiny_config()), "--sweep", str(write_sweep(workdir))])
     assert len(loads) == 1  # four cells, one VGG

@@ -1,0 +1,261 @@
+"""How much memory a run needs, worked out before it starts, and what to do when it will not fit.
+
+The activations are not guessed from a formula: one step (forward, losses, backward) is
+rehearsed on PyTorch's meta device, which has shapes but no data, and every tensor the step
+makes is followed from its making to its freeing; the largest sum of live tensors is the
+step's peak. The rest is counted: the network's weights, the image with its gradient, its
+best copy and the optimizer's state (an L-BFGS history is two images a step it keeps), and
+the targets. On the CPU the run's process also holds about 0.8 GB of libraries, which is
+not counted: what it is compared with is the memory still free. bench/memory.py checks the
+estimate against measured peaks.
+"""
+
+import math
+import os
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from nst.errors import NSTError
+from nst.losses import content_loss
+from nst.style_stats import distance, statistic
+from nst.vgg import LAYER_NAMES, VGGFeatures, build_features, depth_for
+
+GB = 1e9
+# What the rehearsal does not see, measured on the CPU (bench/memory.py): the kernels' own
+# buffers (oneDNN reorders a layer's maps to and from its blocked layout), about this many of
+# the largest map (64 channels at full size), more when checkpointing recomputes the first
+# block; and the allocator's and the run's own bookkeeping.
+KERNEL_MAPS = {False: 0.25, True: 1.0}
+CPU_RUNTIME = 0.25 * GB
+
+
+@dataclass
+class Estimate:
+    """Bytes a run needs, by what needs them."""
+
+    parts: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total(self) -> float:
+        return sum(self.parts.values())
+
+    def __str__(self) -> str:
+        shown = ", ".join(f"{k} {v / GB:.2f}" for k, v in self.parts.items() if v >= 0.005 * GB)
+        return f"{self.total / GB:.1f} GB ({shown})"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run will do about its memory: checkpointing, L-BFGS history, and why."""
+
+    checkpointing: bool
+    lbfgs_history: int
+    estimate: Estimate
+    note: str | None = None  # the one line that says what was changed, if anything
+
+
+def estimate(
+    height: int,
+    width: int,
+    content_layers: Sequence[str],
+    style_layers: Sequence[str],
+    *,
+    style_loss: str = "gram",
+    pooling: str = "max",
+    padding: str = "zeros",
+    optimizer: str = "lbfgs",
+    lbfgs_history: int = 100,
+    checkpointing: bool = False,
+    precision: str = "32-true",
+    pictures: int = 1,
+    device: torch.device | None = None,
+) -> Estimate:
+    """The memory one step of a run at ``height`` by ``width`` pixels needs at its peak."""
+    dtype = {"64-true": torch.float64, "bf16-mixed": torch.bfloat16, "bf16-true": torch.bfloat16}.get(
+        precision, torch.float32
+    )
+    weights_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    layers = list(dict.fromkeys([*content_layers, *style_layers]))
+    with torch.device("meta"):
+        stack = build_features(depth_for(layers), pooling, padding)
+        whole = build_features(len(LAYER_NAMES), pooling, padding)
+    network = sum(p.numel() for p in stack.parameters()) * weights_dtype.itemsize
+    if device is None or device.type == "cpu":  # nst.reuse keeps the whole network there as well
+        network += sum(p.numel() for p in whole.parameters()) * 4
+    if dtype == torch.bfloat16:  # autocast keeps a bf16 copy of the weights
+        network += network // 2
+    image = pictures * 3 * height * width * weights_dtype.itemsize
+    activations, targets = _rehearse(
+        stack.to(dtype),
+        content_layers,
+        style_layers,
+        style_loss,
+        checkpointing,
+        (pictures, 3, height, width),
+        dtype,
+    )
+    # Adam: two moments. L-BFGS: two images per remembered step, its direction, the previous
+    # gradient and the copy nst takes before each step (see nst.projection).
+    state = 2 * image if optimizer == "adam" else (2 * lbfgs_history + 3) * image
+    # The image, its gradient, the best image so far, the content and style images.
+    images = 5 * image
+    largest = pictures * 64 * height * width * dtype.itemsize
+    kernels = KERNEL_MAPS[checkpointing] * largest
+    if device is None or device.type == "cpu":
+        kernels += CPU_RUNTIME
+    return Estimate(
+        {
+            "activations": activations,
+            "kernels": kernels,
+            "optimizer": state,
+            "network": network,
+            "targets": targets,
+            "images": images,
+        }
+    )
+
+
+def choose(
+    needs: Callable[[bool, int], Estimate],
+    free: float | None,
+    checkpointing: bool | None,
+    optimizer: str,
+    lbfgs_history: int,
+) -> Plan:
+    """Checkpointing and history for a run that must fit in ``free`` bytes (None: unknown).
+
+    ``needs(checkpointing, history)`` estimates the run with those settings. Checkpointing is
+    switched on only if the settings leave it open (``None``), and the history is shortened only
+    as far as needed; when nothing fits, the run is refused with what to change."""
+    chosen = bool(checkpointing)
+    first = needs(chosen, lbfgs_history)
+    if free is None or first.total <= free:
+        return Plan(chosen, lbfgs_history, first)
+    tries = [(chosen, lbfgs_history)]
+    if checkpointing is None:
+        tries.append((True, lbfgs_history))
+    if optimizer == "lbfgs":
+        for history in (50, 20, 10, 5):
+            if history < lbfgs_history:
+                tries += [(c, history) for c in dict.fromkeys([chosen, checkpointing is None])]
+    for ckpt, history in tries[1:]:
+        found = needs(ckpt, history)
+        if found.total <= free:
+            changes = []
+            if ckpt and not chosen:
+                changes.append("activation checkpointing on (about a third slower a step)")
+            if history != lbfgs_history:
+                changes.append(f"L-BFGS history {lbfgs_history} → {history}")
+            note = (
+                f"memory: the run needs {first.total / GB:.1f} GB and {free / GB:.1f} GB is free; "
+                f"{' and '.join(changes)}: {found.total / GB:.1f} GB"
+            )
+            return Plan(ckpt, history, found, note)
+    least = needs(True if checkpointing is None else chosen, 1 if optimizer == "lbfgs" else lbfgs_history)
+    scale = math.sqrt(free / least.total) if least.total > 0 else 1.0
+    raise NSTError(
+        f"the run needs {first.total / GB:.1f} GB ({first}) and even with every saving "
+        f"{least.total / GB:.1f} GB, but {free / GB:.1f} GB is free; lower data.size (to about "
+        f"{max(int(scale * 100), 1)}% of it) or free memory"
+    )
+
+
+def free_memory(device: torch.device) -> float | None:
+    """Bytes a run can still take on ``device`` (None where that cannot be known)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return float(free)
+    if device.type == "cpu":
+        try:
+            with open("/proc/meminfo") as meminfo:
+                for line in meminfo:
+                    if line.startswith("MemAvailable:"):
+                        return float(line.split()[1]) * 1024
+        except OSError:
+            pass
+        try:
+            return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            return None
+    return None
+
+
+def _rehearse(
+    stack: torch.nn.Sequential,
+    content_layers: Sequence[str],
+    style_layers: Sequence[str],
+    style_loss: str,
+    checkpointing: bool,
+    shape: tuple[int, int, int, int],
+    dtype: torch.dtype,
+) -> tuple[float, float]:
+    """The peak of live tensors in one step on the meta device, and the targets' size."""
+    layers = list(dict.fromkeys([*content_layers, *style_layers]))
+    with torch.device("meta"):
+        vgg = VGGFeatures(layers, stack, checkpointing=checkpointing).to(dtype)
+        with torch.no_grad():
+            features = vgg(torch.empty(shape, dtype=dtype))
+        content = {n: features[n].float() for n in content_layers}
+        style = {n: _statistic(style_loss, features[n]) for n in style_layers}
+        del features
+        targets = sum(t.nbytes for t in content.values())
+        targets += sum(t.nbytes for stat in style.values() for t in stat.values())
+        image = torch.empty(shape, dtype=dtype, requires_grad=True)
+    terms: list[Tensor] = []
+
+    def each(name: str, features: Tensor) -> None:
+        if name in content:
+            terms.append(content_loss(features, content[name]))
+        if name in style:
+            terms.append(distance(style_loss, features, style[name]))
+
+    with _Live() as live:
+        vgg(image, each=each)
+        loss = torch.stack([t.float() for t in terms]).sum()
+        terms.clear()
+        loss.backward()
+    return float(live.peak), float(targets)
+
+
+def _statistic(kind: str, features: Tensor) -> dict[str, Tensor]:
+    try:
+        return statistic(kind, features)
+    except (NotImplementedError, RuntimeError):  # no meta kernel (eigh, quantile): its sizes
+        c = features.shape[1]
+        return {"gram": features.new_empty((features.shape[0], c, c), dtype=torch.float32)}
+
+
+class _Live(TorchDispatchMode):
+    """Follows every tensor made under it until it is freed; ``peak`` is the most bytes alive at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._seen: set[int] = set()
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for tensor in tree_flatten(out)[0]:
+            if isinstance(tensor, Tensor):
+                storage = tensor.untyped_storage()
+                key = storage._cdata
+                if key in self._seen:  # a view of a tensor already counted
+                    continue
+                self._seen.add(key)
+                size = storage.nbytes()
+                self.live += size
+                self.peak = max(self.peak, self.live)
+                weakref.finalize(storage, self._freed, key, size)
+        return out
+
+    def _freed(self, key: int, size: int) -> None:
+        self.live -= size
+        self._seen.discard(key)
