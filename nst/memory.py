@@ -24,7 +24,7 @@ from torch.utils._pytree import tree_flatten
 
 from nst.errors import NSTError
 from nst.losses import content_loss
-from nst.style_stats import distance, statistic
+from nst.style_stats import blend, distance, statistic
 from nst.vgg import LAYER_NAMES, VGGFeatures, build_features, depth_for
 
 GB = 1e9
@@ -46,9 +46,11 @@ class Estimate:
     def total(self) -> float:
         return sum(self.parts.values())
 
+    def breakdown(self) -> str:
+        return ", ".join(f"{k} {v / GB:.2f}" for k, v in self.parts.items() if v >= 0.005 * GB)
+
     def __str__(self) -> str:
-        shown = ", ".join(f"{k} {v / GB:.2f}" for k, v in self.parts.items() if v >= 0.005 * GB)
-        return f"{self.total / GB:.1f} GB ({shown})"
+        return f"{self.total / GB:.1f} GB ({self.breakdown()})"
 
 
 @dataclass(frozen=True)
@@ -92,15 +94,15 @@ def estimate(
     if dtype == torch.bfloat16:  # autocast keeps a bf16 copy of the weights
         network += network // 2
     image = pictures * 3 * height * width * weights_dtype.itemsize
-    activations, targets = _rehearse(
-        stack.to(dtype),
-        content_layers,
-        style_layers,
-        style_loss,
-        checkpointing,
-        (pictures, 3, height, width),
-        dtype,
-    )
+    shape = (pictures, 3, height, width)
+    try:
+        activations, targets = _rehearse(
+            stack.to(dtype), content_layers, style_layers, style_loss, checkpointing, shape, dtype
+        )
+    except (NotImplementedError, RuntimeError):  # a statistic with no meta kernel (eigh, quantile)
+        activations, targets = _rehearse(
+            stack.to(dtype), content_layers, style_layers, "gram", checkpointing, shape, dtype
+        )
     # Adam: two moments. L-BFGS: two images per remembered step, its direction, the previous
     # gradient and the copy nst takes before each step (see nst.projection).
     state = 2 * image if optimizer == "adam" else (2 * lbfgs_history + 3) * image
@@ -138,18 +140,16 @@ def choose(
     first = needs(chosen, lbfgs_history)
     if free is None or first.total <= free:
         return Plan(chosen, lbfgs_history, first)
-    tries = [(chosen, lbfgs_history)]
-    if checkpointing is None:
-        tries.append((True, lbfgs_history))
+    # Checkpointing first (it costs time, not quality), then ever shorter histories with it.
+    ckpt = True if checkpointing is None else chosen
+    histories = [lbfgs_history]
     if optimizer == "lbfgs":
-        for history in (50, 20, 10, 5):
-            if history < lbfgs_history:
-                tries += [(c, history) for c in dict.fromkeys([chosen, checkpointing is None])]
-    for ckpt, history in tries[1:]:
-        found = needs(ckpt, history)
+        histories += [h for h in (50, 20, 10, 5) if h < lbfgs_history]
+    for on, history in [(ckpt, h) for h in histories if (ckpt, h) != (chosen, lbfgs_history)]:
+        found = needs(on, history)
         if found.total <= free:
             changes = []
-            if ckpt and not chosen:
+            if on and not chosen:
                 changes.append("activation checkpointing on (about a third slower a step)")
             if history != lbfgs_history:
                 changes.append(f"L-BFGS history {lbfgs_history} → {history}")
@@ -157,11 +157,11 @@ def choose(
                 f"memory: the run needs {first.total / GB:.1f} GB and {free / GB:.1f} GB is free; "
                 f"{' and '.join(changes)}: {found.total / GB:.1f} GB"
             )
-            return Plan(ckpt, history, found, note)
-    least = needs(True if checkpointing is None else chosen, 1 if optimizer == "lbfgs" else lbfgs_history)
+            return Plan(on, history, found, note)
+    least = needs(ckpt, histories[-1])
     scale = math.sqrt(free / least.total) if least.total > 0 else 1.0
     raise NSTError(
-        f"the run needs {first.total / GB:.1f} GB ({first}) and even with every saving "
+        f"the run needs {first.total / GB:.1f} GB ({first.breakdown()} GB) and even with every saving "
         f"{least.total / GB:.1f} GB, but {free / GB:.1f} GB is free; lower data.size (to about "
         f"{max(int(scale * 100), 1)}% of it) or free memory"
     )
@@ -225,11 +225,7 @@ def _rehearse(
 
 
 def _statistic(kind: str, features: Tensor) -> dict[str, Tensor]:
-    try:
-        return statistic(kind, features)
-    except (NotImplementedError, RuntimeError):  # no meta kernel (eigh, quantile): its sizes
-        c = features.shape[1]
-        return {"gram": features.new_empty((features.shape[0], c, c), dtype=torch.float32)}
+    return blend(kind, [statistic(kind, features)], [1.0])  # as nst.targets makes it
 
 
 class _Live(TorchDispatchMode):

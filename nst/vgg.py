@@ -150,7 +150,10 @@ class VGGFeatures(nn.Module):
             self._run(x, 0, len(self.features), out)
             return dict(out)
         for start, end in self.segments():
-            x = checkpoint(self._run, x, start, end, use_reentrant=False)
+            if all(isinstance(layer, nn.Conv2d) for layer in self.features[start:end]):
+                x = self._run(x, start, end)  # a convolution keeps nothing here (nst.frozen)
+            else:
+                x = checkpoint(self._run, x, start, end, use_reentrant=False)
             if end - 1 in self._wanted:
                 out[self._wanted[end - 1]] = x
         return dict(out)
