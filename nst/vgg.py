@@ -134,6 +134,7 @@ class VGGFeatures(nn.Module):
         # Frozen. Train/eval mode makes no difference: the stack has no dropout or batch norm.
         self.features = features.requires_grad_(False)
         self.checkpointing = checkpointing
+        self.channels_last = False  # the maps' memory layout (see use_channels_last)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -145,6 +146,8 @@ class VGGFeatures(nn.Module):
         goes back through a graph latest-made first, then takes a layer's loss back just
         before the layer itself: its feature maps are freed by then, not all layers' at once."""
         x = (image - self.mean) / self.std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         out = _Features(each, keep)
         if not (self.checkpointing and torch.is_grad_enabled() and x.requires_grad):
             self._run(x, 0, len(self.features), out)
@@ -157,6 +160,11 @@ class VGGFeatures(nn.Module):
             if end - 1 in self._wanted:
                 out[self._wanted[end - 1]] = x
         return dict(out)
+
+    def use_channels_last(self) -> None:
+        """Run in the channels-last memory layout (NHWC), which GPUs' Tensor Cores read directly."""
+        self.features.to(memory_format=torch.channels_last)
+        self.channels_last = True
 
     def segments(self) -> list[tuple[int, int]]:
         """The [start, end) layer ranges that ``checkpointing`` keeps only the ends of."""

@@ -1,6 +1,7 @@
 """Memory: the frozen network's lean backward, activation checkpointing, the estimate made
 before a run, and what a run does when it would not fit."""
 
+import copy
 import json
 import subprocess
 import sys
@@ -161,3 +162,15 @@ def test_a_callback_monitoring_a_loss_no_run_logs_is_refused(workdir, images, tm
         _run(workdir, images, "--config", str(config), "--data.size", "32", "--trainer.max_steps", "2")
     assert exit_info.value.code == 2
     assert "EarlyStopping monitors 'loss/nonsense', which this run does not log" in capsys.readouterr().err
+
+
+def test_the_channels_last_layout_gives_the_same_gradient():
+    # What a CUDA run uses (nst.speed.prepare); the CPU runs the same code path.
+    stack = load_weights(build_features(29), "random")
+    image = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(2))
+    plain = _gradient(VGGFeatures(GATYS, stack), image, False)
+    vgg = VGGFeatures(GATYS, copy.deepcopy(stack))
+    vgg.use_channels_last()
+    assert vgg.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    nhwc = _gradient(vgg, image, False)
+    assert torch.allclose(plain, nhwc, rtol=1e-4, atol=1e-7)
