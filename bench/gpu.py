@@ -75,7 +75,10 @@ def nst_once(size: int, steps: int, mode: str, device: str, files: dict[str, str
         warnings.simplefilter("always")
         main(args, callbacks=[Clock()])
     syncs = sum("synchroniz" in str(w.message) for w in caught)
-    return {"ms": (marks["end"] - marks["start"]) / (steps - WARMUP) * 1e3, "syncs_per_step": syncs / (steps - WARMUP)}
+    return {
+        "ms": (marks["end"] - marks["start"]) / (steps - WARMUP) * 1e3,
+        "syncs_per_step": syncs / (steps - WARMUP),
+    }
 
 
 def reference_once(size: int, steps: int, mode: str, device: str, files: dict[str, str]) -> float:
@@ -112,7 +115,12 @@ def main_bench() -> None:
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        files = {"content": f"{tmp}/c.png", "style": f"{tmp}/s.png", "weights": f"{tmp}/w.pth", "logs": f"{tmp}/logs"}
+        files = {
+            "content": f"{tmp}/c.png",
+            "style": f"{tmp}/s.png",
+            "weights": f"{tmp}/w.pth",
+            "logs": f"{tmp}/logs",
+        }
         torch.save(load_weights(build_features(37), "random").state_dict(), files["weights"])
         name = torch.cuda.get_device_name() if a.device.startswith("cuda") else "CPU"
         print(f"{name}, torch {torch.__version__}, {a.steps} Adam steps, steady from step {WARMUP}")

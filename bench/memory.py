@@ -56,7 +56,12 @@ def once(size: int, checkpointing: bool, optimizer: str, device: str) -> dict[st
         args += ["--data.style", f"{tmp}/s.png", "--data.size", str(size), "--trainer.max_steps", "1"]
         args += ["--model.weights", "random", "--model.optimizer", optimizer, "--trainer.accelerator", device]
         args += ["--model.activation_checkpointing", str(checkpointing).lower()]
-        args += ["--trainer.enable_progress_bar", "false", "--trainer.logger.init_args.save_dir", f"{tmp}/logs"]
+        args += [
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.logger.init_args.save_dir",
+            f"{tmp}/logs",
+        ]
         args += ["--checkpoint.every_n_steps", "0", "--image_log.every_n_steps", "0"]
         main(args, callbacks=[Probe()])
     if device == "cuda":

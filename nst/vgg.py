@@ -20,6 +20,10 @@ from nst.errors import NSTError
 _CONVS_PER_BLOCK = (2, 2, 4, 4, 4)  # VGG19, configuration "E"
 _CHANNELS = (64, 128, 256, 512, 512)
 
+# From this size of the first layer's maps on (about 360 x 360 px in fp32) the backward keeps
+# only what the image's gradient needs (see nst.frozen and VGGFeatures._lean).
+LEAN_FROM_BYTES = 32 * 2**20
+
 # ImageNet statistics the torchvision weights were trained with.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -150,13 +154,13 @@ class VGGFeatures(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         out = _Features(each, keep)
         if not (self.checkpointing and torch.is_grad_enabled() and x.requires_grad):
-            self._run(x, 0, len(self.features), out)
+            self._run(x, 0, len(self.features), out, self._lean(x))
             return dict(out)
         for start, end in self.segments():
             if all(isinstance(layer, nn.Conv2d) for layer in self.features[start:end]):
-                x = self._run(x, start, end)  # a convolution keeps nothing here (nst.frozen)
+                x = self._run(x, start, end, None, True)  # a convolution keeps nothing (nst.frozen)
             else:
-                x = checkpoint(self._run, x, start, end, use_reentrant=False)
+                x = checkpoint(self._run, x, start, end, None, True, use_reentrant=False)
             if end - 1 in self._wanted:
                 out[self._wanted[end - 1]] = x
         return dict(out)
@@ -172,9 +176,17 @@ class VGGFeatures(nn.Module):
         ends = sorted({*ends, len(self.features)})
         return list(zip([0, *ends[:-1]], ends, strict=True))
 
-    def _run(self, x: Tensor, start: int, end: int, out: dict[str, Tensor] | None = None) -> Tensor:
+    def _lean(self, x: Tensor) -> bool:
+        """Whether to keep only what the image's gradient needs (nst.frozen): where the maps are
+        large. On small pictures PyTorch's own backward is faster (one fused kernel per layer,
+        no Python in between) and what it keeps is a few megabytes."""
+        first_maps = x.numel() // x.shape[1] * 64 * x.element_size()
+        return x.requires_grad and torch.is_grad_enabled() and first_maps >= LEAN_FROM_BYTES
+
+    def _run(
+        self, x: Tensor, start: int, end: int, out: dict[str, Tensor] | None = None, lean: bool = False
+    ) -> Tensor:
         made_here = False  # whether x was computed in this call (and so may be overwritten)
-        lean = x.requires_grad and torch.is_grad_enabled()  # see nst.frozen
         for i in range(start, end):
             layer = self.features[i]
             # A ReLU overwrites a conv output that nothing else keeps: one activation less.

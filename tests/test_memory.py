@@ -39,8 +39,14 @@ def _gradient(vgg: VGGFeatures, image: torch.Tensor, pytorch_autograd: bool) -> 
     return x.grad
 
 
+@pytest.fixture
+def lean_always(monkeypatch):
+    """The lean backward at every size (by default it starts at about 360 x 360 px)."""
+    monkeypatch.setattr("nst.vgg.LEAN_FROM_BYTES", 0)
+
+
 @pytest.mark.parametrize("pooling,padding", [("max", "zeros"), ("avg", "replicate")])
-def test_the_lean_backward_gives_pytorchs_gradient(pooling, padding):
+def test_the_lean_backward_gives_pytorchs_gradient(pooling, padding, lean_always):
     stack = load_weights(build_features(29, pooling, padding), "random").double()
     image = torch.rand(1, 3, 37, 50, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     for checkpointing in (False, True):
@@ -75,7 +81,7 @@ def _final(workdir, version):
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
-def test_activation_checkpointing_gives_the_same_picture(workdir, images, optimizer):
+def test_activation_checkpointing_gives_the_same_picture(workdir, images, optimizer, lean_always):
     for version, checkpointing in enumerate(["false", "true"]):
         _run(
             workdir, images, "--data.size", "64", "--trainer.max_steps", "6", "--model.optimizer", optimizer,
@@ -164,7 +170,7 @@ def test_a_callback_monitoring_a_loss_no_run_logs_is_refused(workdir, images, tm
     assert "EarlyStopping monitors 'loss/nonsense', which this run does not log" in capsys.readouterr().err
 
 
-def test_the_channels_last_layout_gives_the_same_gradient():
+def test_the_channels_last_layout_gives_the_same_gradient(lean_always):
     # What a CUDA run uses (nst.speed.prepare); the CPU runs the same code path.
     stack = load_weights(build_features(29), "random")
     image = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(2))
