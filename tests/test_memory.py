@@ -134,7 +134,10 @@ def test_a_run_fits_itself_into_a_small_memory_limit(workdir, images, capsys):
     roomy = estimate(48, 64, *layers, optimizer="lbfgs", lbfgs_history=100).total
     short = estimate(48, 64, *layers, optimizer="lbfgs", lbfgs_history=20).total
     limit = (roomy + short) / 2 / GB
-    _run(workdir, images, "--data.size", "64", "--trainer.max_steps", "3", "--model.memory_limit", str(limit))
+    _run(
+        workdir, images, "--data.size", "64", "--trainer.max_steps", "3", "--model.memory_limit", str(limit),
+        "--model.activation_checkpointing", "false",
+    )  # fmt: skip
     out = capsys.readouterr().out
     assert "memory: the run needs" in out and "L-BFGS history 100 → " in out
     assert (workdir / "logs" / "nst" / "version_0" / "final.png").is_file()
@@ -150,7 +153,7 @@ def test_a_run_that_cannot_fit_is_refused_before_it_starts(workdir, images, caps
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("size", [384, 768])
+@pytest.mark.parametrize("size", [512, 768])
 def test_the_estimate_is_within_a_quarter_of_the_measured_peak(size):
     command = [sys.executable, str(ROOT / "bench" / "memory.py"), "--once", str(size), "false"]
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
@@ -172,11 +175,13 @@ def test_a_callback_monitoring_a_loss_no_run_logs_is_refused(workdir, images, tm
 
 def test_the_channels_last_layout_gives_the_same_gradient(lean_always):
     # What a CUDA run uses (nst.speed.prepare); the CPU runs the same code path.
-    stack = load_weights(build_features(29), "random")
-    image = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(2))
-    plain = _gradient(VGGFeatures(GATYS, stack), image, False)
-    vgg = VGGFeatures(GATYS, copy.deepcopy(stack))
+    # In float64, where summing in another order changes nothing visible (in float32 the
+    # Gram loss's squares make that order show at the third digit of small gradients).
+    stack = load_weights(build_features(29), "random").double()
+    image = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    plain = _gradient(VGGFeatures(GATYS, stack).double(), image, False)
+    vgg = VGGFeatures(GATYS, copy.deepcopy(stack)).double()
     vgg.use_channels_last()
     assert vgg.features[0].weight.is_contiguous(memory_format=torch.channels_last)
     nhwc = _gradient(vgg, image, False)
-    assert torch.allclose(plain, nhwc, rtol=1e-4, atol=1e-7)
+    assert (plain - nhwc).norm() / plain.norm() < 1e-10
