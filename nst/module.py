@@ -324,9 +324,9 @@ class StyleTransfer(LightningModule):
         (``made``: terms already made from them by layer_terms)."""
         phase = self.schedule[self.phase]
         zero = seen.new_zeros((), dtype=torch.float32)
-        made = dict(made or {})
-        for name in self.layers:
-            if not all(k in made for k in self.layer_terms_keys(name)):
+        if made is None:  # made here, after the forward pass (a batch of pictures shares one)
+            made = {}
+            for name in self.layers:
                 made.update(self.layer_terms(name, features[name]))
         content = sum((made[f"content/{n}"] for n in self.content_layers), zero)
         per_layer = {
@@ -337,14 +337,6 @@ class StyleTransfer(LightningModule):
         tv = phase.tv_weight * tv_loss(seen) if phase.tv_weight else zero
         content = phase.content_weight * content
         return {"content": content, "style": style, "tv": tv, "total": content + style + tv, **per_layer}
-
-    def layer_terms_keys(self, name: str) -> list[str]:
-        kinds = [
-            k
-            for k, layers in (("content", self.content_layers), ("style", self.style_layers))
-            if name in layers
-        ]
-        return [f"{kind}/{name}" for kind in kinds]
 
     def _style_distance(self, kind: str, features: Tensor, target: dict[str, Tensor]) -> Tensor:
         if self.targets.masks is not None:  # regions painted separately (nst.regions)
