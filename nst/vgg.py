@@ -146,9 +146,11 @@ class VGGFeatures(nn.Module):
         self, image: Tensor, each: Callable[[str, Tensor], None] | None = None, keep: bool = True
     ) -> dict[str, Tensor]:
         """The feature maps of the named layers; ``each(name, features)`` is called as each is
-        computed (and with ``keep`` False, they are not kept: the result is empty). A loss made there is made in the order of the layers, and autograd, which
-        goes back through a graph latest-made first, then takes a layer's loss back just
-        before the layer itself: its feature maps are freed by then, not all layers' at once."""
+        computed (with ``keep`` False the maps are not kept, and the result is empty).
+
+        A loss made in ``each`` is made in the order of the layers; autograd, which goes back
+        through a graph latest-made first, then takes a layer's loss back just before the
+        layer itself, so each layer's maps are freed in turn rather than all held at once."""
         x = (image - self.mean) / self.std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -185,7 +187,8 @@ class VGGFeatures(nn.Module):
 
     def _run(
         self, x: Tensor, start: int, end: int, out: dict[str, Tensor] | None = None, lean: bool = False
-    ) -> Tensor:
+    ) -> Tensor | dict[str, Tensor]:
+        """Layers [start, end) on ``x``: the last one's output, or ``out`` with the named ones."""
         made_here = False  # whether x was computed in this call (and so may be overwritten)
         for i in range(start, end):
             layer = self.features[i]
