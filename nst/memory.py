@@ -150,7 +150,7 @@ def choose(
         if found.total <= free:
             changes = []
             if on and not chosen:
-                changes.append("activation checkpointing on (about a third slower a step)")
+                changes.append("activation checkpointing on (about a quarter slower a step)")
             if history != lbfgs_history:
                 changes.append(f"L-BFGS history {lbfgs_history} → {history}")
             note = (

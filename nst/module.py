@@ -71,8 +71,9 @@ class StyleTransfer(LightningModule):
         padding: Padding of the first convolution: ``zeros`` (torchvision's) or ``replicate``,
             which avoids the frame that zero padding lets the style loss paint along the edges.
         activation_checkpointing: Keep only some of VGG19's activations for the backward pass and
-            compute the others again there: about a third more time per step, for the memory of a
-            larger picture (see nst.memory). ``null``: only when the run would not fit otherwise.
+            compute the others again there: about a quarter more time per step (512 px, CPU),
+            for the memory of a larger picture (see nst.memory). ``null``: only when the run
+            would not fit otherwise.
         memory_limit: GB the run may take on its device (default: what is free there when it
             starts). A run that would need more switches on activation checkpointing and then
             shortens the L-BFGS history, saying so; one that cannot fit is refused before it starts.
@@ -252,8 +253,8 @@ class StyleTransfer(LightningModule):
         # step, and kept out of the state dict (they are cheap to recompute, large to store).
         self._compute_targets(self._images())
         # loss/total always, for callbacks that read trainer.callback_metrics without saying so.
-        self._monitored = ["loss/total", *monitored_losses(self.trainer.callbacks, self.loss_names())]
-        self._monitored = list(dict.fromkeys(self._monitored))
+        monitored = monitored_losses(self.trainer.callbacks, self.loss_names())
+        self._monitored = list(dict.fromkeys(["loss/total", *monitored]))
         if self.loss_scale is not None:  # from a checkpoint, which is loaded onto the CPU
             self.loss_scale = self.loss_scale.to(self.device)
         if self.best is not None:
