@@ -68,6 +68,11 @@ class RunCheckpoint(ModelCheckpoint):
         self._enable_version_counter = trainer.logger is None
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
+        if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
+            # The last step's checkpoint comes from on_train_end, after the result is written: a
+            # run killed in between resumes a step early and writes it, rather than resuming at
+            # its end, where Lightning runs no hook and the result would never be written.
+            return
         if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
             _check_finite(pl_module)  # a diverged image never overwrites the last good checkpoint
         super().on_train_batch_end(trainer, pl_module, *args)
