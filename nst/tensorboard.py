@@ -6,9 +6,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from lightning.fabric.utilities.logger import _add_prefix
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
+from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard.summary import hparams
 
 from nst.errors import NSTError
@@ -17,13 +19,22 @@ LOSSES = ("total", "content", "style", "tv")
 
 
 class RunTensorBoardLogger(TensorBoardLogger):
-    """Lightning's TensorBoardLogger without the ``epoch`` curve."""
+    """Lightning's TensorBoardLogger without the ``epoch`` curve, writing a step's scalars as one event."""
 
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         metrics = {k: v for k, v in metrics.items() if k != "epoch"}
-        if metrics:
+        if not metrics:
+            return
+        if any(isinstance(v, dict) for v in metrics.values()):  # grouped curves: Lightning's way
             super().log_metrics(metrics, step)
+            return
+        # Lightning writes one event per value (add_scalar); a logged step of a dozen losses
+        # then costs a dozen protobufs, queue handoffs and writes. TensorBoard reads an event's
+        # values each under its own tag, so one event carries them all.
+        metrics = _add_prefix(metrics, self._prefix, self.LOGGER_JOIN_CHAR)
+        values = [Summary.Value(tag=k, simple_value=float(v)) for k, v in metrics.items()]
+        self.experiment._get_file_writer().add_summary(Summary(value=values), step)
 
 
 class MetricsWriter:

@@ -19,6 +19,17 @@ def test_gram_is_fp32_under_bf16_input():
     assert torch.allclose(result, gram(features.float()))
 
 
+@pytest.mark.parametrize("own_backward_from", [0, 2**40])  # nst's memory-saving backward, autograd's
+def test_gram_gradient_is_exact_on_both_backward_paths(monkeypatch, own_backward_from):
+    monkeypatch.setattr("nst.losses.OWN_BACKWARD_FROM_BYTES", own_backward_from)
+    features = torch.randn(2, 5, 3, 4, requires_grad=True)  # gram computes in fp32
+    weights = torch.randn(2, 5, 5)
+    (gram(features) * weights).sum().backward()
+    flat = features.detach().reshape(2, 5, 12)
+    expected = (weights + weights.transpose(1, 2)) @ flat / (5 * 12)  # d/dF of <W, F·Fᵀ>/(C·H·W)
+    assert torch.allclose(features.grad.reshape(2, 5, 12), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_content_loss_is_mean_squared_error():
     a = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]])
     b = torch.tensor([[[[1.0, 1.0], [2.0, 1.0]]]])
