@@ -13,10 +13,6 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-# Maps from this size get _Gram's backward, which saves memory; below it, autograd's own matmul
-# backward is faster, because _Gram's Python costs more than its few megabytes are worth.
-OWN_BACKWARD_FROM_BYTES = 4 * 2**20
-
 
 def full_precision(features: Tensor) -> contextlib.AbstractContextManager:
     """Autocast switched off on ``features``' device, where it is on (nothing to do on the meta
@@ -36,9 +32,7 @@ def gram(features: Tensor) -> Tensor:
     b, c, h, w = features.shape
     with full_precision(features):
         flat = features.float().reshape(b, c, h * w)
-        if flat.requires_grad and flat.numel() * flat.element_size() >= OWN_BACKWARD_FROM_BYTES:
-            return _Gram.apply(flat) / (c * h * w)
-        return flat @ flat.transpose(1, 2) / (c * h * w)
+        return _Gram.apply(flat) / (c * h * w)
 
 
 class _Gram(torch.autograd.Function):

@@ -190,8 +190,9 @@ class VGGFeatures(nn.Module):
     ) -> Tensor | dict[str, Tensor]:
         """Layers [start, end) on ``x``: the last one's output, or ``out`` with the named ones."""
         made_here = False  # whether x was computed in this call (and so may be overwritten)
+        layers = list(self.features)  # Sequential's indexing walks the modules from the first
         for i in range(start, end):
-            layer = self.features[i]
+            layer = layers[i]
             # A ReLU overwrites a conv output that nothing else keeps: one activation less.
             inplace = isinstance(layer, nn.ReLU) and made_here and i - 1 not in self._wanted
             if lean:
