@@ -490,12 +490,16 @@ class StyleTransfer(LightningModule):
         # are absolute, and a loss of small scale (a large image, whose losses are means over
         # more pixels, or an upscaled phase already near its optimum) has every pixel's gradient
         # under 1e-7, at which L-BFGS returns without a step, on every step, silently.
-        memory = getattr(self, "memory", None)
+        history = (
+            phase.lbfgs_history
+            if self.memory is None
+            else min(phase.lbfgs_history, self.memory.lbfgs_history)
+        )
         return torch.optim.LBFGS(
             [self.image],
             lr=phase.lr,
             max_iter=1,
-            history_size=min(phase.lbfgs_history, memory.lbfgs_history) if memory else phase.lbfgs_history,
+            history_size=history,
             tolerance_grad=0,
             tolerance_change=0,
             line_search_fn=None if self.hparams.line_search == "none" else self.hparams.line_search,
