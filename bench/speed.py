@@ -8,11 +8,14 @@ unless --weights names a file), alternating,
 ``--rounds`` times. nst runs through its real command line with its
 shipped defaults (TensorBoard scalars, images and a checkpoint included), each run in a
 fresh process like the reference. Steady-state
-time excludes the first 5 steps, as the reference does. Prints a table and a JSON line.
+time excludes the first 5 steps, as the reference does. With ``--cpu`` it is CPU time of whole
+processes instead, start-up cancelled by differencing a run of steps/7 steps from one of --steps.
+Prints a table and a JSON line.
 """
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -93,6 +96,14 @@ def run_reference(
     return json.loads(out.strip().splitlines()[-1])["seconds_per_eval_steady"]
 
 
+def cpu_seconds(run: object, *args: object) -> float:
+    """User + system CPU seconds of the child process that ``run(*args)`` starts and waits for."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    run(*args)  # type: ignore[operator]
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
 def main_bench() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256)
@@ -102,6 +113,12 @@ def main_bench() -> None:
     parser.add_argument("--style")
     parser.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="CPU time of whole processes per step, start-up cancelled by differencing a run of "
+        "steps/7 steps from one of --steps (instead of steady wall time inside each run)",
+    )
     parser.add_argument("--nst-once", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     parser.add_argument(
@@ -124,18 +141,28 @@ def main_bench() -> None:
             weights = str(workdir / "vgg19_random.pth")
             torch.save(load_weights(build_features(37), "random").state_dict(), weights)
         ours, reference = [], []
+        short = max(WARMUP + 1, a.steps // 7)
         for _ in range(a.rounds):
-            reference.append(run_reference(content, style, a.size, a.steps, a.device, weights, a.optimizer))
-            ours.append(run_nst(content, style, a.size, a.steps, workdir, a.device, weights, a.optimizer))
+            ref_args = (content, style, a.size, a.steps, a.device, weights, a.optimizer)
+            nst_args = (content, style, a.size, a.steps, workdir, a.device, weights, a.optimizer)
+            if not a.cpu:
+                reference.append(run_reference(*ref_args))
+                ours.append(run_nst(*nst_args))
+                continue
+            for run, args, out in ((run_reference, ref_args, reference), (run_nst, nst_args, ours)):
+                long_s = cpu_seconds(run, *args)
+                short_s = cpu_seconds(run, *args[:3], short, *args[4:])
+                out.append((long_s - short_s) / (a.steps - short))
 
     ratio = statistics.median(ours) / statistics.median(reference)
-    print(f"\n{'program':<12}{'s/step (median)':>18}{'all rounds':>40}")
+    unit = "CPU s/step" if a.cpu else "s/step"
+    print(f"\n{'program':<12}{unit + ' (median)':>18}{'all rounds':>40}")
     print(f"{'reference':<12}{statistics.median(reference):>18.4f}{[round(x, 4) for x in reference]!s:>40}")
     print(f"{'nst':<12}{statistics.median(ours):>18.4f}{[round(x, 4) for x in ours]!s:>40}")
     print(
         f"nst / reference = {ratio:.3f}  ({a.size} px, {a.steps} {a.optimizer} steps, {a.device}, {torch.get_num_threads()} threads)"
     )
-    print(json.dumps({"size": a.size, "steps": a.steps, "optimizer": a.optimizer, "device": a.device, "reference_s_per_step": reference,
+    print(json.dumps({"size": a.size, "steps": a.steps, "optimizer": a.optimizer, "device": a.device, "cpu_time": a.cpu, "reference_s_per_step": reference,
                       "nst_s_per_step": ours, "ratio": round(ratio, 4)}))  # fmt: skip
 
 
