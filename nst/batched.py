@@ -116,20 +116,18 @@ class Pictures(LightningModule):
         pictures = list(self.pictures)
         seen = [picture.as_seen(picture.image) for picture in pictures]
         features = pictures[0].vgg(torch.cat(seen))
-        losses = [
-            picture.losses_of({name: f[i : i + 1] for name, f in features.items()}, seen[i])
-            for i, picture in enumerate(pictures)
-        ]
-        restarted = [
-            picture.restart_due(loss["total"]) for picture, loss in zip(pictures, losses, strict=True)
-        ]
+        weighted = []
+        for i, picture in enumerate(pictures):
+            made: dict[str, Tensor] = {}
+            for name, maps in features.items():
+                made.update(picture.layer_terms(name, maps[i : i + 1]))
+            weighted.append(picture.weigh(made, seen[i]))
+        totals = [terms.sum() for terms in weighted]
+        restarted = [p.restart_due(total) for p, total in zip(pictures, totals, strict=True)]
         if pictures[0]._metrics_written_this_step():
-            self._keep(losses, restarted)
-        scaled = [
-            p.scaled(loss["total"]) * (0.0 if r else 1.0)
-            for p, loss, r in zip(pictures, losses, restarted, strict=True)
-        ]
-        return sum(scaled)
+            self._keep([p.loss_dict(w) for p, w in zip(pictures, weighted, strict=True)], restarted)
+        scaled = [p.scaled(total) for p, total in zip(pictures, totals, strict=True)]
+        return sum(loss * 0.0 if r else loss for loss, r in zip(scaled, restarted, strict=True))
 
     def on_after_backward(self) -> None:
         for picture in self.pictures:

@@ -8,7 +8,7 @@ for settings in nst.checks and what a resume may not change in nst.identity.
 
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 from lightning.pytorch import LightningModule
@@ -32,6 +32,8 @@ from nst.style_stats import distance
 from nst.targets import Targets, compute_targets
 from nst.tensorboard import MetricsWriter, monitored_losses
 from nst.vgg import VGGFeatures, canonical_layers, depth_for
+
+T = TypeVar("T", Tensor, float)
 
 
 class StyleTransfer(LightningModule):
@@ -148,6 +150,8 @@ class StyleTransfer(LightningModule):
         self.logged_step = -1
         self._monitored: list[str] = []  # the losses that callbacks monitor (see on_fit_start)
         self._writer = MetricsWriter()
+        # The names and weights of the loss terms, for the phase and device in the key (see weigh).
+        self._weights_of: tuple[tuple[Any, ...], list[str], Tensor] | None = None
         self.memory: Plan | None = None  # what the run needs and does to fit (see plan_memory)
 
     @property
@@ -293,10 +297,16 @@ class StyleTransfer(LightningModule):
 
     def compute_losses(self, image: Tensor) -> dict[str, Tensor]:
         """Weighted loss terms of ``image``: content, style, tv, total, and style/<layer>."""
+        return self.loss_dict(self.weighted_terms(image))
+
+    def weighted_terms(self, image: Tensor) -> Tensor:
+        """The loss terms of ``image``, weighted, in the order of ``term_names()``; their sum is
+        the total loss. (One stacked tensor rather than a sum of terms: at small sizes and on
+        GPUs each extra operation in the graph is a measurable share of a step, forward and back.)"""
         seen = self.as_seen(image)
         made: dict[str, Tensor] = {}  # each layer's terms, made as the layer is (see VGGFeatures)
         self.vgg(seen, each=lambda name, f: made.update(self.layer_terms(name, f)), keep=False)
-        return self.losses_of({}, seen, made)
+        return self.weigh(made, seen)
 
     def layer_terms(self, name: str, features: Tensor) -> dict[str, Tensor]:
         """The unweighted loss terms that layer ``name``'s feature maps make."""
@@ -318,26 +328,37 @@ class StyleTransfer(LightningModule):
         # afterwards that would leave L-BFGS's curvature pairs describing steps not taken.
         return image.mean(dim=1, keepdim=True).expand_as(image)
 
-    def losses_of(
-        self, features: dict[str, Tensor], seen: Tensor, made: dict[str, Tensor] | None = None
-    ) -> dict[str, Tensor]:
-        """The loss terms of an image (as seen, see as_seen) whose VGG features are ``features``
-        (``made``: terms already made from them by layer_terms)."""
-        phase = self.schedule[self.phase]
-        zero = seen.new_zeros((), dtype=torch.float32)
-        if made is None:  # made here, after the forward pass (a batch of pictures shares one)
-            made = {}
-            for name in self.layers:
-                made.update(self.layer_terms(name, features[name]))
-        content = sum((made[f"content/{n}"] for n in self.content_layers), zero)
-        per_layer = {
-            f"style/{name}": phase.style_weight * weight * made[f"style/{name}"]
-            for name, weight in zip(self.style_layers, self.style_layer_weights, strict=False)
-        }
-        style = sum(per_layer.values(), zero)
-        tv = phase.tv_weight * tv_loss(seen) if phase.tv_weight else zero
-        content = phase.content_weight * content
-        return {"content": content, "style": style, "tv": tv, "total": content + style + tv, **per_layer}
+    def weigh(self, made: dict[str, Tensor], seen: Tensor) -> Tensor:
+        """The terms ``made`` by layer_terms (and the image's TV, as the phase asks), weighted,
+        in the order of ``term_names()``."""
+        names, weights = self._term_weights()
+        terms = torch.stack([made[name] if name != "tv" else tv_loss(seen) for name in names])
+        return terms * weights
+
+    def term_names(self) -> list[str]:
+        """The loss terms of this phase: ``content/<layer>``, ``style/<layer>`` and ``tv``."""
+        return self._term_weights()[0]
+
+    def _term_weights(self) -> tuple[list[str], Tensor]:
+        key = (self.phase, self.has_content, self.has_style, self.image.device)
+        if self._weights_of is None or self._weights_of[0] != key:
+            phase = self.schedule[self.phase]
+            names = [f"content/{n}" for n in self.content_layers]
+            weights = [phase.content_weight] * len(names)
+            for name, weight in zip(self.style_layers, self.style_layer_weights, strict=False):
+                names.append(f"style/{name}")
+                weights.append(phase.style_weight * weight)
+            if phase.tv_weight:
+                names.append("tv")
+                weights.append(phase.tv_weight)
+            self._weights_of = (key, names, torch.tensor(weights, device=self.image.device))
+        return self._weights_of[1], self._weights_of[2]
+
+    def loss_dict(self, weighted: Tensor) -> dict[str, Tensor]:
+        """``weighted`` (from weighted_terms) as named losses: content, style, tv, total and
+        style/<layer> (the curves' names, without ``loss/``)."""
+        parts = dict(zip(self.term_names(), weighted.unbind(), strict=True))
+        return summed(parts, weighted.sum(), weighted.new_zeros(()))
 
     def _style_distance(self, kind: str, features: Tensor, target: dict[str, Tensor]) -> Tensor:
         if self.targets.masks is not None:  # regions painted separately (nst.regions)
@@ -347,22 +368,26 @@ class StyleTransfer(LightningModule):
         return distance(kind, features, target)
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
-        losses = self.compute_losses(self.image)
-        restart = self.restart_due(losses["total"])
+        weighted = self.weighted_terms(self.image)
+        total = weighted.sum()
+        restart = self.restart_due(total)
         if self._metrics_written_this_step() and self.logged_step != self.global_step:
-            self._log_losses(losses, restart)
-        return self.scaled(losses["total"]) * (0.0 if restart else 1.0)
+            self._log_losses(weighted, total, restart)
+        loss = self.scaled(total)
+        return loss * 0.0 if restart else loss
 
-    def _log_losses(self, losses: dict[str, Tensor], restart: bool) -> None:
+    def _log_losses(self, weighted: Tensor, total: Tensor, restart: bool) -> None:
         """Hand this step's losses to the host in one transfer and write them to the loggers.
 
         Lightning's ``self.log`` costs ~0.2 ms a value in bookkeeping, which at small sizes and
         on GPUs is several percent of a step; so only the values a callback monitors go through
         it (and loss/total), and the curves go straight to the loggers, at the steps Lightning would write them.
         The progress bar and the studio read ``logged``."""
-        keys = [*losses, "best"]
-        values = [*(v.detach().float() for v in losses.values()), self.best_loss.float()]
-        logged = {f"loss/{k}": v for k, v in zip(keys, torch.stack(values).tolist(), strict=True)}
+        *values, value, best = torch.cat(
+            [weighted.detach(), total.detach()[None], self.best_loss[None]]
+        ).tolist()
+        parts = dict(zip(self.term_names(), values, strict=True))
+        logged = {f"loss/{k}": v for k, v in (summed(parts, value, 0.0) | {"best": best}).items()}
         if not restart and not math.isfinite(logged["loss/total"]):
             raise self._diverged("loss")
         if self.restarts:
@@ -593,6 +618,15 @@ class StyleTransfer(LightningModule):
         # Shaped and typed as saved: a later phase's size, and a 64-true run's float64, which
         # the float32 image made in setup would round (the module is converted only later).
         self.image = nn.Parameter(torch.empty_like(saved, device=self.image.device))
+
+
+def summed(parts: dict[str, T], total: T, zero: T) -> dict[str, T]:
+    """Weighted loss terms (``content/<layer>``, ``style/<layer>``, ``tv``) as the curves name
+    them: content, style, tv, total and style/<layer>; as tensors or as numbers."""
+    content = sum((v for k, v in parts.items() if k.startswith("content/")), zero)
+    per_layer = {k: v for k, v in parts.items() if k.startswith("style/")}
+    style = sum(per_layer.values(), zero)
+    return {"content": content, "style": style, "tv": parts.get("tv", zero), "total": total, **per_layer}
 
 
 def initial_image(init: str | None, images: Images) -> Tensor:

@@ -145,19 +145,30 @@ class VGGFeatures(nn.Module):
     def forward(
         self, image: Tensor, each: Callable[[str, Tensor], None] | None = None, keep: bool = True
     ) -> dict[str, Tensor]:
-        """The feature maps of the named layers; ``each(name, features)`` is called as each is
-        computed (with ``keep`` False the maps are not kept, and the result is empty).
+        """The feature maps of the named layers; ``each(name, features)`` is called for each
+        of them in the order of the layers (with ``keep`` False the maps are not kept, and the
+        result is empty).
 
-        A loss made in ``each`` is made in the order of the layers; autograd, which goes back
-        through a graph latest-made first, then takes a layer's loss back just before the
-        layer itself, so each layer's maps are freed in turn rather than all held at once."""
+        Where the maps are large, ``each`` is called as each layer is computed. A loss made
+        there is made in the order of the layers; autograd, which goes back through a graph
+        latest-made first, then takes a layer's loss back just before the layer itself, so each
+        layer's maps are freed in turn rather than all held at once. Where they are small, it is
+        called after the pass: made between the layers, the losses cost ~1 ms more a step at
+        32 px on a CPU (their matrix products and the convolutions take turns with the threads,
+        forward and backward), and what they save is memory that only large maps need."""
         x = (image - self.mean) / self.std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        out = _Features(each, keep)
         if not (self.checkpointing and torch.is_grad_enabled() and x.requires_grad):
-            self._run(x, 0, len(self.features), out, self._lean(x))
-            return dict(out)
+            if each is None or self._first_maps(x) >= LEAN_FROM_BYTES:
+                out = _Features(each, keep)
+                self._run(x, 0, len(self.features), out, self._lean(x))
+                return dict(out)
+            features = self._run(x, 0, len(self.features), {})
+            for name, maps in features.items():
+                each(name, maps)
+            return features if keep else {}
+        out = _Features(each, keep)
         for start, end in self.segments():
             if all(isinstance(layer, nn.Conv2d) for layer in self.features[start:end]):
                 x = self._run(x, start, end, None, True)  # a convolution keeps nothing (nst.frozen)
@@ -182,8 +193,12 @@ class VGGFeatures(nn.Module):
         """Whether to keep only what the image's gradient needs (nst.frozen): where the maps are
         large. On small pictures PyTorch's own backward is faster (one fused kernel per layer,
         no Python in between) and what it keeps is a few megabytes."""
-        first_maps = x.numel() // x.shape[1] * 64 * x.element_size()
-        return x.requires_grad and torch.is_grad_enabled() and first_maps >= LEAN_FROM_BYTES
+        return x.requires_grad and torch.is_grad_enabled() and self._first_maps(x) >= LEAN_FROM_BYTES
+
+    @staticmethod
+    def _first_maps(x: Tensor) -> int:
+        """Bytes of the first layer's maps (64 channels) of input ``x``."""
+        return x.numel() // x.shape[1] * 64 * x.element_size()
 
     def _run(
         self, x: Tensor, start: int, end: int, out: dict[str, Tensor] | None = None, lean: bool = False

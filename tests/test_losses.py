@@ -19,13 +19,15 @@ def test_gram_is_fp32_under_bf16_input():
     assert torch.allclose(result, gram(features.float()))
 
 
-def test_gram_backward_is_the_exact_gradient():  # nst's own backward, (G + Gᵀ)·F
-    features = torch.randn(2, 5, 3, 4, requires_grad=True)  # gram computes in fp32
+@pytest.mark.parametrize("height,width", [(3, 4), (1, 2)])  # more positions than channels, and fewer
+def test_gram_backward_is_the_exact_gradient(height, width):  # nst's own backward, (G + Gᵀ)·F
+    features = torch.randn(2, 5, height, width, requires_grad=True)  # gram computes in fp32
     weights = torch.randn(2, 5, 5)
     (gram(features) * weights).sum().backward()
-    flat = features.detach().reshape(2, 5, 12)
-    expected = (weights + weights.transpose(1, 2)) @ flat / (5 * 12)  # d/dF of <W, F·Fᵀ>/(C·H·W)
-    assert torch.allclose(features.grad.reshape(2, 5, 12), expected, rtol=1e-5, atol=1e-6)
+    positions = height * width
+    flat = features.detach().reshape(2, 5, positions)
+    expected = (weights + weights.transpose(1, 2)) @ flat / (5 * positions)  # d/dF of <W, F·Fᵀ>/(C·H·W)
+    assert torch.allclose(features.grad.reshape(2, 5, positions), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_content_loss_is_mean_squared_error():

@@ -64,13 +64,13 @@ def test_the_optimizers_keep_stepping_when_the_loss_is_tiny(tmp_path, images, op
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_one_vgg_evaluation_per_step_and_targets_once(tmp_path, images, monkeypatch, optimizer):
     calls = []
-    original = StyleTransfer.compute_losses
+    original = StyleTransfer.weighted_terms
 
     def counting(self, image):
         calls.append(self.global_step)
         return original(self, image)
 
-    monkeypatch.setattr(StyleTransfer, "compute_losses", counting)
+    monkeypatch.setattr(StyleTransfer, "weighted_terms", counting)
     forwards = []
     target_calls = []
     original_fit_start = StyleTransfer.on_fit_start
