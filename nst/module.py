@@ -16,6 +16,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from nst import reuse
+from nst.checkpointing import unpack_optimizer_lists
 from nst.checks import check_against_data, check_length, check_model_options, check_precision
 from nst.colour import luminance
 from nst.data import Images, StyleTransferData
@@ -590,6 +591,7 @@ class StyleTransfer(LightningModule):
         checkpoint["nst_best"] = {"image": self.best, "loss": self.best_loss, "restarts": self.restarts}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        unpack_optimizer_lists(checkpoint)  # before Lightning hands the states to the optimizers
         saved = checkpoint.get("state_dict", {}).get("image")
         if saved is None:
             raise NSTError("the checkpoint holds no image: it was not written by nst")

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from nst import images
-from nst.checkpointing import AtomicCheckpointIO
+from nst.checkpointing import AtomicCheckpointIO, pack_optimizer_lists, unpack_optimizer_lists
 from nst.cli import main
 from nst.images import save_image
 
@@ -78,3 +78,40 @@ def test_an_image_write_that_fails_half_way_keeps_the_old_image(tmp_path, monkey
         save_image(torch.ones(1, 3, 8, 8), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["result.png"]
+
+
+def _lbfgs_after(steps: int, image: torch.Tensor, optimizer: torch.optim.LBFGS) -> torch.Tensor:
+    target = torch.linspace(0, 1, image.numel()).reshape(image.shape)
+    for _ in range(steps):
+
+        def closure():
+            optimizer.zero_grad()
+            loss = ((image - target) ** 2 * (1 + target)).sum() + (image**4).sum()
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+    return image.detach().clone()
+
+
+def test_an_lbfgs_history_is_written_as_one_tensor_per_list_and_read_back_exactly(monkeypatch):
+    image = torch.nn.Parameter(torch.rand(1, 3, 6, 8, generator=torch.Generator().manual_seed(0)))
+    optimizer = torch.optim.LBFGS([image], max_iter=1, history_size=5)
+    _lbfgs_after(8, image, optimizer)
+    checkpoint = {"optimizer_states": [optimizer.state_dict()], "global_step": 8}
+    written = io.BytesIO()
+    torch.save(pack_optimizer_lists(checkpoint), written)
+
+    live = optimizer.state[image]
+    assert isinstance(live["old_dirs"], list) and len(live["old_dirs"]) == 5  # the run's own state untouched
+    read = torch.load(io.BytesIO(written.getvalue()), weights_only=True)
+    assert set(read["optimizer_states"][0]["state"][0]["old_dirs"]) == {"nst_packed"}
+
+    again = torch.nn.Parameter(image.detach().clone())
+    resumed = torch.optim.LBFGS([again], max_iter=1, history_size=5)
+    resumed.load_state_dict(unpack_optimizer_lists(read)["optimizer_states"][0])
+    assert torch.equal(_lbfgs_after(4, again, resumed), _lbfgs_after(4, image, optimizer))
+
+    monkeypatch.setattr("nst.checkpointing.PACK_UP_TO_BYTES", 100)  # a large history stays as it is
+    big = pack_optimizer_lists(checkpoint)["optimizer_states"][0]["state"][0]
+    assert isinstance(big["old_dirs"], list)
