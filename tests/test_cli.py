@@ -2,6 +2,7 @@
 
 import os
 import signal
+import struct
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ from lightning.pytorch import Callback
 from PIL import Image
 from steps import AtStep
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as tensorboard_crc
 
 from nst.cli import main
 
@@ -58,6 +60,21 @@ def test_a_run_leaves_its_results_in_its_own_directory(tiny_config, workdir):
     run("--config", str(config))
     assert (workdir / "logs" / "tiny" / "version_1" / "final.png").is_file()
     assert (run_dir / "final.png").read_bytes() == before
+
+
+def test_event_files_carry_the_checksums_tensorboard_computes(tiny_config, workdir):
+    # nst computes TensorBoard's record checksums in C (nst.tensorboard); here each record of a
+    # run's event file is checked against TensorBoard's own pure-Python CRC-32C.
+    run("--config", str(tiny_config()))
+    (events,) = (workdir / "logs" / "tiny" / "version_0").glob("events.out.tfevents.*")
+    data, records = events.read_bytes(), 0
+    while data:
+        (length,) = struct.unpack("<Q", data[:8])
+        header_crc, record, data_crc = data[8:12], data[12 : 12 + length], data[12 + length : 16 + length]
+        assert struct.unpack("<I", header_crc)[0] == tensorboard_crc(data[:8])
+        assert struct.unpack("<I", data_crc)[0] == tensorboard_crc(record)
+        data, records = data[16 + length :], records + 1
+    assert records > 10  # scalars and images
 
 
 def test_output_path_and_command_line_overrides(tiny_config, workdir, images):
