@@ -16,13 +16,16 @@ from nst.colour import original_colours
 from nst.data import Images, StyleTransferData
 from nst.errors import NSTError, brief
 from nst.images import OUTPUT_FORMATS, save_image
+from nst.tensorboard import image_summary
 
 
 def add_image(loggers: Sequence[Logger], tag: str, image: Tensor, step: int) -> None:
     """Show ``image`` (the first of a batch) in the Images tab of the TensorBoard loggers."""
-    for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_image(tag, image.detach()[0].float().clamp(0, 1).cpu(), step)
+    tensorboards = [logger for logger in loggers if isinstance(logger, TensorBoardLogger)]
+    if tensorboards:
+        summary = image_summary(tag, image.detach()[0])
+        for logger in tensorboards:
+            logger.experiment._get_file_writer().add_summary(summary, step)
 
 
 def add_inputs(loggers: Sequence[Logger], data: StyleTransferData) -> None:

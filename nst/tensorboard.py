@@ -2,6 +2,7 @@
 is an epoch here, so it would only repeat the step), and each run's settings in the HPARAMS
 tab with its final losses, so that runs and sweep cells can be compared there."""
 
+import io
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -11,8 +12,10 @@ from lightning.fabric.utilities.logger import _add_prefix
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
+from PIL import Image
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer import record_writer
+from torch import Tensor
 from torch.utils.tensorboard.summary import hparams
 
 from nst.errors import NSTError
@@ -50,6 +53,23 @@ class RunTensorBoardLogger(TensorBoardLogger):
         metrics = _add_prefix(metrics, self._prefix, self.LOGGER_JOIN_CHAR)
         values = [Summary.Value(tag=k, simple_value=float(v)) for k, v in metrics.items()]
         self.experiment._get_file_writer().add_summary(Summary(value=values), step)
+
+
+def image_summary(tag: str, image: Tensor) -> Summary:
+    """A [3, H, W] image in [0, 1] as a TensorBoard image summary.
+
+    As a JPEG of quality 95 without chroma subsampling (on a 512 px photo, 1.5 levels in 255
+    off on average): TensorBoard's own ``add_image`` writes PNG, ~60 ms to encode at 512 px
+    against ~1 ms, with three times the bytes; on a GPU a run's PNGs would take longer than
+    its steps. The result and the checkpoints keep the image losslessly."""
+    pixels = image.float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).contiguous().cpu()
+    picture = Image.fromarray(pixels.numpy())
+    encoded = io.BytesIO()
+    picture.save(encoded, format="JPEG", quality=95, subsampling=0)
+    jpeg = Summary.Image(
+        height=picture.height, width=picture.width, colorspace=3, encoded_image_string=encoded.getvalue()
+    )
+    return Summary(value=[Summary.Value(tag=tag, image=jpeg)])
 
 
 class MetricsWriter:
