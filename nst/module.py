@@ -305,7 +305,7 @@ class StyleTransfer(LightningModule):
         the total loss. (One stacked tensor rather than a sum of terms: at small sizes and on
         GPUs each extra operation in the graph is a measurable share of a step, forward and back.)"""
         seen = self.as_seen(image)
-        made: dict[str, Tensor] = {}  # each layer's terms, made as the layer is (see VGGFeatures)
+        made: dict[str, Tensor] = {}  # each layer's terms, made layer by layer (see VGGFeatures.forward)
         self.vgg(seen, each=lambda name, f: made.update(self.layer_terms(name, f)), keep=False)
         return self.weigh(made, seen)
 
