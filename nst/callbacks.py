@@ -16,7 +16,7 @@ from nst.colour import original_colours
 from nst.data import Images, StyleTransferData
 from nst.errors import NSTError, brief
 from nst.images import OUTPUT_FORMATS, save_image
-from nst.tensorboard import image_summary
+from nst.tensorboard import add_summary, image_summary
 
 
 def add_image(loggers: Sequence[Logger], tag: str, image: Tensor, step: int) -> None:
@@ -25,7 +25,7 @@ def add_image(loggers: Sequence[Logger], tag: str, image: Tensor, step: int) -> 
     if tensorboards:
         summary = image_summary(tag, image.detach()[0])
         for logger in tensorboards:
-            logger.experiment._get_file_writer().add_summary(summary, step)
+            add_summary(logger, summary, step)
 
 
 def add_inputs(loggers: Sequence[Logger], data: StyleTransferData) -> None:

@@ -52,7 +52,13 @@ class RunTensorBoardLogger(TensorBoardLogger):
         # values each under its own tag, so one event carries them all.
         metrics = _add_prefix(metrics, self._prefix, self.LOGGER_JOIN_CHAR)
         values = [Summary.Value(tag=k, simple_value=float(v)) for k, v in metrics.items()]
-        self.experiment._get_file_writer().add_summary(Summary(value=values), step)
+        add_summary(self, Summary(value=values), step)
+
+
+def add_summary(logger: TensorBoardLogger, summary: Summary, step: int | None = None) -> None:
+    """Write a ready-made ``summary`` to the logger's event file (torch's SummaryWriter has no
+    public call for it; this is the one place nst reaches into it)."""
+    logger.experiment._get_file_writer().add_summary(summary, step)
 
 
 def image_summary(tag: str, image: Tensor) -> Summary:
@@ -125,9 +131,9 @@ def write_summary(logger: Any, settings: dict[str, Any], metrics: dict[str, floa
     """Write a run's ``settings`` and final losses to a TensorBoard logger (others are skipped)."""
     if not isinstance(logger, TensorBoardLogger) or not metrics:
         return
-    writer = logger.experiment
     for summary in hparams(settings, {f"final/{k}": v for k, v in metrics.items()}):
-        writer._get_file_writer().add_summary(summary)
+        add_summary(logger, summary)
+    writer = logger.experiment
     for name, value in metrics.items():
         writer.add_scalar(f"final/{name}", value, step)
     writer.flush()
