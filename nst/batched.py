@@ -35,7 +35,7 @@ from nst.module import StyleTransfer
 from nst.projection import project
 from nst.run import interruption_in, reraise_for_user
 from nst.schedule import Schedule
-from nst.stopping import RunInterrupted, Stop
+from nst.stopping import RunInterrupted, Stop, StopAtStepBoundary
 from nst.tensorboard import HparamsSummary, flat_settings, write_summary
 
 
@@ -351,11 +351,9 @@ class Together:
         checkpoint = RunCheckpoint(self.builders[0].config.checkpoint.every_n_steps)
         paths = [runs.checkpoint_of(Path(builder.trainer.log_dir)) for builder in self.builders]
         checkpoint.dirpath = str(paths[0].parent)  # where the first picture's file is, as named on a stop
-        self.trainer.callbacks = [
-            *(c for c in self.trainer.callbacks if not isinstance(c, own)),
-            checkpoint,
-            self.outputs,
-        ]
+        kept = [c for c in self.trainer.callbacks if not isinstance(c, own)]
+        stops = [c for c in kept if isinstance(c, StopAtStepBoundary)]  # last, as in a run of its own
+        self.trainer.callbacks = [*(c for c in kept if c not in stops), checkpoint, self.outputs, *stops]
         self.trainer.strategy.checkpoint_io = PicturesCheckpointIO(paths)
         self.ckpt_path = str(paths[0]) if resumed == {True} else None
 

@@ -141,8 +141,9 @@ def result_image(image: Tensor, data: StyleTransferData | Images, colours: str |
 class StepProgressBar(TQDMProgressBar):
     """One bar over all steps of the run, with the losses.
 
-    Each Lightning epoch here is a single optimisation step, so the stock bar would
-    restart at 1/1 on every step.
+    A run is one endless Lightning epoch (see nst.data), so the stock bar would count batches
+    of an epoch without end; this one counts steps towards trainer.max_steps, from where a
+    resumed run starts.
     """
 
     @property

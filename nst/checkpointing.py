@@ -96,8 +96,8 @@ class RunCheckpoint(ModelCheckpoint):
         if every_n_steps < 0:
             raise NSTError(f"checkpoint.every_n_steps must be ≥ 0, got {every_n_steps}")
         # No "best" checkpoints (nothing is validated) and no last-v1.ckpt copies: one file, overwritten.
-        # Written from on_train_batch_end only: every step is an epoch here, and Lightning's
-        # epoch-end check deep-copies the logged metrics at every one of them.
+        # Written from on_train_batch_end only: a run is one epoch, whose end is the run's end,
+        # where on_train_end writes it.
         super().__init__(
             save_last=True,
             save_top_k=0,

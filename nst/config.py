@@ -204,11 +204,12 @@ class Builder(LightningCLI):
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         given = config.get("callbacks") or []
         given = [*(given if isinstance(given, list) else [given]), *callbacks]
-        callbacks = [StopAtStepBoundary(self.stop), *callbacks, HparamsSummary(), *self.extra_callbacks]
+        callbacks = [*callbacks, HparamsSummary(), *self.extra_callbacks]
         if config.get("enable_progress_bar") is not False and not any(
             isinstance(c, ProgressBar) for c in [*given, *self.extra_callbacks]
         ):
             callbacks.append(StepProgressBar())
+        callbacks.append(StopAtStepBoundary(self.stop))  # after the others: see its on_train_batch_end
         if self.in_memory:  # nothing on disk: no run directory, no checkpoints
             callbacks = [c for c in callbacks if not isinstance(c, RunCheckpoint)]
             config = {**config, "logger": False, "enable_checkpointing": False}

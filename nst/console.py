@@ -26,9 +26,8 @@ class _Console(logging.StreamHandler):
 
 def quiet_lightning() -> None:
     """Set up Lightning's console output once per process (idempotent)."""
-    # Advice meant for datasets; here an epoch is one step by design.
+    # Advice meant for datasets; a run's loader hands over the same few indices at each step.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")  # Lightning vs newer torch
     # Lightning gives "lightning" and (depending on the root logger) its subpackages plain
     # stderr handlers; one _Console on "lightning" replaces them all.

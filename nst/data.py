@@ -1,13 +1,14 @@
 """The content and style images of a run, as a LightningDataModule."""
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
 from lightning.pytorch import LightningDataModule
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, IterableDataset
 
 from nst import download
 from nst.colour import luminance, match_colours
@@ -16,23 +17,26 @@ from nst.images import from_memory, read_image, resize_long_side, to_tensor
 from nst.regions import Regions, check_pair, read_regions
 
 
-class _PairIndices(Dataset):
-    """One item per step: the indices of the content/style pairs a step optimises.
+class _PairIndices(IterableDataset):
+    """The items of a run's one endless epoch: at every step, the indices of the content/style
+    pairs the step optimises.
 
-    There is one pair today. Keeping the images out of the batch means nothing is
-    copied to the device per step; the module reads the pairs once from the DataModule.
-    One item per epoch means no epoch is ever cut by a checkpoint: Lightning warns that a
-    longer epoch cut mid-way is not resumable, while these resume exactly.
+    There is one pair today. Keeping the images out of the batch means nothing is copied to
+    the device per step; the module reads the pairs once from the DataModule. A run is a single
+    epoch, ended by trainer.max_steps or a stop, because Lightning's work at each epoch's start
+    and end costs as much as a small picture's losses: 0.3 ms a step at 32 px on a CPU. Every
+    item is the same, so a run resumed in the middle of that epoch reads exactly what an
+    uninterrupted one would, wherever its loader starts (and an endless loader has no length for
+    Lightning to warn about as "not resumable").
     """
 
     def __init__(self, pairs: int) -> None:
         self.pairs = pairs
 
-    def __len__(self) -> int:
-        return 1
-
-    def __getitem__(self, index: int) -> Tensor:
-        return torch.arange(self.pairs)
+    def __iter__(self) -> Iterator[Tensor]:
+        pairs = torch.arange(self.pairs)
+        while True:
+            yield pairs
 
 
 @dataclass(frozen=True)

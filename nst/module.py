@@ -380,9 +380,9 @@ class StyleTransfer(LightningModule):
     def _log_losses(self, weighted: Tensor, total: Tensor, restart: bool) -> None:
         """Hand this step's losses to the host in one transfer and write them to the loggers.
 
-        Lightning's ``self.log`` builds a metric object for each value in each epoch, and every
-        step is an epoch here: ~1 ms a value, several percent of a step at small sizes and on
-        GPUs. So the curves go straight to the loggers, at the steps Lightning would write them,
+        Lightning's ``self.log`` took ~1 ms a value a step (it builds a metric object for each
+        value in each epoch, and every step was an epoch then): several percent of a step at
+        small sizes and on GPUs. So the curves go straight to the loggers, at the steps Lightning would write them,
         and the values that callbacks monitor (and loss/total) straight into
         ``trainer.callback_metrics``, the dict that ``self.log`` fills and callbacks read.
         The progress bar and the studio read ``logged``."""

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import EarlyStopping
 
 from nst.checkpointing import RunCheckpoint
 
@@ -135,11 +136,17 @@ def _nothing() -> None:
 
 class StopAtStepBoundary(Callback):
     """Ends the run at the step boundary after a stop request, with a checkpoint where the run
-    keeps them. A request during the last step lets the run finish: it has nothing left to resume."""
+    keeps them. A request during the last step lets the run finish: it has nothing left to resume.
+
+    Also runs the checks of Lightning's EarlyStopping at every step's end. EarlyStopping checks
+    at epoch ends, and a run is one epoch (see nst.data), so left alone it would check once, at
+    the end; a run's patience and thresholds count steps.
+    """
 
     def __init__(self, stop: Stop) -> None:
         self.stop = stop
         self._stopping: RunInterrupted | None = None
+        self._early_stopping: list[EarlyStopping] = []
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._stopping = None
@@ -147,12 +154,24 @@ class StopAtStepBoundary(Callback):
         self.stop.last_checkpoint = checkpoint.written if checkpoint is not None else _nothing
         self.stop.training = True
         self.stop.reclaim()
+        # Those that check at epoch ends (EarlyStopping.setup resolves its default to that, as a
+        # run has no validation), including any taken over by an earlier fit of this run.
+        self._early_stopping = [
+            c
+            for c in trainer.callbacks
+            if isinstance(c, EarlyStopping) and (c._check_on_train_epoch_end or c in self._early_stopping)
+        ]
+        for callback in self._early_stopping:
+            callback._check_on_train_epoch_end = False  # checked here instead, at each step's end
 
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        # An epoch is one step here; its end comes after every hook of the step (image logs,
-        # frames, the periodic checkpoint), so a request made anywhere in the step is seen now.
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
+        # Registered after the run's other callbacks (only checkpoint callbacks, which Lightning
+        # puts last, come later), so a request made anywhere in the step up to here (an image
+        # log, a frame, the caller's progress callback) is seen at this step's boundary.
+        for callback in self._early_stopping:
+            callback._run_early_stopping_check(trainer)
         stop = self.stop
-        if stop.requested is None or trainer.global_step == trainer.max_steps:
+        if stop.requested is None or self._stopping is not None or trainer.global_step == trainer.max_steps:
             return
         checkpoint = _run_checkpoint(trainer)
         path = checkpoint.save_now(trainer, pl_module) if checkpoint is not None else None

@@ -1,5 +1,5 @@
-"""TensorBoard as a run writes it: loss curves without Lightning's ``epoch`` line (every step
-is an epoch here, so it would only repeat the step), and each run's settings in the HPARAMS
+"""TensorBoard as a run writes it: loss curves without Lightning's ``epoch`` line (a run is
+one epoch, so it would be a flat line at 0), and each run's settings in the HPARAMS
 tab with its final losses, so that runs and sweep cells can be compared there."""
 
 import io

@@ -139,6 +139,34 @@ def test_resumed_run_equals_uninterrupted_run(tiny_config, workdir, optimizer, p
     assert sorted(steps) == list(range(6))  # one curve: the resumed part continues, nothing repeats
 
 
+class Counts(Callback):
+    def __init__(self) -> None:
+        self.epochs = self.steps = 0
+
+    def on_train_epoch_start(self, *_: object) -> None:
+        self.epochs += 1
+
+    def on_train_batch_end(self, *_: object) -> None:
+        self.steps += 1
+
+
+def test_a_run_is_one_epoch_which_its_continuation_continues(tiny_config, workdir, recwarn):
+    # Lightning's work at an epoch's start and end costs as much as a small picture's losses.
+    first, then = Counts(), Counts()
+    with pytest.raises(SystemExit):
+        run(
+            "--config",
+            str(tiny_config()),
+            "--trainer.max_steps",
+            "6",
+            callbacks=[AtStep(3, send(signal.SIGINT)), first],
+        )
+    run("--config", str(tiny_config()), "--trainer.max_steps", "6", "--ckpt_path", "last", callbacks=[then])
+    assert (first.epochs, first.steps) == (1, 4)  # asked before step 4: stops after it
+    assert (then.epochs, then.steps) == (0, 2)  # continues that epoch
+    assert not [w for w in recwarn if "resum" in str(w.message)]  # e.g. "your dataloader is not resumable"
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_stop_signal_saves_a_checkpoint_that_resumes_exactly(tiny_config, workdir, capsys, signum, code):
     run("--config", str(tiny_config("whole")), "--trainer.max_steps", "6")
