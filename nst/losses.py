@@ -32,30 +32,36 @@ def gram(features: Tensor) -> Tensor:
     b, c, h, w = features.shape
     with full_precision(features):
         flat = features.float().reshape(b, c, h * w)
-        return _Gram.apply(flat) / (c * h * w)
+        return _Gram.apply(flat, 1 / (c * h * w))
 
 
 class _Gram(torch.autograd.Function):
-    """F·Fᵀ, whose backward makes one map of F's size, (G + Gᵀ)·F, where autograd's matmul
-    makes three (a gradient for each side of the product, then their sum): at 2048 px the
-    first layer's are 0.8 GB each, and this is where a step's memory peaks."""
+    """F·Fᵀ·scale, whose backward makes one map of F's size, (G + Gᵀ)·F·scale, where autograd's
+    matmul makes three (a gradient for each side of the product, then their sum): at 2048 px
+    the first layer's are 0.8 GB each, and this is where a step's memory peaks. The scale is
+    applied inside the matrix products (their alpha and beta), not as a pass over G or F of its
+    own: on a deep layer of a small picture G is the largest tensor of the loss."""
 
     @staticmethod
-    def forward(ctx: Any, flat: Tensor) -> Tensor:
+    def forward(ctx: Any, flat: Tensor, scale: float) -> Tensor:
         ctx.save_for_backward(flat)
-        return flat @ flat.transpose(1, 2)
+        ctx.scale = scale
+        return torch.baddbmm(flat.new_empty(()), flat, flat.transpose(1, 2), beta=0, alpha=scale)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> Tensor:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
         (flat,) = ctx.saved_tensors
+        scale = ctx.scale
         channels, positions = flat.shape[1:]
         if positions < channels:
             # A map of fewer positions than channels (the deep layers of a small picture) is
             # smaller than G: two products with it, in the shapes autograd's own backward uses,
             # cost less than the sum G + Gᵀ (~0.3 ms less a step at 32 px on a CPU).
-            return grad @ flat + (flat.transpose(1, 2) @ grad).transpose(1, 2)
-        return (grad + grad.transpose(1, 2)) @ flat
+            first = torch.bmm(grad, flat)
+            return torch.baddbmm(first, grad.transpose(1, 2), flat, beta=scale, alpha=scale), None
+        both = grad + grad.transpose(1, 2)
+        return torch.baddbmm(flat.new_empty(()), both, flat, beta=0, alpha=scale), None
 
 
 def content_loss(features: Tensor, target: Tensor) -> Tensor:
