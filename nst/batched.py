@@ -24,13 +24,14 @@ from torch.utils.data import DataLoader
 from nst import runs
 from nst.animation import Animation
 from nst.callbacks import FinalImage, ImageLogger, add_image, add_inputs, result_image
-from nst.checkpointing import AtomicCheckpointIO, RunCheckpoint
+from nst.checkpointing import AtomicCheckpointIO, RunCheckpoint, steps_counted_by_hand
 from nst.config import Builder, Layer
 from nst.console import quiet_lightning
 from nst.data import StyleTransferData, _PairIndices
 from nst.errors import NSTError
 from nst.images import save_image
 from nst.imagewise import ImageWise
+from nst.losses import full_precision
 from nst.module import StyleTransfer
 from nst.projection import project
 from nst.run import interruption_in, reraise_for_user
@@ -75,6 +76,7 @@ class Pictures(LightningModule):
         self.names = list(names)
         self.seed = seed
         self.strict_loading = False  # the network is rebuilt, never stored
+        self.automatic_optimization = False  # see training_step
         # Each picture's losses as last computed, on the host: at the steps whose losses are
         # shown or logged, as a run of its own logs them.
         self.losses: list[dict[str, float]] = [{} for _ in pictures]
@@ -113,21 +115,38 @@ class Pictures(LightningModule):
             picture.on_train_batch_start(batch, batch_idx)
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        """One step of every picture, by hand, as StyleTransfer.training_step takes one."""
+        optimizer = self.optimizers()
+        before = [  # what project() needs to tell each L-BFGS the step taken; Adam needs nothing
+            p.image.detach().clone() if p.schedule[p.phase].optimizer == "lbfgs" else None
+            for p in self.pictures
+        ]
+        with full_precision(self.pictures[0].image):
+            loss = optimizer.step(closure=lambda: self._evaluate(optimizer))
+        for picture, own, image in zip(self.pictures, optimizer.optimizer.optimizers, before, strict=True):
+            project(picture.image, own, image)
+        return loss
+
+    def _evaluate(self, optimizer: Any) -> Tensor:
         pictures = list(self.pictures)
-        seen = [picture.as_seen(picture.image) for picture in pictures]
-        features = pictures[0].vgg(torch.cat(seen))
-        weighted = []
-        for i, picture in enumerate(pictures):
-            made: dict[str, Tensor] = {}
-            for name, maps in features.items():
-                made.update(picture.layer_terms(name, maps[i : i + 1]))
-            weighted.append(picture.weigh(made, seen[i]))
-        totals = [terms.sum() for terms in weighted]
+        with self.trainer.precision_plugin.forward_context():
+            seen = [picture.as_seen(picture.image) for picture in pictures]
+            features = pictures[0].vgg(torch.cat(seen))
+            weighted = []
+            for i, picture in enumerate(pictures):
+                made: dict[str, Tensor] = {}
+                for name, maps in features.items():
+                    made.update(picture.layer_terms(name, maps[i : i + 1]))
+                weighted.append(picture.weigh(made, seen[i]))
+            totals = [terms.sum() for terms in weighted]
         restarted = [p.restart_due(total) for p, total in zip(pictures, totals, strict=True)]
         if pictures[0]._metrics_written_this_step():
             self._keep([p.loss_dict(w) for p, w in zip(pictures, weighted, strict=True)], restarted)
         scaled = [p.scaled(total) for p, total in zip(pictures, totals, strict=True)]
-        return sum(loss * 0.0 if r else loss for loss, r in zip(scaled, restarted, strict=True))
+        loss = sum(loss * 0.0 if r else loss for loss, r in zip(scaled, restarted, strict=True))
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        return loss.detach()
 
     def on_after_backward(self) -> None:
         for picture in self.pictures:
@@ -150,18 +169,6 @@ class Pictures(LightningModule):
                 )
         mean = sum(loss["total"] for loss in self.losses) / len(self.losses)
         self.log("loss/mean", mean, prog_bar=True, logger=False)
-
-    def optimizer_step(
-        self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
-    ) -> None:
-        before = [  # what project() needs to tell each L-BFGS the step taken; Adam needs nothing
-            p.image.detach().clone() if p.schedule[p.phase].optimizer == "lbfgs" else None
-            for p in self.pictures
-        ]
-        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
-        inner = getattr(optimizer, "optimizer", optimizer).optimizers
-        for picture, own, image in zip(self.pictures, inner, before, strict=True):
-            project(picture.image, own, image)  # as StyleTransfer.optimizer_step does for one
 
     def configure_optimizers(self) -> ImageWise:
         return ImageWise([picture.configure_optimizers() for picture in self.pictures])
@@ -191,6 +198,7 @@ class Pictures(LightningModule):
         checkpoint["nst_pictures"] = parts
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        steps_counted_by_hand(checkpoint)
         for picture, part in zip(self.pictures, checkpoint["nst_pictures"], strict=True):
             picture.on_load_checkpoint(part)
 

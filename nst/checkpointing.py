@@ -1,6 +1,7 @@
 """Checkpoints that make every run continuable: periodic, at the end, and when a run is
 stopped (see nst.stopping), each written whole or not at all."""
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,21 @@ def unpack_optimizer_lists(checkpoint: dict[str, Any]) -> dict[str, Any]:
     return checkpoint
 
 
+_AUTOMATIC = "epoch_loop.automatic_optimization.optim_progress"
+_MANUAL = "epoch_loop.manual_optimization.optim_step_progress"
+
+
+def steps_counted_by_hand(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint written while StyleTransfer left its steps to Lightning's automatic loop,
+    with its step count where a module that optimises by hand keeps it, in place (Lightning
+    counts the two kinds of step apart, and would resume such a run at step 0)."""
+    loops = checkpoint.get("loops", {}).get("fit_loop", {})
+    automatic, manual = loops.get(_AUTOMATIC), loops.get(_MANUAL)
+    if automatic and manual and not manual["total"]["completed"]:
+        loops[_MANUAL] = copy.deepcopy(automatic["optimizer"]["step"])
+    return checkpoint
+
+
 def _packed(state: Any) -> Any:
     if not isinstance(state, dict):
         return state
@@ -106,6 +122,13 @@ class RunCheckpoint(ModelCheckpoint):
             save_on_train_epoch_end=False,
         )
         self.every_n_steps = every_n_steps
+        # The key of this callback's state in a checkpoint, made once: Lightning reads it at
+        # every hook call (ModelCheckpoint builds it from its settings each time).
+        self._state_key = super().state_key
+
+    @property
+    def state_key(self) -> str:
+        return self._state_key
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)

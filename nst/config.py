@@ -204,6 +204,8 @@ class Builder(LightningCLI):
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         given = config.get("callbacks") or []
         given = [*(given if isinstance(given, list) else [given]), *callbacks]
+        # Lightning calls every hook of every callback at every step: one that is off is left out.
+        callbacks = [c for c in callbacks if not (isinstance(c, Animation) and not c.every_n_steps)]
         callbacks = [*callbacks, HparamsSummary(), *self.extra_callbacks]
         if config.get("enable_progress_bar") is not False and not any(
             isinstance(c, ProgressBar) for c in [*given, *self.extra_callbacks]

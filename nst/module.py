@@ -16,14 +16,14 @@ from PIL import Image
 from torch import Tensor, nn
 
 from nst import reuse
-from nst.checkpointing import unpack_optimizer_lists
+from nst.checkpointing import steps_counted_by_hand, unpack_optimizer_lists
 from nst.checks import check_against_data, check_length, check_model_options, check_precision
 from nst.colour import luminance
 from nst.data import Images, StyleTransferData
 from nst.errors import NSTError
 from nst.identity import check_same_run
 from nst.images import read_image, resize_tensor, to_tensor
-from nst.losses import content_loss, tv_loss
+from nst.losses import content_loss, full_precision, tv_loss
 from nst.memory import GB, Estimate, Plan, choose, estimate, free_memory
 from nst.projection import free_gradient, project
 from nst.regions import guided_distance
@@ -116,6 +116,7 @@ class StyleTransfer(LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self.automatic_optimization = False  # see training_step
         # The tutorial's flat names (conv_4) become the canonical ones (conv2_2) they stand for.
         # (Set on hparams itself: under LightningCLI they are the config's, not these arguments.)
         for option in ("content_layers", "style_layers"):
@@ -369,13 +370,40 @@ class StyleTransfer(LightningModule):
         return distance(kind, features, target)
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
-        weighted = self.weighted_terms(self.image)
-        total = weighted.sum()
+        """One optimizer step: as many evaluations of the loss as the optimizer asks for (one,
+        but for L-BFGS's line search), then the projection into [0, 1]. Returns the loss the
+        optimizer minimises (see ``scaled``) at the image the step started from.
+
+        The module optimises by hand (``automatic_optimization`` is off), as a step here is one
+        optimizer step on one parameter: Lightning's automatic loop would wrap each evaluation
+        in closure and result objects and call three more hooks on every callback, ~0.2 ms a
+        step, a share of a small picture's step on a CPU and more of one on a GPU. Only the loss
+        is computed under the precision's autocast, as that loop does; the backward pass and
+        the optimizer's own arithmetic run outside it."""
+        optimizer = self.optimizers()
+        # The image stays in [0, 1] by projection after every step (clamping), not by a sigmoid
+        # reparametrisation, which would flatten gradients at saturated pixels; L-BFGS is told
+        # the step the image took (see nst.projection).
+        before = self.image.detach().clone() if self.schedule[self.phase].optimizer == "lbfgs" else None
+        with full_precision(self.image):
+            loss = optimizer.step(closure=lambda: self._evaluate(optimizer))
+        project(self.image, optimizer.optimizer, before)
+        return loss
+
+    def _evaluate(self, optimizer: Any) -> Tensor:
+        """The loss and its gradient at the current image, as the optimizer's closure."""
+        with self.trainer.precision_plugin.forward_context():
+            weighted = self.weighted_terms(self.image)
+            total = weighted.sum()
         restart = self.restart_due(total)
         if self._metrics_written_this_step() and self.logged_step != self.global_step:
             self._log_losses(weighted, total, restart)
         loss = self.scaled(total)
-        return loss * 0.0 if restart else loss
+        if restart:
+            loss = loss * 0.0
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        return loss.detach()
 
     def _log_losses(self, weighted: Tensor, total: Tensor, restart: bool) -> None:
         """Hand this step's losses to the host in one transfer and write them to the loggers.
@@ -432,8 +460,8 @@ class StyleTransfer(LightningModule):
             self.best, self.best_loss = image.clone(), torch.where(torch.isnan(loss), torch.inf, loss)
             return
         better = loss < self.best_loss  # a NaN is never better
-        self.best.copy_(torch.where(better, image, self.best))
-        self.best_loss = torch.where(better, loss, self.best_loss)
+        torch.where(better, image, self.best, out=self.best)
+        torch.where(better, loss, self.best_loss, out=self.best_loss)
 
     def result(self) -> Tensor:
         """The image the run hands back: the best one seen by total loss, the current one
@@ -496,16 +524,6 @@ class StyleTransfer(LightningModule):
     def on_after_backward(self) -> None:
         if self.schedule[self.phase].optimizer == "lbfgs":
             free_gradient(self.image)
-
-    def optimizer_step(
-        self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
-    ) -> None:
-        # The image stays in [0, 1] by projection after every step (clamping), not by a sigmoid
-        # reparametrisation, which would flatten gradients at saturated pixels; L-BFGS is told
-        # the step the image took (see nst.projection).
-        before = self.image.detach().clone() if self.schedule[self.phase].optimizer == "lbfgs" else None
-        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
-        project(self.image, getattr(optimizer, "optimizer", optimizer), before)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         phase = self.schedule[self.phase]
@@ -592,6 +610,7 @@ class StyleTransfer(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         unpack_optimizer_lists(checkpoint)  # before Lightning hands the states to the optimizers
+        steps_counted_by_hand(checkpoint)  # before Lightning restores its loops from it
         saved = checkpoint.get("state_dict", {}).get("image")
         if saved is None:
             raise NSTError("the checkpoint holds no image: it was not written by nst")

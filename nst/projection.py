@@ -38,5 +38,6 @@ def free_gradient(image: Tensor) -> None:
     if grad is None:
         return
     with torch.no_grad():
-        held = ((image <= 0) & (grad > 0)) | ((image >= 1) & (grad < 0))
-        grad.masked_fill_(held, 0)
+        # Held: at 0 and pushed down (grad > 0), or at 1 and pushed up. (Where grad is 0,
+        # "held" changes nothing.) Five operations rather than eight, at every L-BFGS step.
+        grad.masked_fill_(torch.where(grad > 0, image <= 0, image >= 1), 0)

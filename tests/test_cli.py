@@ -167,6 +167,36 @@ def test_a_run_is_one_epoch_which_its_continuation_continues(tiny_config, workdi
     assert not [w for w in recwarn if "resum" in str(w.message)]  # e.g. "your dataloader is not resumable"
 
 
+def test_a_checkpoint_from_before_steps_were_taken_by_hand_resumes_at_its_step(tiny_config, workdir):
+    # Earlier versions let Lightning's automatic loop count the steps; a module that optimises
+    # by hand keeps the count elsewhere in the checkpoint, and would start again at step 0.
+    run("--config", str(tiny_config("whole")), "--trainer.max_steps", "6")
+    run("--config", str(tiny_config("halves")), "--trainer.max_steps", "3")
+    path = workdir / "logs" / "halves" / "version_0" / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(path, weights_only=True)
+    loops = checkpoint["loops"]["fit_loop"]
+    by_hand = loops["epoch_loop.manual_optimization.optim_step_progress"]
+    assert by_hand["total"]["completed"] == 3
+    loops["epoch_loop.automatic_optimization.optim_progress"]["optimizer"]["step"] = by_hand
+    loops["epoch_loop.manual_optimization.optim_step_progress"] = {
+        "total": {"ready": 0, "completed": 0},
+        "current": {"ready": 0, "completed": 0},
+    }
+    torch.save(checkpoint, path)  # as an older nst wrote it
+    then = Counts()
+    run(
+        "--config",
+        str(tiny_config("halves")),
+        "--trainer.max_steps",
+        "6",
+        "--ckpt_path",
+        "last",
+        callbacks=[then],
+    )
+    assert then.steps == 3
+    assert torch.equal(final_image(workdir / "logs" / "whole" / "version_0"), final_image(path.parents[1]))
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_stop_signal_saves_a_checkpoint_that_resumes_exactly(tiny_config, workdir, capsys, signum, code):
     run("--config", str(tiny_config("whole")), "--trainer.max_steps", "6")
