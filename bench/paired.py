@@ -62,7 +62,7 @@ def reference_step(content: str, style: str, size: int, weights: str, optimizer:
         s_targets = {
             i: ref.gram(f) for i, f in ref.features(net, style_image, mean, std).items() if i in ref.STYLE
         }
-    image = content_image.clone().requires_grad_(True)
+    image = content_image.clone().contiguous().requires_grad_(True)
     if optimizer == "lbfgs":
         opt = torch.optim.LBFGS([image], lr=1.0, max_iter=1, history_size=100)
     else:

@@ -375,11 +375,11 @@ class StyleTransfer(LightningModule):
         optimizer minimises (see ``scaled``) at the image the step started from.
 
         The module optimises by hand (``automatic_optimization`` is off), as a step here is one
-        optimizer step on one parameter: Lightning's automatic loop would wrap each evaluation
-        in closure and result objects and call three more hooks on every callback, ~0.2 ms a
-        step, a share of a small picture's step on a CPU and more of one on a GPU. Only the loss
-        is computed under the precision's autocast, as that loop does; the backward pass and
-        the optimizer's own arithmetic run outside it."""
+        optimizer step on one parameter: Lightning's automatic loop wraps each evaluation in
+        closure and result objects and calls one more hook on every callback, a share of a small
+        picture's step on a CPU and more of one on a GPU. Only the loss is computed under the
+        precision's autocast, as that loop does; the backward pass and the optimizer's own
+        arithmetic run outside it."""
         optimizer = self.optimizers()
         # The image stays in [0, 1] by projection after every step (clamping), not by a sigmoid
         # reparametrisation, which would flatten gradients at saturated pixels; L-BFGS is told
