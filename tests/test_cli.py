@@ -2,6 +2,7 @@
 
 import io
 import os
+import re
 import signal
 import struct
 
@@ -311,6 +312,18 @@ def test_the_progress_bar_counts_steps_and_shows_the_losses(tiny_config, workdir
     out = capsys.readouterr().out
     assert "step: 100%" in out and "4/4" in out
     assert "loss/total=" in out and "loss/style=" in out
+
+
+def test_the_progress_bar_is_redrawn_at_most_ten_times_a_second_and_at_the_end(
+    tiny_config, workdir, capsys, monkeypatch
+):
+    from nst import callbacks
+
+    clock = iter(range(1000))  # 30 ms a step: one step in four is drawn, and the last
+    monkeypatch.setattr(callbacks, "monotonic", lambda: next(clock) * 0.03)
+    run("--config", str(tiny_config()), "--trainer.max_steps", "9", "--trainer.enable_progress_bar", "true")
+    shown = re.findall(r"(\d+)/9 \[", capsys.readouterr().out.replace("\r", "\n"))
+    assert sorted({int(n) for n in shown}) == [0, 1, 5, 9]
 
 
 def test_divergence_stops_with_a_reason_and_writes_no_result(tiny_config, workdir, capsys):
