@@ -410,10 +410,10 @@ class StyleTransfer(LightningModule):
 
         Lightning's ``self.log`` took ~1 ms a value a step (it builds a metric object for each
         value in each epoch, and every step was an epoch then): several percent of a step at
-        small sizes and on GPUs. So the curves go straight to the loggers, at the steps Lightning would write them,
-        and the values that callbacks monitor (and loss/total) straight into
-        ``trainer.callback_metrics``, the dict that ``self.log`` fills and callbacks read.
-        The progress bar and the studio read ``logged``."""
+        small sizes and on GPUs. So the curves go straight to the loggers, at the steps
+        Lightning would write them, and the values that callbacks monitor (and loss/total)
+        straight into ``trainer.callback_metrics``, the dict that ``self.log`` fills and
+        callbacks read. The progress bar and the studio read ``logged``."""
         *values, value, best = torch.cat(
             [weighted.detach(), total.detach()[None], self.best_loss[None]]
         ).tolist()
