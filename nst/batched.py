@@ -356,7 +356,8 @@ class Together:
         self.outputs = PicturesOutputs(self.builders, self.module)
         self.trainer = batch.trainer
         own = (FinalImage, ImageLogger, Animation, SaveConfigCallback, HparamsSummary, ModelCheckpoint)
-        checkpoint = RunCheckpoint(self.builders[0].config.checkpoint.every_n_steps)
+        settings = self.builders[0].config.checkpoint
+        checkpoint = RunCheckpoint(settings.every_n_steps, settings.max_time_share)
         paths = [runs.checkpoint_of(Path(builder.trainer.log_dir)) for builder in self.builders]
         checkpoint.dirpath = str(paths[0].parent)  # where the first picture's file is, as named on a stop
         kept = [c for c in self.trainer.callbacks if not isinstance(c, own)]

@@ -18,6 +18,7 @@ from nst.colour import original_colours
 from nst.data import Images, StyleTransferData
 from nst.errors import NSTError, brief
 from nst.images import OUTPUT_FORMATS, save_image
+from nst.pacing import Pacing
 from nst.tensorboard import add_summary, image_summary
 
 
@@ -43,12 +44,15 @@ class ImageLogger(Callback):
 
     Args:
         every_n_steps: Log the current image every this many steps (0: only at the start and the end).
+        max_time_share: Periodic images take at most this share of the run's time, as
+            checkpoint.max_time_share has it for checkpoints (0: none waits).
     """
 
-    def __init__(self, every_n_steps: int = 50) -> None:
+    def __init__(self, every_n_steps: int = 50, max_time_share: float = 0.05) -> None:
         if every_n_steps < 0:
             raise NSTError(f"image_log.every_n_steps must be ≥ 0, got {every_n_steps}")
         self.every_n_steps = every_n_steps
+        self.pacing = Pacing(max_time_share, "image_log.max_time_share")
         self._last_logged: int | None = None
 
     @rank_zero_only
@@ -60,8 +64,9 @@ class ImageLogger(Callback):
     @rank_zero_only
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *_: object) -> None:
         # global_step already counts the step that just ended
-        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
-            self._log_current(trainer, pl_module)
+        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0 and self.pacing.ready():
+            with self.pacing.writing():
+                self._log_current(trainer, pl_module)
 
     @rank_zero_only
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
