@@ -33,6 +33,7 @@ from nst.images import save_image
 from nst.imagewise import ImageWise
 from nst.losses import full_precision
 from nst.module import StyleTransfer
+from nst.pacing import Pacing
 from nst.projection import project
 from nst.run import interruption_in, reraise_for_user
 from nst.schedule import Schedule
@@ -250,6 +251,8 @@ class PicturesOutputs(Callback):
         self.module = module
         settings = builders[0].config
         self.image_every = settings.image_log.every_n_steps
+        self.image_pacing = Pacing(settings.image_log.max_time_share, "image_log.max_time_share")
+        self._shown: int | None = None  # the last step whose images were shown
         self.colours = settings.output.original_colours
         self.savers = [
             next(c for c in b.trainer.callbacks if isinstance(c, SaveConfigCallback)) for b in self.builders
@@ -282,16 +285,18 @@ class PicturesOutputs(Callback):
             ):
                 restarts = {"lbfgs/restarts": float(picture.restarts)} if picture.restarts else {}
                 logger.log_metrics({**{f"loss/{k}": v for k, v in losses.items()}, **restarts}, step - 1)
-        if self.image_every and step % self.image_every == 0:
-            for logger, picture in zip(self.loggers, self.module.pictures, strict=True):
-                add_image([logger], "image/current", picture.image, step)
+        if self.image_every and step % self.image_every == 0 and self.image_pacing.ready():
+            with self.image_pacing.writing():
+                for logger, picture in zip(self.loggers, self.module.pictures, strict=True):
+                    add_image([logger], "image/current", picture.image, step)
+            self._shown = step
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.module.check_finite()  # never a NaN or black final.png
         step = trainer.global_step
         fresh = self.module.logged_step == step - 1
         for logger, builder, picture in zip(self.loggers, self.builders, self.module.pictures, strict=True):
-            if not self.image_every or step % self.image_every:  # not shown at this step yet
+            if self._shown != step:
                 add_image([logger], "image/current", picture.image, step)
             save_image(
                 result_image(picture.result(), builder.datamodule, self.colours),
