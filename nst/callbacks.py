@@ -184,6 +184,13 @@ class StepProgressBar(TQDMProgressBar):
     def on_train_epoch_end(self, *_: object) -> None:
         pass
 
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        bar = self.train_progress_bar
+        if bar is not None and bar.n != trainer.global_step:  # ended early, between redraws
+            bar.n = trainer.global_step
+            bar.set_postfix(self.get_metrics(trainer, pl_module))
+        super().on_train_end(trainer, pl_module)
+
     def get_metrics(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, int | str | float]:
         metrics = super().get_metrics(trainer, pl_module)
         logged = getattr(pl_module, "logged", None) or {}  # see StyleTransfer._log_losses

@@ -71,6 +71,24 @@ def check_weight(option: str, value: float) -> None:
         raise NSTError(f"{option} must be a finite number ≥ 0, got {value}")
 
 
+def check_trainer_options(trainer: Mapping[str, Any]) -> None:
+    """The Lightning options that a run's shape rules out: a run is one epoch of steps
+    (nst.data), each one optimizer step taken by hand (StyleTransfer.training_step)."""
+    for unit in ("min", "max"):
+        if trainer.get(f"{unit}_epochs") is not None:
+            raise NSTError(
+                f"trainer.{unit}_epochs does not apply: a run is one epoch of steps; use trainer.{unit}_steps"
+            )
+    if trainer.get("gradient_clip_val"):
+        raise NSTError(
+            "trainer.gradient_clip_val does not apply: nst does not clip the image's gradient; leave it out"
+        )
+    if trainer.get("accumulate_grad_batches") not in (None, 1):
+        raise NSTError(
+            "trainer.accumulate_grad_batches does not apply: every step is one whole picture; leave it out"
+        )
+
+
 def check_length(h: Mapping[str, Any], max_steps: int) -> None:
     """A multi-scale run lasts as long as its phases (the command line sets trainer.max_steps)."""
     phases = h["phases"]

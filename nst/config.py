@@ -28,6 +28,7 @@ from nst import runs
 from nst.animation import Animation
 from nst.callbacks import FinalImage, ImageLogger, StepProgressBar
 from nst.checkpointing import AtomicCheckpointIO, RunCheckpoint
+from nst.checks import check_trainer_options
 from nst.console import quiet_lightning
 from nst.data import StyleTransferData
 from nst.errors import NSTError, brief
@@ -202,6 +203,7 @@ class Builder(LightningCLI):
             )
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
+        check_trainer_options(config)
         given = config.get("callbacks") or []
         given = [*(given if isinstance(given, list) else [given]), *callbacks]
         # Lightning calls every hook of every callback at every step: one that is off is left out.

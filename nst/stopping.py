@@ -154,6 +154,10 @@ class StopAtStepBoundary(Callback):
         self.stop.last_checkpoint = checkpoint.written if checkpoint is not None else _nothing
         self.stop.training = True
         self.stop.reclaim()
+        # With trainer.min_steps, Lightning also asks for one finished epoch before a stop, and
+        # a run's one epoch finishes only at its end: EarlyStopping could never stop it. (An
+        # explicit trainer.min_epochs is refused: see check_trainer_options.)
+        trainer.fit_loop.min_epochs = 0
         # Those that check at epoch ends (EarlyStopping.setup resolves its default to that, as a
         # run has no validation), including any taken over by an earlier fit of this run.
         self._early_stopping = [

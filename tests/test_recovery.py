@@ -149,7 +149,10 @@ def test_lbfgs_restart_must_be_above_one(tiny_config, workdir, capsys):
         Run([["--config", str(tiny_config(lbfgs_restart=1.0))]])
 
 
-def test_early_stopping_from_yaml_ends_the_run_with_its_result_and_reason(tiny_config, workdir, capsys):
+@pytest.mark.parametrize("min_steps", [None, 12])
+def test_early_stopping_from_yaml_ends_the_run_with_its_result_and_reason(
+    tiny_config, workdir, capsys, min_steps
+):
     config = tiny_config(optimizer="adam", lr=1e-9)  # a learning rate that makes no progress
     settings = yaml.safe_load(config.read_text())
     settings["trainer"]["callbacks"] = [
@@ -157,6 +160,8 @@ def test_early_stopping_from_yaml_ends_the_run_with_its_result_and_reason(tiny_c
          "init_args": {"monitor": "loss/best", "patience": 3, "min_delta": 1e-3, "mode": "min"}}
     ]  # fmt: skip
     settings["trainer"]["max_steps"] = 50
+    if min_steps is not None:  # a run is one epoch, and Lightning's min_steps wants a finished one too
+        settings["trainer"]["min_steps"] = min_steps
     config.write_text(yaml.safe_dump(settings))
     main(["fit", "--config", str(config)])
     out = capsys.readouterr().out
@@ -164,7 +169,7 @@ def test_early_stopping_from_yaml_ends_the_run_with_its_result_and_reason(tiny_c
     run_dir = workdir / "logs" / "tiny" / "version_0"
     assert (run_dir / "final.png").is_file()
     step = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
-    assert step < 50
+    assert step < 10 if min_steps is None else step == min_steps
 
 
 def test_a_sweep_records_which_cells_stopped_early(tiny_config, workdir):
