@@ -31,8 +31,7 @@ from nst.data import StyleTransferData, _PairIndices
 from nst.errors import NSTError
 from nst.images import save_image
 from nst.imagewise import ImageWise
-from nst.losses import full_precision
-from nst.module import StyleTransfer
+from nst.module import StyleTransfer, step_by_hand
 from nst.pacing import Pacing
 from nst.projection import project
 from nst.run import interruption_in, reraise_for_user
@@ -122,32 +121,27 @@ class Pictures(LightningModule):
             p.image.detach().clone() if p.schedule[p.phase].optimizer == "lbfgs" else None
             for p in self.pictures
         ]
-        with full_precision(self.pictures[0].image):
-            loss = optimizer.step(closure=lambda: self._evaluate(optimizer))
+        loss = step_by_hand(self, optimizer, self.pictures[0].image, self._loss)
         for picture, own, image in zip(self.pictures, optimizer.optimizer.optimizers, before, strict=True):
             project(picture.image, own, image)
         return loss
 
-    def _evaluate(self, optimizer: Any) -> Tensor:
+    def _loss(self) -> Tensor:
         pictures = list(self.pictures)
-        with self.trainer.precision_plugin.forward_context():
-            seen = [picture.as_seen(picture.image) for picture in pictures]
-            features = pictures[0].vgg(torch.cat(seen))
-            weighted = []
-            for i, picture in enumerate(pictures):
-                made: dict[str, Tensor] = {}
-                for name, maps in features.items():
-                    made.update(picture.layer_terms(name, maps[i : i + 1]))
-                weighted.append(picture.weigh(made, seen[i]))
-            totals = [terms.sum() for terms in weighted]
+        seen = [picture.as_seen(picture.image) for picture in pictures]
+        features = pictures[0].vgg(torch.cat(seen))
+        weighted = []
+        for i, picture in enumerate(pictures):
+            made: dict[str, Tensor] = {}
+            for name, maps in features.items():
+                made.update(picture.layer_terms(name, maps[i : i + 1]))
+            weighted.append(picture.weigh(made, seen[i]))
+        totals = [terms.sum() for terms in weighted]
         restarted = [p.restart_due(total) for p, total in zip(pictures, totals, strict=True)]
         if pictures[0]._metrics_written_this_step():
             self._keep([p.loss_dict(w) for p, w in zip(pictures, weighted, strict=True)], restarted)
         scaled = [p.scaled(total) for p, total in zip(pictures, totals, strict=True)]
-        loss = sum(loss * 0.0 if r else loss for loss, r in zip(scaled, restarted, strict=True))
-        optimizer.zero_grad()
-        self.manual_backward(loss)
-        return loss.detach()
+        return sum(loss * 0.0 if r else loss for loss, r in zip(scaled, restarted, strict=True))
 
     def on_after_backward(self) -> None:
         for picture in self.pictures:

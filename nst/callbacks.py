@@ -177,8 +177,7 @@ class StepProgressBar(TQDMProgressBar):
         # few a second cannot be read anyway.
         bar, step, now = self.train_progress_bar, trainer.global_step, monotonic()
         if self._should_update(step, bar.total) and (now - self._drawn_at >= REDRAW_S or step == bar.total):
-            bar.n = step
-            bar.set_postfix(self.get_metrics(trainer, pl_module))
+            self._draw(trainer, pl_module)
             self._drawn_at = now
 
     def on_train_epoch_end(self, *_: object) -> None:
@@ -187,9 +186,12 @@ class StepProgressBar(TQDMProgressBar):
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         bar = self.train_progress_bar
         if bar is not None and bar.n != trainer.global_step:  # ended early, between redraws
-            bar.n = trainer.global_step
-            bar.set_postfix(self.get_metrics(trainer, pl_module))
+            self._draw(trainer, pl_module)
         super().on_train_end(trainer, pl_module)
+
+    def _draw(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.train_progress_bar.n = trainer.global_step
+        self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
 
     def get_metrics(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, int | str | float]:
         metrics = super().get_metrics(trainer, pl_module)

@@ -377,33 +377,25 @@ class StyleTransfer(LightningModule):
         The module optimises by hand (``automatic_optimization`` is off), as a step here is one
         optimizer step on one parameter: Lightning's automatic loop wraps each evaluation in
         closure and result objects and calls one more hook on every callback, a share of a small
-        picture's step on a CPU and more of one on a GPU. Only the loss is computed under the
-        precision's autocast, as that loop does; the backward pass and the optimizer's own
-        arithmetic run outside it."""
+        picture's step on a CPU and more of one on a GPU (see step_by_hand)."""
         optimizer = self.optimizers()
         # The image stays in [0, 1] by projection after every step (clamping), not by a sigmoid
         # reparametrisation, which would flatten gradients at saturated pixels; L-BFGS is told
         # the step the image took (see nst.projection).
         before = self.image.detach().clone() if self.schedule[self.phase].optimizer == "lbfgs" else None
-        with full_precision(self.image):
-            loss = optimizer.step(closure=lambda: self._evaluate(optimizer))
+        loss = step_by_hand(self, optimizer, self.image, self._loss)
         project(self.image, optimizer.optimizer, before)
         return loss
 
-    def _evaluate(self, optimizer: Any) -> Tensor:
-        """The loss and its gradient at the current image, as the optimizer's closure."""
-        with self.trainer.precision_plugin.forward_context():
-            weighted = self.weighted_terms(self.image)
-            total = weighted.sum()
+    def _loss(self) -> Tensor:
+        """What the optimizer minimises at the current image (see scaled and restart_due)."""
+        weighted = self.weighted_terms(self.image)
+        total = weighted.sum()
         restart = self.restart_due(total)
         if self._metrics_written_this_step() and self.logged_step != self.global_step:
             self._log_losses(weighted, total, restart)
         loss = self.scaled(total)
-        if restart:
-            loss = loss * 0.0
-        optimizer.zero_grad()
-        self.manual_backward(loss)
-        return loss.detach()
+        return loss * 0.0 if restart else loss
 
     def _log_losses(self, weighted: Tensor, total: Tensor, restart: bool) -> None:
         """Hand this step's losses to the host in one transfer and write them to the loggers.
@@ -640,6 +632,25 @@ class StyleTransfer(LightningModule):
         # Shaped and typed as saved: a later phase's size, and a 64-true run's float64, which
         # the float32 image made in setup would round (the module is converted only later).
         self.image = nn.Parameter(torch.empty_like(saved, device=self.image.device))
+
+
+def step_by_hand(
+    module: LightningModule, optimizer: Any, image: Tensor, loss: Callable[[], Tensor]
+) -> Tensor:
+    """One step of ``optimizer`` (the module's LightningOptimizer), taken by hand, as Lightning's
+    automatic loop would take it: ``loss()`` under the precision's autocast, as many times as the
+    optimizer evaluates it, and the backward pass and the optimizer's arithmetic outside autocast
+    (on ``image``'s device). Returns the loss at the start of the step."""
+
+    def closure() -> Tensor:
+        with module.trainer.precision_plugin.forward_context():
+            value = loss()
+        optimizer.zero_grad()
+        module.manual_backward(value)
+        return value.detach()
+
+    with full_precision(image):
+        return optimizer.step(closure=closure)
 
 
 def summed(parts: dict[str, T], total: T, zero: T) -> dict[str, T]:
