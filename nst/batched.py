@@ -9,7 +9,7 @@ makes (nst.imagewise), so Adam's moments and L-BFGS's history and step size are 
 it comes out as it does alone, up to the rounding of batched convolutions.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,6 @@ from lightning.pytorch import Callback, LightningDataModule, LightningModule, Tr
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import SaveConfigCallback
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
 
 from nst import runs
 from nst.animation import Animation
@@ -29,6 +28,7 @@ from nst.config import Builder, Layer
 from nst.console import quiet_lightning
 from nst.data import StyleTransferData, _PairIndices
 from nst.errors import NSTError
+from nst.hooks import leave_out_inert_hooks
 from nst.images import save_image
 from nst.imagewise import ImageWise
 from nst.module import StyleTransfer, step_by_hand
@@ -63,8 +63,8 @@ class PicturesData(LightningDataModule):
         for data in self.pictures:
             data.setup(stage)
 
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(_PairIndices(pairs=len(self.pictures)), batch_size=None)
+    def train_dataloader(self) -> Iterable[Tensor]:
+        return _PairIndices(pairs=len(self.pictures))
 
 
 class Pictures(LightningModule):
@@ -376,6 +376,7 @@ class Together:
         status = "failed"
         with self.stop_requests.signals():
             try:
+                leave_out_inert_hooks(self.trainer, self.module)
                 self.trainer.fit(self.module, datamodule=self.data, ckpt_path=self.ckpt_path)
                 status = "success"
             except BaseException as error:

@@ -1,0 +1,50 @@
+"""At every step Lightning calls only the hooks that do something (nst.hooks)."""
+
+from collections import Counter
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.profilers import PassThroughProfiler
+
+import nst
+from nst.hooks import PER_STEP
+
+
+class CountingProfiler(PassThroughProfiler):
+    """Counts Lightning's hook calls: it runs each inside one profiler action, named
+    ``[Callback]<state key>.<hook>`` or ``[LightningModule]<class>.<hook>``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.actions: Counter[str] = Counter()
+
+    def start(self, action_name: str) -> None:
+        self.actions[action_name] += 1
+
+
+class AfterBackward(Callback):
+    """A user's callback that acts after each backward pass, and at no other hook."""
+
+    def __init__(self) -> None:
+        self.gradients: list[float] = []
+
+    def on_after_backward(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.gradients.append(pl_module.image.grad.abs().sum().item())
+
+
+def test_each_step_calls_the_hooks_that_act_and_no_others(tiny_config):
+    user = AfterBackward()
+    run = nst.Run([["--config", str(tiny_config()), "--trainer.max_steps", "5"]], callbacks=[user])
+    profiler = run.trainer.profiler = CountingProfiler()
+    run.fit()
+
+    assert len(user.gradients) == 5 and all(g > 0 for g in user.gradients)  # the user's hook, every step
+    assert profiler.actions["[Callback]AfterBackward.on_after_backward"] == 5
+    assert profiler.actions["[LightningModule]StyleTransfer.on_after_backward"] == 5  # nst's own
+    by_key = {callback.state_key: callback for callback in run.trainer.callbacks}
+    per_step = [a for a in profiler.actions if a.startswith("[Callback]") and a.endswith(PER_STEP)]
+    assert per_step, "no callback acted at a step: the count is not seeing Lightning's calls"
+    for action in per_step:
+        key, hook = action.removeprefix("[Callback]").rsplit(".", 1)
+        assert getattr(type(by_key[key]), hook) is not getattr(Callback, hook), f"{action} does nothing"
+    for hook in ("on_before_backward", "on_before_optimizer_step", "on_train_batch_end"):
+        assert f"[LightningModule]StyleTransfer.{hook}" not in profiler.actions
