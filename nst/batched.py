@@ -28,7 +28,7 @@ from nst.config import Builder, Layer
 from nst.console import quiet_lightning
 from nst.data import StyleTransferData, _PairIndices
 from nst.errors import NSTError
-from nst.hooks import leave_out_inert_hooks
+from nst.hooks import HookNameSetDirectly, leave_out_inert_hooks
 from nst.images import save_image
 from nst.imagewise import ImageWise
 from nst.module import StyleTransfer, step_by_hand
@@ -67,7 +67,7 @@ class PicturesData(LightningDataModule):
         return _PairIndices(pairs=len(self.pictures))
 
 
-class Pictures(LightningModule):
+class Pictures(HookNameSetDirectly, LightningModule):
     """The pictures' own modules (their images, targets, losses and phases), stepped together."""
 
     def __init__(self, pictures: Sequence[StyleTransfer], names: Sequence[str], seed: int | None) -> None:
@@ -121,7 +121,7 @@ class Pictures(LightningModule):
             p.image.detach().clone() if p.schedule[p.phase].optimizer == "lbfgs" else None
             for p in self.pictures
         ]
-        loss = step_by_hand(self, optimizer, self.pictures[0].image, self._loss)
+        loss = step_by_hand(self, optimizer, self.pictures[0].image, self._loss, self._free_held_pixels)
         for picture, own, image in zip(self.pictures, optimizer.optimizer.optimizers, before, strict=True):
             project(picture.image, own, image)
         return loss
@@ -143,9 +143,9 @@ class Pictures(LightningModule):
         scaled = [p.scaled(total) for p, total in zip(pictures, totals, strict=True)]
         return sum(loss * 0.0 if r else loss for loss, r in zip(scaled, restarted, strict=True))
 
-    def on_after_backward(self) -> None:
+    def _free_held_pixels(self) -> None:
         for picture in self.pictures:
-            picture.on_after_backward()
+            picture.free_held_pixels()
 
     def _keep(self, losses: list[dict[str, Tensor]], restarted: list[bool]) -> None:
         keys = [*losses[0], "best"]
