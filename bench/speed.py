@@ -4,7 +4,7 @@
 
 Both programs run the Gatys setting (conv4_2 / conv1_1 … conv5_1, L-BFGS, one VGG
 forward and backward per step) on the same two images and the same VGG19 weights (nst's seeded random ones
-unless --weights names a file), alternating,
+unless --weights names a file), alternating (each going first in every other round),
 ``--rounds`` times. nst runs through its real command line with its
 shipped defaults (TensorBoard scalars, images and a checkpoint included), each run in a
 fresh process like the reference. Steady-state
@@ -142,19 +142,27 @@ def main_bench() -> None:
             torch.save(load_weights(build_features(37), "random").state_dict(), weights)
         ours, reference = [], []
         short = max(WARMUP + 1, a.steps // 7)
-        for _ in range(a.rounds):
+        for i in range(a.rounds):
             ref_args = (content, style, a.size, a.steps, a.device, weights, a.optimizer)
             nst_args = (content, style, a.size, a.steps, workdir, a.device, weights, a.optimizer)
+            # The two go first in turn, so that the machine's drift over a round favours neither.
+            order = [(run_reference, ref_args, reference), (run_nst, nst_args, ours)][:: -1 if i % 2 else 1]
             if not a.cpu:
-                reference.append(run_reference(*ref_args))
-                ours.append(run_nst(*nst_args))
+                for run, args, out in order:
+                    out.append(run(*args))
                 continue
-            for run, args, out in ((run_reference, ref_args, reference), (run_nst, nst_args, ours)):
-                long_s = cpu_seconds(run, *args)
-                short_s = cpu_seconds(run, *args[:3], short, *args[4:])
-                out.append((long_s - short_s) / (a.steps - short))
+            for run, args, out in order:
+                # The long and the short run go first in turn too, so that whatever a second
+                # process of a program saves at start-up (nst's takes ~10 CPU seconds, mostly
+                # imports) cancels over rounds instead of biasing the difference.
+                cpu = {
+                    n: cpu_seconds(run, *args[:3], n, *args[4:])
+                    for n in (a.steps, short)[:: -1 if i % 2 else 1]
+                }
+                out.append((cpu[a.steps] - cpu[short]) / (a.steps - short))
 
     ratio = statistics.median(ours) / statistics.median(reference)
+    per_round = [o / r for o, r in zip(ours, reference, strict=True)]
     unit = "CPU s/step" if a.cpu else "s/step"
     print(f"\n{'program':<12}{unit + ' (median)':>18}{'all rounds':>40}")
     print(f"{'reference':<12}{statistics.median(reference):>18.4f}{[round(x, 4) for x in reference]!s:>40}")
@@ -162,8 +170,12 @@ def main_bench() -> None:
     print(
         f"nst / reference = {ratio:.3f}  ({a.size} px, {a.steps} {a.optimizer} steps, {a.device}, {torch.get_num_threads()} threads)"
     )
+    print(
+        f"per round: {', '.join(f'{x:.3f}' for x in per_round)}; their median {statistics.median(per_round):.3f}"
+    )
     print(json.dumps({"size": a.size, "steps": a.steps, "optimizer": a.optimizer, "device": a.device, "cpu_time": a.cpu, "reference_s_per_step": reference,
-                      "nst_s_per_step": ours, "ratio": round(ratio, 4)}))  # fmt: skip
+                      "nst_s_per_step": ours, "ratio": round(ratio, 4),
+                      "median_round_ratio": round(statistics.median(per_round), 4)}))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from nst.config import Builder, Layer
 from nst.console import quiet_lightning
 from nst.data import StyleTransferData, _PairIndices
 from nst.errors import NSTError
-from nst.hooks import HookNameSetDirectly, leave_out_inert_hooks
+from nst.hooks import HookNameSetDirectly, inert_hooks_left_out
 from nst.images import save_image
 from nst.imagewise import ImageWise
 from nst.module import StyleTransfer, step_by_hand
@@ -376,8 +376,8 @@ class Together:
         status = "failed"
         with self.stop_requests.signals():
             try:
-                leave_out_inert_hooks(self.trainer, self.module)
-                self.trainer.fit(self.module, datamodule=self.data, ckpt_path=self.ckpt_path)
+                with inert_hooks_left_out(self.trainer, self.module):
+                    self.trainer.fit(self.module, datamodule=self.data, ckpt_path=self.ckpt_path)
                 status = "success"
             except BaseException as error:
                 self.stop_requests.ignoring = True  # the clean-up is not to be interrupted

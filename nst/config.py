@@ -206,7 +206,7 @@ class Builder(LightningCLI):
         check_trainer_options(config)
         given = config.get("callbacks") or []
         given = [*(given if isinstance(given, list) else [given]), *callbacks]
-        # Lightning calls every hook of every callback at every step: one that is off is left out.
+        # A callback that is off is left out: Lightning would still call its hooks that act.
         callbacks = [c for c in callbacks if not (isinstance(c, Animation) and not c.every_n_steps)]
         callbacks = [*callbacks, HparamsSummary(), *self.extra_callbacks]
         if config.get("enable_progress_bar") is not False and not any(

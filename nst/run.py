@@ -22,7 +22,7 @@ from nst.callbacks import FinalImage, result_image
 from nst.config import Builder, Layer, as_nst_error
 from nst.console import quiet_lightning
 from nst.data import StyleTransferData
-from nst.hooks import leave_out_inert_hooks
+from nst.hooks import inert_hooks_left_out
 from nst.images import to_pil
 from nst.module import StyleTransfer
 from nst.stopping import RunInterrupted, Stop
@@ -108,8 +108,8 @@ class Run:
         self.stop_requests.ignoring = False  # a sweep's earlier cell may have failed and cleaned up
         with self.stop_requests.signals():
             try:
-                leave_out_inert_hooks(self.trainer, self.model)
-                self.trainer.fit(self.model, datamodule=self.data, ckpt_path=self.ckpt_path)
+                with inert_hooks_left_out(self.trainer, self.model):
+                    self.trainer.fit(self.model, datamodule=self.data, ckpt_path=self.ckpt_path)
                 self.stop_requests.training = False
             except BaseException as error:
                 self.stop_requests.training = False

@@ -369,10 +369,10 @@ def test_a_stop_signal_before_training_removes_the_new_run(
         real_load = torch.load
         monkeypatch.setattr(torch, "load", lambda *a, **k: (send_signal(), real_load(*a, **k))[1])
     elif where == "starting the data loader":  # Lightning's own clean-up then fails: the stop must win
-        from nst.data import _PairIndices
+        from lightning.pytorch.utilities.combined_loader import CombinedLoader
 
-        real_iter = _PairIndices.__iter__
-        monkeypatch.setattr(_PairIndices, "__iter__", lambda self: (send_signal(), real_iter(self))[1])
+        real_iter = CombinedLoader.__iter__  # where the fit loop starts the run's loader
+        monkeypatch.setattr(CombinedLoader, "__iter__", lambda self: (send_signal(), real_iter(self))[1])
     else:
         monkeypatch.setattr(StyleTransferData, "setup", send_signal)
     if where == "and again in cleanup":
