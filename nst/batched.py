@@ -279,7 +279,7 @@ class PicturesOutputs(Callback):
             ):
                 restarts = {"lbfgs/restarts": float(picture.restarts)} if picture.restarts else {}
                 logger.log_metrics({**{f"loss/{k}": v for k, v in losses.items()}, **restarts}, step - 1)
-        if self.image_every and step % self.image_every == 0 and self.image_pacing.ready():
+        if self.image_pacing.due(step, self.image_every):
             with self.image_pacing.writing():
                 for logger, picture in zip(self.loggers, self.module.pictures, strict=True):
                     add_image([logger], "image/current", picture.image, step)

@@ -64,7 +64,7 @@ class ImageLogger(Callback):
     @rank_zero_only
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *_: object) -> None:
         # global_step already counts the step that just ended
-        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0 and self.pacing.ready():
+        if self.pacing.due(trainer.global_step, self.every_n_steps):
             with self.pacing.writing():
                 self._log_current(trainer, pl_module)
 

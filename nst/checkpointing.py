@@ -147,7 +147,7 @@ class RunCheckpoint(ModelCheckpoint):
             # run killed in between resumes a step early and writes it, rather than resuming at
             # its end, where Lightning runs no hook and the result would never be written.
             return
-        if not self.every_n_steps or trainer.global_step % self.every_n_steps or not self.pacing.ready():
+        if not self.pacing.due(trainer.global_step, self.every_n_steps):
             return
         _check_finite(pl_module)  # a diverged image never overwrites the last good checkpoint
         with self.pacing.writing():

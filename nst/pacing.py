@@ -29,6 +29,10 @@ class Pacing:
     def ready(self) -> bool:
         return not self.share or monotonic() >= self._next
 
+    def due(self, step: int, every: int) -> bool:
+        """Whether a write every ``every`` steps (0: none) happens after ``step``."""
+        return bool(every) and step % every == 0 and self.ready()
+
     @contextmanager
     def writing(self) -> Iterator[None]:
         """Times the write in the block."""
