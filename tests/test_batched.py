@@ -92,7 +92,8 @@ def test_in_32_bits_each_step_together_agrees_with_alone_to_rounding(tiny_config
         run_sweep(sweep_args(config, "--trainer.max_steps", steps, "--batch_size", "3"))
     one_alone, one_together, alone, together = (images_of(v) for v in versions(workdir))
     for cell in alone:
-        assert (one_alone[cell] - one_together[cell]).abs().max().item() < 1e-5, cell
+        # 1.5e-5 measured at 32 px with oneDNN's channels-last convolutions, 1.5e-6 in NCHW.
+        assert (one_alone[cell] - one_together[cell]).abs().max().item() < 5e-5, cell
         assert (alone[cell] - together[cell]).abs().mean().item() < 1 / 255, cell  # under one 8-bit level
 
 

@@ -19,15 +19,24 @@ def test_gram_is_fp32_under_bf16_input():
     assert torch.allclose(result, gram(features.float()))
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize("height,width", [(3, 4), (1, 2)])  # more positions than channels, and fewer
-def test_gram_backward_is_the_exact_gradient(height, width):  # nst's own backward, (G + Gᵀ)·F
-    features = torch.randn(2, 5, height, width, requires_grad=True)  # gram computes in fp32
+def test_gram_backward_is_the_exact_gradient(height, width, layout):  # nst's own backward, (G + Gᵀ)·F
+    plain = torch.randn(2, 5, height, width)
+    features = plain.contiguous(memory_format=layout).requires_grad_(True)  # gram computes in fp32
     weights = torch.randn(2, 5, 5)
-    (gram(features) * weights).sum().backward()
+    reaching = []  # the gradient as the layer before the loss gets it
+    maps = features * 1
+    maps.register_hook(reaching.append)
+    (gram(maps) * weights).sum().backward()
     positions = height * width
-    flat = features.detach().reshape(2, 5, positions)
+    flat = plain.reshape(2, 5, positions)
     expected = (weights + weights.transpose(1, 2)) @ flat / (5 * positions)  # d/dF of <W, F·Fᵀ>/(C·H·W)
     assert torch.allclose(features.grad.reshape(2, 5, positions), expected, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(gram(features), flat @ flat.transpose(1, 2) / (5 * positions), rtol=1e-5, atol=1e-6)
+    # In the maps' own layout (channels-last: nst's on CPUs with oneDNN and on GPUs), so that the
+    # convolution before needs no copy of it.
+    assert reaching[0].is_contiguous(memory_format=layout)
 
 
 def test_content_loss_is_mean_squared_error():

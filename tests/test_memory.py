@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch import Callback
 
 from nst.cli import main
 from nst.errors import NSTError
@@ -63,7 +64,7 @@ def test_the_lean_backward_keeps_less_than_pytorchs():
     assert plain.parts["activations"] < 1.0 * GB
 
 
-def _run(workdir, images, *args):
+def _run(workdir, images, *args, callbacks=()):
     base = ["fit", "--data.content", str(images["content"]), "--data.style", str(images["style"])]
     base += ["--model.weights", "random", "--trainer.enable_progress_bar", "false"]
     base += [
@@ -72,7 +73,7 @@ def _run(workdir, images, *args):
         "--trainer.logger.init_args.save_dir",
         str(workdir / "logs"),
     ]
-    main([*base, *args])
+    main([*base, *args], callbacks=list(callbacks))
 
 
 def _final(workdir, version):
@@ -173,8 +174,20 @@ def test_a_callback_monitoring_a_loss_no_run_logs_is_refused(workdir, images, tm
     assert "EarlyStopping monitors 'loss/nonsense', which this run does not log" in capsys.readouterr().err
 
 
+def test_a_cpu_run_uses_the_channels_last_layout_where_onednn_is_there(workdir, images):
+    seen = {}
+
+    class Look(Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen["nhwc"] = pl_module.vgg.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+    _run(workdir, images, "--data.size", "32", "--trainer.max_steps", "1", callbacks=[Look()])
+    # oneDNN's convolutions work in it (nst.speed.prepare); without oneDNN, NCHW.
+    assert seen["nhwc"] == torch.backends.mkldnn.is_available()
+
+
 def test_the_channels_last_layout_gives_the_same_gradient(lean_always):
-    # What a CUDA run uses (nst.speed.prepare); the CPU runs the same code path.
+    # What a CUDA run and a CPU run with oneDNN use (nst.speed.prepare).
     # In float64, where summing in another order changes nothing visible (in float32 the
     # Gram loss's squares make that order show at the third digit of small gradients).
     stack = load_weights(build_features(29), "random").double()
