@@ -56,7 +56,7 @@ class _Gram(torch.autograd.Function):
         scale = ctx.scale
         # Channels-last maps: the gradient is made as its transpose, so that it comes out in
         # their layout, as the convolution before wants it; made as below, it would be NCHW, and
-        # copied there (at 512 px: 0.14 GB more at the step's peak, bench/memory.py). Either way
+        # copied there (at 512 px ~0.1 GB more at the step's peak, bench/memory.py). Either way
         # the numbers are (G + Gᵀ)·F·scale; only the memory order of the result differs.
         rows = flat.stride(1) == 1
         f = flat.transpose(1, 2)
