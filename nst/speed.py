@@ -36,9 +36,10 @@ def prepare(device: torch.device, tf32: bool) -> bool:
     third significant digit and PyTorch's default allows it for convolutions; and the channels-
     last layout, which Tensor Cores read without transposing. On a CPU with oneDNN (PyTorch's
     x86 and ARM builds) channels-last too, the layout oneDNN's convolutions work in: VGG19's
-    forward and backward took 0.75-0.93 of the time at 64-512 px and 0.75 at 32 px on the
-    2-core AMD EPYC this project is measured on (bench/speed.py: a 256 px L-BFGS step 0.79 of
-    the reference loop's, against 0.98 without). Elsewhere (MPS) nothing changes.
+    forward and backward took 0.75-0.95 of their NCHW time at 32 px, about the same at 64 px
+    and 0.75-0.8 at 512 px on the 2-core AMD EPYC this project is measured on (bench/speed.py:
+    a 256 px L-BFGS step 0.80 of the reference loop's, against 0.98 without). Elsewhere (MPS)
+    nothing changes.
     """
     if device.type == "cpu":
         return torch.backends.mkldnn.is_available()
