@@ -15,8 +15,8 @@ step and see the same machine. Time is the main thread's CPU time (``time.thread
 measure, CPU time per iteration, without the drift between processes); ``--clock wall`` wall
 time. The first 10 steps are left out; "plain" steps are those with no metrics written (not a
 multiple of trainer.log_every_n_steps), "all" includes the periodic images
-and checkpoints. A round's figure for plain steps is their median, but with ``--clock process``
-their mean: Linux brings another thread's CPU time up to date only at its scheduler ticks
+and checkpoints. A round's figures for plain steps and the reference's are medians, but with
+``--clock process`` means: Linux brings another thread's CPU time up to date only at its scheduler ticks
 (4 ms here, a fifth of a 32 px step), so the OpenMP worker's share of one step is stale by up to
 a tick, which averages out over steps but biases a median. Prints one line per round and the
 medians of rounds; the last line is JSON.

@@ -179,7 +179,8 @@ class VGGFeatures(nn.Module):
         return dict(out)
 
     def use_channels_last(self) -> None:
-        """Run in the channels-last memory layout (NHWC), which GPUs' Tensor Cores read directly."""
+        """Run in the channels-last memory layout (NHWC), which GPUs' Tensor Cores read directly
+        and oneDNN's CPU convolutions work in (see nst.speed.prepare)."""
         self.features.to(memory_format=torch.channels_last)
         self.channels_last = True
 
