@@ -8,7 +8,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent / "pinned"))
 
-from record import CASES, record  # noqa: E402
+from record import CASES, record
 
 RECORDED = Path(__file__).parent / "pinned" / "pictures.pt"
 # In float64 the same arithmetic in another order (another CPU's matrix kernels) moves a
