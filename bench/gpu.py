@@ -110,8 +110,8 @@ def main_bench() -> None:
         return
     from drawing import draw_content, draw_style
 
-    from nst.vgg import build_features
-    from nst.weights import load_weights
+    from nst.numerics.vgg import build_features
+    from nst.numerics.weights import load_weights
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

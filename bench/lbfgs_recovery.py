@@ -19,8 +19,8 @@ import time
 import torch
 from lightning.pytorch import Callback
 
-from nst.module import initial_image
-from nst.run import Run
+from nst.run.engine import Run
+from nst.run.module import initial_image
 
 
 def objective(content: str, style: str, size: int, weight: float):

@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from drawing import draw_content, draw_style  # noqa: E402
 
 from nst.cli import main  # noqa: E402
-from nst.vgg import build_features  # noqa: E402
-from nst.weights import load_weights  # noqa: E402
+from nst.numerics.vgg import build_features  # noqa: E402
+from nst.numerics.weights import load_weights  # noqa: E402
 
 
 class Clock(Callback):

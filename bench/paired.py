@@ -44,9 +44,9 @@ import reference_gatys as ref  # noqa: E402
 from drawing import draw_content, draw_style  # noqa: E402
 
 from nst.cli import main  # noqa: E402
-from nst.speed import prepare  # noqa: E402
-from nst.vgg import build_features  # noqa: E402
-from nst.weights import load_weights  # noqa: E402
+from nst.numerics.vgg import build_features  # noqa: E402
+from nst.numerics.weights import load_weights  # noqa: E402
+from nst.run.speed import prepare  # noqa: E402
 
 SKIP = 10
 CLOCKS = {  # --clock: the clock and its name in the output

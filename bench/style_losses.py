@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from drawing import draw_content, draw_style
 
-from nst.run import Run
-from nst.style_stats import KINDS
+from nst.numerics.style_stats import KINDS
+from nst.run.engine import Run
 
 
 def seconds_per_step(folder: Path, kind: str, size: int, steps: int) -> float:

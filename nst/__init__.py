@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 # Lightning take seconds to import.
 _EXPORTS = {
     "NSTError": "nst.errors",
-    "Progress": "nst.api",
-    "Result": "nst.run",
-    "Run": "nst.run",
-    "RunInterrupted": "nst.stopping",
-    "StyleTransfer": "nst.module",
-    "StyleTransferData": "nst.data",
-    "fit": "nst.api",
-    "stylize": "nst.api",
+    "Progress": "nst.run.api",
+    "Result": "nst.run.engine",
+    "Run": "nst.run.engine",
+    "RunInterrupted": "nst.run.stopping",
+    "StyleTransfer": "nst.run.module",
+    "StyleTransferData": "nst.run.data",
+    "fit": "nst.run.api",
+    "stylize": "nst.run.api",
 }
 __all__ = [
     "NSTError",
@@ -41,9 +41,9 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from nst.api import Progress, fit, stylize
-    from nst.data import StyleTransferData
     from nst.errors import NSTError
-    from nst.module import StyleTransfer
-    from nst.run import Result, Run
-    from nst.stopping import RunInterrupted
+    from nst.run.api import Progress, fit, stylize
+    from nst.run.data import StyleTransferData
+    from nst.run.engine import Result, Run
+    from nst.run.module import StyleTransfer
+    from nst.run.stopping import RunInterrupted

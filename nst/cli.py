@@ -1,6 +1,6 @@
 """The command line: ``nst <command>`` or ``python cli.py <command>``.
 
-Each command is a front door to the run core (nst.run); this module only turns its outcome
+Each command is a front door to the run core (nst.run.engine); this module only turns its outcome
 into what a terminal expects: exit code 0, one ``error:`` line and exit code 2 for bad
 input, or the stop message and exit code 130/143 after Ctrl-C or SIGTERM.
 """
@@ -56,8 +56,8 @@ def main(args: Sequence[str] | None = None, callbacks: Sequence[Any] = ()) -> No
     main_thread = threading.current_thread() is threading.main_thread()  # signals reach it only
     previous = {s: signal.signal(s, _stopped_while_starting) for s in _SIGNALS} if main_thread else {}
     try:
-        from nst.config import as_nst_error
-        from nst.stopping import RunInterrupted, Stop
+        from nst.run.settings import as_nst_error
+        from nst.run.stopping import RunInterrupted, Stop
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -92,22 +92,22 @@ def _stopped_while_starting(signum: int, frame: object) -> None:
 def _spawned() -> bool:
     # A process Lightning's launcher started for a batch: its exit code goes to the launcher's
     # watcher, which kills the whole batch at any code but 0, while the process that started
-    # it is still writing its own stop checkpoint and says what happened. (nst.stopping's
+    # it is still writing its own stop checkpoint and says what happened. (nst.run.stopping's
     # is_spawned says the same; this module imports nothing heavy before its handler is in.)
     return os.environ.get("LOCAL_RANK", "0") != "0"
 
 
 def _run(command: str, args: list[str], stop: Any, callbacks: Sequence[Any]) -> Any:
     if command == "fit":
-        from nst.run import Run
+        from nst.run.engine import Run
 
         return Run([args], callbacks=callbacks, stop=stop).fit().stopped
     if command == "sweep":
-        from nst.sweep import run_sweep
+        from nst.many.sweep import run_sweep
 
         run_sweep(args, stop, callbacks)
     else:
-        from nst.export import main as export
+        from nst.run.export import main as export
 
         export(args)
     return None

@@ -41,7 +41,7 @@ def offline_torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(autouse=True)
 def fresh_process_cache():
     """Each test starts as a new process would: no network or targets kept from another test."""
-    from nst import reuse
+    from nst.numerics import reuse
 
     reuse.clear()
     yield

@@ -5,8 +5,8 @@ import shutil
 import pytest
 from PIL import Image
 
-from nst import animation
 from nst.cli import main
+from nst.run import animation
 
 
 def run(*args: str) -> None:

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from nst import images
-from nst.checkpointing import AtomicCheckpointIO, pack_optimizer_lists, unpack_optimizer_lists
 from nst.cli import main
 from nst.images import save_image
+from nst.run.checkpoints import AtomicCheckpointIO, pack_optimizer_lists, unpack_optimizer_lists
 
 
 @pytest.mark.slow
@@ -112,6 +112,6 @@ def test_an_lbfgs_history_is_written_as_one_tensor_per_list_and_read_back_exactl
     resumed.load_state_dict(unpack_optimizer_lists(read)["optimizer_states"][0])
     assert torch.equal(_lbfgs_after(4, again, resumed), _lbfgs_after(4, image, optimizer))
 
-    monkeypatch.setattr("nst.checkpointing.PACK_UP_TO_BYTES", 100)  # a large history stays as it is
+    monkeypatch.setattr("nst.run.checkpoints.PACK_UP_TO_BYTES", 100)  # a large history stays as it is
     big = pack_optimizer_lists(checkpoint)["optimizer_states"][0]["state"][0]
     assert isinstance(big["old_dirs"], list)

@@ -14,8 +14,8 @@ from PIL import Image
 
 from nst import download
 from nst.cli import main
-from nst.vgg import build_features
-from nst.weights import load_weights
+from nst.numerics.vgg import build_features
+from nst.numerics.weights import load_weights
 
 Setup = Callable[[Path, Path, str], list[str]]  # (workdir, config, server url) -> arguments after "fit"
 

@@ -17,7 +17,7 @@ from drawing import draw_content, draw_style
 from PIL import Image, ImageOps
 
 from nst.cli import main
-from nst.sweep_file import read_sweep
+from nst.many.sweep_file import read_sweep
 
 CLI = Path(__file__).resolve().parents[1] / "cli.py"
 
@@ -249,7 +249,7 @@ def test_torchrun_starts_the_processes_itself(tiny_config, workdir, photos):
 
 
 def test_a_large_batch_gets_a_contact_sheet_within_bounds():
-    from nst.figure import draw_contact_sheet
+    from nst.many.figure import draw_contact_sheet
 
     items = [
         (f"photo{i:03d}__painting{i % 5}", Image.new("RGB", (512, 384), (i, 90, 200))) for i in range(300)

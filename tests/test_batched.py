@@ -12,13 +12,13 @@ from PIL import Image, ImageOps
 from steps import AtStep
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from nst.batched import Pictures
 from nst.cli import main
 from nst.errors import NSTError
-from nst.stopping import RunInterrupted, Stop
-from nst.sweep import run_sweep
-from nst.sweep_file import batch
-from nst.sweep_groups import groups
+from nst.many.batches import groups
+from nst.many.sweep import run_sweep
+from nst.many.sweep_file import batch
+from nst.run.batched import Pictures
+from nst.run.stopping import RunInterrupted, Stop
 
 
 @pytest.fixture

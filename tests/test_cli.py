@@ -72,7 +72,7 @@ def test_a_run_leaves_its_results_in_its_own_directory(tiny_config, workdir):
 
 
 def test_event_files_carry_the_checksums_tensorboard_computes(tiny_config, workdir):
-    # nst computes TensorBoard's record checksums in C (nst.tensorboard); here each record of a
+    # nst computes TensorBoard's record checksums in C (nst.run.tensorboard); here each record of a
     # run's event file is checked against TensorBoard's own pure-Python CRC-32C.
     run("--config", str(tiny_config()))
     (events,) = (workdir / "logs" / "tiny" / "version_0").glob("events.out.tfevents.*")
@@ -247,7 +247,7 @@ def test_a_new_learning_rate_applies_when_a_run_is_resumed(tiny_config, workdir)
 
 
 def test_export_a_checkpoint_image(tiny_config, workdir, capsys):
-    from nst.export import main as export
+    from nst.run.export import main as export
 
     run("--config", str(tiny_config()), "--trainer.max_steps", "2")
     run_dir = workdir / "logs" / "tiny" / "version_0"
@@ -317,10 +317,10 @@ def test_the_progress_bar_counts_steps_and_shows_the_losses(tiny_config, workdir
 def test_the_progress_bar_is_redrawn_at_most_ten_times_a_second_and_at_the_end(
     tiny_config, workdir, capsys, monkeypatch
 ):
-    from nst import callbacks
+    from nst.run import outputs
 
     clock = iter(range(1000))  # 30 ms a step: one step in four is drawn, and the last
-    monkeypatch.setattr(callbacks, "monotonic", lambda: next(clock) * 0.03)
+    monkeypatch.setattr(outputs, "monotonic", lambda: next(clock) * 0.03)
     run("--config", str(tiny_config()), "--trainer.max_steps", "9", "--trainer.enable_progress_bar", "true")
     shown = re.findall(r"(\d+)/9 \[", capsys.readouterr().out.replace("\r", "\n"))
     assert sorted({int(n) for n in shown}) == [0, 1, 5, 9]
@@ -357,9 +357,10 @@ def test_divergence_keeps_the_last_good_checkpoint(tiny_config, workdir, capsys)
 def test_a_stop_signal_before_training_removes_the_new_run(
     tiny_config, workdir, monkeypatch, capsys, signum, code, where
 ):
-    from nst import runs, weights
-    from nst.data import StyleTransferData
-    from nst.vgg import build_features
+    from nst.numerics import weights
+    from nst.numerics.vgg import build_features
+    from nst.run import run_dirs
+    from nst.run.data import StyleTransferData
 
     def send_signal(*args, **kwargs):
         os.kill(os.getpid(), signum)
@@ -376,8 +377,10 @@ def test_a_stop_signal_before_training_removes_the_new_run(
     else:
         monkeypatch.setattr(StyleTransferData, "setup", send_signal)
     if where == "and again in cleanup":
-        real_remove = runs.remove_if_unfinished
-        monkeypatch.setattr(runs, "remove_if_unfinished", lambda made: (send_signal(), real_remove(made))[1])
+        real_remove = run_dirs.remove_if_unfinished
+        monkeypatch.setattr(
+            run_dirs, "remove_if_unfinished", lambda made: (send_signal(), real_remove(made))[1]
+        )
     with pytest.raises(SystemExit) as exit_info:
         run("--config", str(tiny_config()), "--model.weights", "vgg.pth")
     assert exit_info.value.code == code
@@ -432,8 +435,8 @@ def test_the_result_in_another_format(tiny_config, workdir, name):
 
 
 def test_original_colours_and_matched_colours_from_the_command_line(tiny_config, workdir, images):
-    from nst.colour import to_space
     from nst.images import load_image
+    from nst.numerics.colour import to_space
 
     run("--config", str(tiny_config()), "--output.original_colours", "yiq", "--data.match_colours", "true")
     final = load_image(str(workdir / "logs" / "tiny" / "version_0" / "final.png"), 32)

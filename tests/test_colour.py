@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from nst.colour import match_colours, original_colours, to_space
+from nst.numerics.colour import match_colours, original_colours, to_space
 
 
 @pytest.mark.parametrize("space", ["yiq", "ycbcr"])
@@ -37,7 +37,7 @@ def test_luminance_only_runs_on_grey_images_and_gives_back_the_contents_colours(
 
     data = StyleTransferData(str(images["content"]), str(images["style"]), size=32, luminance_only=True)
     module = StyleTransfer(weights="random", content_layers=["conv2_2"], style_layers=["conv1_1", "conv2_1"])
-    from nst.callbacks import FinalImage
+    from nst.run.outputs import FinalImage
 
     out = tmp_path / "result.png"
     Trainer(max_steps=3, default_root_dir=tmp_path, logger=False, enable_checkpointing=False,

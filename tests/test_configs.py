@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nst import StyleTransfer, StyleTransferData
-from nst.config import Builder
+from nst.run.settings import Builder
 
 
 def make_cli(args):

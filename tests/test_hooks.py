@@ -1,4 +1,4 @@
-"""At every step Lightning calls only the hooks that do something (nst.hooks)."""
+"""At every step Lightning calls only the hooks that do something (nst.run.lightning_private)."""
 
 from collections import Counter
 
@@ -7,7 +7,7 @@ from lightning.pytorch.callbacks import LambdaCallback
 from lightning.pytorch.profilers import PassThroughProfiler
 
 import nst
-from nst.hooks import PER_STEP
+from nst.run.lightning_private import PER_STEP
 
 
 class CountingProfiler(PassThroughProfiler):
@@ -30,7 +30,9 @@ class AfterBackward(Callback):
 
     def on_after_backward(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.gradients.append(pl_module.image.grad.abs().sum().item())
-        assert pl_module._current_fx_name == "on_after_backward"  # as Lightning records it (nst.hooks)
+        assert (
+            pl_module._current_fx_name == "on_after_backward"
+        )  # as Lightning records it (nst.run.lightning_private)
 
 
 def test_each_step_calls_the_hooks_that_act_and_no_others(tiny_config):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from nst.losses import content_loss, gram, style_loss, tv_loss
+from nst.numerics.losses import content_loss, gram, style_loss, tv_loss
 
 
 def test_gram_matches_hand_computation():

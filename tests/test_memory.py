@@ -13,11 +13,11 @@ from lightning.pytorch import Callback
 
 from nst.cli import main
 from nst.errors import NSTError
-from nst.losses import content_loss
-from nst.memory import GB, Estimate, choose, estimate
-from nst.style_stats import distance, statistic
-from nst.vgg import VGGFeatures, build_features
-from nst.weights import load_weights
+from nst.numerics.losses import content_loss
+from nst.numerics.memory import GB, Estimate, choose, estimate
+from nst.numerics.style_stats import distance, statistic
+from nst.numerics.vgg import VGGFeatures, build_features
+from nst.numerics.weights import load_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 GATYS = ["conv4_2", "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
@@ -43,7 +43,7 @@ def _gradient(vgg: VGGFeatures, image: torch.Tensor, pytorch_autograd: bool) -> 
 @pytest.fixture
 def lean_always(monkeypatch):
     """The lean backward at every size (by default it starts at about 360 x 360 px)."""
-    monkeypatch.setattr("nst.vgg.LEAN_FROM_BYTES", 0)
+    monkeypatch.setattr("nst.numerics.vgg.LEAN_FROM_BYTES", 0)
 
 
 @pytest.mark.parametrize("pooling,padding", [("max", "zeros"), ("avg", "replicate")])
@@ -60,7 +60,7 @@ def test_the_lean_backward_gives_pytorchs_gradient(pooling, padding, lean_always
 
 def test_the_lean_backward_keeps_less_than_pytorchs():
     plain = estimate(768, 1024, ["conv4_2"], GATYS[1:], optimizer="adam")
-    # Without nst.frozen a 1024 px step kept about 2.3 GB of activations (measured); now under 1.
+    # Without nst.numerics.frozen a 1024 px step kept about 2.3 GB of activations (measured); now under 1.
     assert plain.parts["activations"] < 1.0 * GB
 
 
@@ -182,12 +182,12 @@ def test_a_cpu_run_uses_the_channels_last_layout_where_onednn_is_there(workdir, 
             seen["nhwc"] = pl_module.vgg.features[0].weight.is_contiguous(memory_format=torch.channels_last)
 
     _run(workdir, images, "--data.size", "32", "--trainer.max_steps", "1", callbacks=[Look()])
-    # oneDNN's convolutions work in it (nst.speed.prepare); without oneDNN, NCHW.
+    # oneDNN's convolutions work in it (nst.run.speed.prepare); without oneDNN, NCHW.
     assert seen["nhwc"] == torch.backends.mkldnn.is_available()
 
 
 def test_the_channels_last_layout_gives_the_same_gradient(lean_always):
-    # What a CUDA run and a CPU run with oneDNN use (nst.speed.prepare).
+    # What a CUDA run and a CPU run with oneDNN use (nst.run.speed.prepare).
     # In float64, where summing in another order changes nothing visible (in float32 the
     # Gram loss's squares make that order show at the third digit of small gradients).
     stack = load_weights(build_features(29), "random").double()

@@ -6,7 +6,7 @@ from lightning.pytorch import Callback, Trainer
 
 from nst import StyleTransfer, StyleTransferData
 from nst.errors import NSTError
-from nst.module import initial_image
+from nst.run.module import initial_image
 
 SHALLOW = {
     "weights": "random",
@@ -204,7 +204,7 @@ def test_a_list_of_one_style_is_the_single_style(tmp_path, images):
 
 
 def test_several_styles_blend_their_gram_matrices(tmp_path, images):
-    from nst.losses import gram
+    from nst.numerics.losses import gram
 
     module = fit_styles(
         tmp_path, images, [str(images["style"]), str(images["content"])], style_blend=[3.0, 1.0]

@@ -1,11 +1,11 @@
-"""Periodic writes held to a share of a run's time (nst.pacing), timed by a stand-in clock:
+"""Periodic writes held to a share of a run's time (nst.run.pacing), timed by a stand-in clock:
 each step takes 1/8 s of it, and each write 1 s."""
 
 import pytest
 from lightning.pytorch import Callback
 
-from nst import callbacks, checkpointing, pacing
 from nst.cli import main
+from nst.run import checkpoints, outputs, pacing
 
 STEP_S = 0.125  # exact in binary, as are the sums below
 
@@ -42,14 +42,14 @@ def test_periodic_checkpoints_wait_while_writing_them_takes_more_than_their_shar
     tiny_config, workdir, clock, monkeypatch
 ):
     written: list[int] = []
-    save = checkpointing.AtomicCheckpointIO.save_checkpoint
+    save = checkpoints.AtomicCheckpointIO.save_checkpoint
 
     def slow_save(self, checkpoint, path, storage_options=None):
         clock.now += 1.0
         written.append(checkpoint["global_step"])
         return save(self, checkpoint, path, storage_options)
 
-    monkeypatch.setattr(checkpointing.AtomicCheckpointIO, "save_checkpoint", slow_save)
+    monkeypatch.setattr(checkpoints.AtomicCheckpointIO, "save_checkpoint", slow_save)
     every_step = ["--checkpoint.every_n_steps", "1"]
     fit(tiny_config(), clock, "paced", *every_step, "--checkpoint.max_time_share", "0.5")
     # A 1 s write at half the time: the next waits 2 s from its start, 8 steps on; the last
@@ -64,7 +64,7 @@ def test_periodic_images_wait_while_writing_them_takes_more_than_their_share(
     tiny_config, workdir, clock, monkeypatch
 ):
     shown: list[int] = []
-    add_image = callbacks.add_image
+    add_image = outputs.add_image
 
     def slow_add(loggers, tag, image, step):
         clock.now += 1.0
@@ -72,6 +72,6 @@ def test_periodic_images_wait_while_writing_them_takes_more_than_their_share(
             shown.append(step)
         add_image(loggers, tag, image, step)
 
-    monkeypatch.setattr(callbacks, "add_image", slow_add)
+    monkeypatch.setattr(outputs, "add_image", slow_add)
     fit(tiny_config(), clock, "paced", "--image_log.every_n_steps", "1", "--image_log.max_time_share", "0.5")
     assert shown == [0, 1, 9, 17, 25]  # the start and the end are always shown

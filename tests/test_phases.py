@@ -12,8 +12,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from nst import StyleTransfer, StyleTransferData
 from nst.cli import main
 from nst.images import resize_tensor
-from nst.losses import gram
-from nst.schedule import Schedule, phase_at
+from nst.numerics.losses import gram
+from nst.run.schedule import Schedule, phase_at
 
 # 16 → 23 → 32 px, a factor of √2 a phase; the middle phase with its own optimizer and lr.
 PHASES = [

@@ -12,8 +12,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from nst.cli import main
 from nst.errors import NSTError
-from nst.projection import free_gradient, project
-from nst.run import Run
+from nst.numerics.projection import free_gradient, project
+from nst.run.engine import Run
 
 
 def scramble(trainer, module) -> None:

@@ -11,9 +11,9 @@ from PIL import Image
 from steps import AtStep
 
 from nst.errors import NSTError
-from nst.losses import gram
-from nst.regions import guided_grams
-from nst.run import Run
+from nst.numerics.losses import gram
+from nst.numerics.regions import guided_grams
+from nst.run.engine import Run
 
 
 @pytest.fixture

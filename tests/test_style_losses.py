@@ -6,8 +6,8 @@ import torch
 from steps import AtStep
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from nst.run import Run
-from nst.style_stats import KINDS, blend, distance, statistic
+from nst.numerics.style_stats import KINDS, blend, distance, statistic
+from nst.run.engine import Run
 
 # Two channels over four positions (a 2x2 map).
 A = torch.tensor([[[[1.0, 3.0], [1.0, 3.0]], [[2.0, 2.0], [2.0, 2.0]]]])

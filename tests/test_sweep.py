@@ -13,7 +13,7 @@ from steps import AtStep
 
 from nst import StyleTransfer
 from nst.cli import main
-from nst.sweep import check_cells, read_sweep
+from nst.many.sweep import check_cells, read_sweep
 
 SWEEPS = sorted((Path(__file__).parents[1] / "configs" / "sweeps").glob("*.yaml"))
 REPO = Path(__file__).parents[1]
@@ -169,7 +169,7 @@ def test_a_sweep_animates_its_grid(tiny_config, workdir):
 
 
 def test_the_cells_share_one_network_and_one_set_of_targets(tiny_config, workdir, monkeypatch):
-    from nst import reuse
+    from nst.numerics import reuse
 
     loads, target_passes = [], []
     real_load, real_features_of = reuse.load_weights, StyleTransfer.features_of

@@ -4,7 +4,7 @@ from torch import nn
 from torchvision.models import vgg19
 
 from nst.errors import NSTError
-from nst.vgg import (
+from nst.numerics.vgg import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     LAYER_NAMES,
@@ -13,7 +13,7 @@ from nst.vgg import (
     depth_for,
     layer_index,
 )
-from nst.weights import load_weights
+from nst.numerics.weights import load_weights
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,7 @@ def test_extractor_is_frozen():
 
 
 def test_replicate_padding_changes_only_the_border_of_the_first_layer():
-    from nst.weights import load_weights
+    from nst.numerics.weights import load_weights
 
     zeros = load_weights(build_features(1), "random")
     replicate = load_weights(build_features(1, padding="replicate"), "random")

@@ -3,8 +3,8 @@ import torch
 from torchvision.models import vgg19
 
 from nst.errors import NSTError
-from nst.vgg import build_features
-from nst.weights import imagenet_cache_file, load_weights
+from nst.numerics.vgg import build_features
+from nst.numerics.weights import imagenet_cache_file, load_weights
 
 
 def torchvision_state_dict(seed: int = 1) -> dict[str, torch.Tensor]:

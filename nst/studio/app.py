@@ -19,9 +19,9 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 
-from nst import runs
 from nst.errors import NSTError
 from nst.images import save_image, to_pil, to_tensor
+from nst.run import run_dirs
 from nst.studio.form import NAME, fields, settings_of
 from nst.studio.gallery import Gallery
 from nst.studio.jobs import Jobs
@@ -169,8 +169,8 @@ def create_app(
     @app.post("/api/runs/{run_id}/continue")
     async def continue_run(run_id: str) -> dict[str, Any]:
         run_dir = gallery.find(run_id)
-        checkpoint = runs.checkpoint_of(run_dir)
-        if not checkpoint.is_file() or (run_dir / runs.RESULT).is_file():
+        checkpoint = run_dirs.checkpoint_of(run_dir)
+        if not checkpoint.is_file() or (run_dir / run_dirs.RESULT).is_file():
             raise NSTError(
                 f"run {run_id} has nothing to continue: it finished, or never reached a checkpoint"
             )
@@ -183,7 +183,7 @@ def create_app(
                 "trainer.logger.init_args": {
                     "save_dir": str(run_dir.parent.parent),
                     "name": run_dir.parent.name,
-                    "version": runs.version_of(run_dir),
+                    "version": run_dirs.version_of(run_dir),
                 },
                 "output.path": None,
                 "trainer.enable_progress_bar": False,
@@ -233,7 +233,7 @@ def _jpeg(picture: Image.Image) -> Response:
 
 def _image(run_dir: Path) -> torch.Tensor | None:
     """The optimised image of a run's checkpoint (full precision), if it has one."""
-    checkpoint = runs.checkpoint_of(run_dir)
+    checkpoint = run_dirs.checkpoint_of(run_dir)
     if not checkpoint.is_file():
         return None
     state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
@@ -241,8 +241,8 @@ def _image(run_dir: Path) -> torch.Tensor | None:
 
 
 def _picture(run_dir: Path) -> Image.Image:
-    if (run_dir / runs.RESULT).is_file():
-        with Image.open(run_dir / runs.RESULT) as picture:
+    if (run_dir / run_dirs.RESULT).is_file():
+        with Image.open(run_dir / run_dirs.RESULT) as picture:
             return picture.convert("RGB")
     image = _image(run_dir)
     if image is None:
@@ -254,9 +254,9 @@ def _encoded(run_dir: Path, ext: str) -> bytes:
     """The run's picture as a file of format ``ext``: final.png as it is, or written from the
     checkpoint's full-precision image (a 16-bit TIFF keeps it); a run whose colours are set
     after the optimisation (original colours, luminance only) is written from final.png."""
-    finished = (run_dir / runs.RESULT).is_file()
+    finished = (run_dir / run_dirs.RESULT).is_file()
     if ext == "png" and finished:
-        return (run_dir / runs.RESULT).read_bytes()
+        return (run_dir / run_dirs.RESULT).read_bytes()
     config = Gallery(run_dir.parent.parent).config(run_dir)
     output, data = config.get("output") or {}, config.get("data") or {}
     recoloured = output.get("original_colours") or data.get("luminance_only")

@@ -9,10 +9,10 @@ from typing import Any
 
 import yaml
 
-from nst import runs
 from nst.errors import NSTError
+from nst.many.sweep_figure import final_losses
+from nst.run import run_dirs
 from nst.studio.form import form_of
-from nst.sweep_figure import final_losses
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]+~\d+$")
 
@@ -54,11 +54,11 @@ class Gallery:
         return sorted(entries, key=lambda e: e["time"], reverse=True)
 
     def entry(self, run_id: str, run_dir: Path) -> dict[str, Any]:
-        checkpoint = runs.checkpoint_of(run_dir)
-        finished = (run_dir / runs.RESULT).is_file()
+        checkpoint = run_dirs.checkpoint_of(run_dir)
+        finished = (run_dir / run_dirs.RESULT).is_file()
         stamps = [
             p.stat().st_mtime
-            for p in (run_dir / runs.RESULT, checkpoint, run_dir / "config.yaml")
+            for p in (run_dir / run_dirs.RESULT, checkpoint, run_dir / "config.yaml")
             if p.exists()
         ]
         config = self.config(run_dir)

@@ -1,5 +1,5 @@
 """The studio's jobs: a queue, one worker thread that runs one job at a time on the device
-through the run core (nst.run.Run, as the CLI's runs), and what each job shows live."""
+through the run core (nst.run.engine.Run, as the CLI's runs), and what each job shows live."""
 
 import contextlib
 import io
@@ -15,11 +15,11 @@ from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from nst.callbacks import FinalImage, result_image
-from nst.config import Layer
 from nst.errors import NSTError
 from nst.images import to_pil
-from nst.run import Run
+from nst.run.engine import Run
+from nst.run.outputs import FinalImage, result_image
+from nst.run.settings import Layer
 
 log = logging.getLogger("nst.studio")
 LIVE_EVERY_S = 0.5  # how often the live picture is taken (it costs a copy from the device and a JPEG)

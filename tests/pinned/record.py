@@ -137,7 +137,7 @@ def record(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
 
 
 def _picture(run: Any, result: Any) -> torch.Tensor:
-    from nst.callbacks import FinalImage
+    from nst.run.outputs import FinalImage
 
     final = next(c for c in run.trainer.callbacks if isinstance(c, FinalImage))
     return final.result.detach().clone()

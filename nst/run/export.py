@@ -1,6 +1,6 @@
 """Write the image a checkpoint holds, without running anything (no VGG weights needed).
 
-python cli.py export logs/starry/version_0/checkpoints/last.ckpt starry_step250.png   (or python -m nst.export ...)
+python cli.py export logs/starry/version_0/checkpoints/last.ckpt starry_step250.png   (or python -m nst.run.export ...)
 """
 
 import argparse
@@ -10,7 +10,7 @@ from typing import NoReturn
 
 from nst.errors import NSTError, brief
 from nst.images import save_image
-from nst.module import StyleTransfer
+from nst.run.module import StyleTransfer
 
 
 def export_image(checkpoint: str | Path, output: str | Path, overwrite: bool = False) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 from torch import Tensor, nn
 
 from nst.errors import NSTError
-from nst.vgg import LAYER_NAMES, build_features
-from nst.weights import load_weights
+from nst.numerics.vgg import LAYER_NAMES, build_features
+from nst.numerics.weights import load_weights
 
 _FEATURES: dict[tuple[Any, ...], nn.Sequential] = {}  # (pooling, weights) -> the deepest stack loaded
 _TARGETS: dict[tuple[Any, ...], dict[str, Tensor]] = {}

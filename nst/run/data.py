@@ -10,10 +10,10 @@ from PIL import Image
 from torch import Tensor
 
 from nst import download
-from nst.colour import luminance, match_colours
 from nst.errors import NSTError
 from nst.images import from_memory, read_image, resize_long_side, to_tensor
-from nst.regions import Regions, check_pair, read_regions
+from nst.numerics.colour import luminance, match_colours
+from nst.numerics.regions import Regions, check_pair, read_regions
 
 
 class _PairIndices(Iterable[Tensor]):
@@ -48,7 +48,7 @@ class Images:
     style: Tensor | None = None  # the (first) style image
     styles: list[Tensor] = field(default_factory=list)  # every style image, as the style loss sees them
     colour_content: Tensor | None = None  # the content in colour, when the run sees it grey
-    content_masks: Tensor | None = None  # [R, H, W] regions of the result (see nst.regions)
+    content_masks: Tensor | None = None  # [R, H, W] regions of the result (see nst.numerics.regions)
     style_masks: Tensor | None = None  # [R, h, w] the same regions of the style image
 
 

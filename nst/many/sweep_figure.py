@@ -8,11 +8,11 @@ from typing import Any
 
 from PIL import Image
 
-from nst import runs
-from nst.animation import frames_of, label, read_frame, thin, write_animation
-from nst.figure import Grid, draw_contact_sheet, draw_grid, plot_losses, save_figure
 from nst.files import atomic_write
-from nst.sweep_file import Axis, Cell, Sweep, describe
+from nst.many.figure import Grid, draw_contact_sheet, draw_grid, plot_losses, save_figure
+from nst.many.sweep_file import Axis, Cell, Sweep, describe
+from nst.run import run_dirs
+from nst.run.animation import frames_of, label, read_frame, thin, write_animation
 
 FIGURE = "figure.png"
 LOSSES = "losses.png"
@@ -45,7 +45,7 @@ def draw(sweep: Sweep, cells: list[Cell], sweep_dir: Path, inputs: dict[str, Any
 def collect(sweep: Sweep, cells: list[Cell], sweep_dir: Path) -> None:
     """Every finished cell's picture in one folder, named after what made it."""
     for cell in cells:
-        final = sweep_dir / "cells" / cell.id / runs.RESULT
+        final = sweep_dir / "cells" / cell.id / run_dirs.RESULT
         if final.is_file():
             with atomic_write(sweep_dir / RESULTS / f"{sweep.result_name(cell)}.png") as (out, _):
                 out.write(final.read_bytes())
@@ -85,8 +85,8 @@ def _grid(sweep: Sweep, cells: list[Cell], sweep_dir: Path, inputs: dict[str, An
     captions: list[list[list[str]]] = [[[] for _ in columns] for _ in sweep.rows.labels]
     for cell in cells:
         cell_dir = sweep_dir / "cells" / cell.id
-        if (cell_dir / runs.RESULT).is_file():
-            with Image.open(cell_dir / runs.RESULT) as image:
+        if (cell_dir / run_dirs.RESULT).is_file():
+            with Image.open(cell_dir / run_dirs.RESULT) as image:
                 images[cell.row][cell.column] = image.convert("RGB")
         if (cell_dir / RESULT).is_file():
             result = json.loads((cell_dir / RESULT).read_text())

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nst.losses import full_precision, gram
+from nst.numerics.losses import full_precision, gram
 
 KINDS = ("gram", "mean_std", "wasserstein", "histogram")
 _EPS = 1e-8

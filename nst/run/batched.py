@@ -2,10 +2,10 @@
 for all of them per step, so that a device that one small picture leaves idle works on several.
 
 ``nst sweep --batch_size N`` runs its cells this way, N at a time where their settings allow
-(see nst.sweep_groups). Each picture stays its own run in everything a user sees: its run
+(see nst.many.batches). Each picture stays its own run in everything a user sees: its run
 directory, config.yaml, TensorBoard curves and images, final.png, and a checkpoint that
 continues it alone or in any other batch. Each picture keeps the optimizer a run of its own
-makes (nst.imagewise), so Adam's moments and L-BFGS's history and step size are its own, and
+makes (nst.run.imagewise), so Adam's moments and L-BFGS's history and step size are its own, and
 it comes out as it does alone, up to the rounding of batched convolutions.
 """
 
@@ -20,24 +20,24 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import SaveConfigCallback
 from torch import Tensor, nn
 
-from nst import runs
-from nst.animation import Animation
-from nst.callbacks import FinalImage, ImageLogger, add_image, add_inputs, result_image
-from nst.checkpointing import AtomicCheckpointIO, RunCheckpoint, steps_counted_by_hand
-from nst.config import Builder, Layer
-from nst.console import quiet_lightning
-from nst.data import StyleTransferData, _PairIndices
 from nst.errors import NSTError
-from nst.hooks import HookNameSetDirectly, inert_hooks_left_out
 from nst.images import save_image
-from nst.imagewise import ImageWise
-from nst.module import StyleTransfer, step_by_hand
-from nst.pacing import Pacing
-from nst.projection import project
-from nst.run import interruption_in, reraise_for_user
-from nst.schedule import Schedule
-from nst.stopping import RunInterrupted, Stop, StopAtStepBoundary
-from nst.tensorboard import HparamsSummary, flat_settings, write_summary
+from nst.numerics.projection import project
+from nst.run import run_dirs
+from nst.run.animation import Animation
+from nst.run.checkpoints import AtomicCheckpointIO, RunCheckpoint, steps_counted_by_hand
+from nst.run.console import quiet_lightning
+from nst.run.data import StyleTransferData, _PairIndices
+from nst.run.engine import interruption_in, reraise_for_user
+from nst.run.imagewise import ImageWise
+from nst.run.lightning_private import HookNameSetDirectly, inert_hooks_left_out
+from nst.run.module import StyleTransfer, step_by_hand
+from nst.run.outputs import FinalImage, ImageLogger, add_image, add_inputs, result_image
+from nst.run.pacing import Pacing
+from nst.run.schedule import Schedule
+from nst.run.settings import Builder, Layer
+from nst.run.stopping import RunInterrupted, Stop, StopAtStepBoundary
+from nst.run.tensorboard import HparamsSummary, flat_settings, write_summary
 
 
 @dataclass
@@ -223,7 +223,7 @@ class PicturesCheckpointIO(AtomicCheckpointIO):
         read = super().load_checkpoint
         parts = [read(own, map_location or _on_cpu, weights_only) for own in self.paths]
         steps = {part["global_step"] for part in parts}
-        if len(steps) > 1:  # nst.sweep_groups batches pictures at one step only
+        if len(steps) > 1:  # nst.many.batches batches pictures at one step only
             raise NSTError(f"pictures stopped at different steps ({sorted(steps)}) cannot continue together")
         shared = {k: v for k, v in parts[0].items() if k not in ("state_dict", "optimizer_states")}
         return {
@@ -294,7 +294,7 @@ class PicturesOutputs(Callback):
                 add_image([logger], "image/current", picture.image, step)
             save_image(
                 result_image(picture.result(), builder.datamodule, self.colours),
-                Path(logger.log_dir) / runs.RESULT,
+                Path(logger.log_dir) / run_dirs.RESULT,
             )
             if fresh:
                 settings = flat_settings(
@@ -357,7 +357,7 @@ class Together:
         own = (FinalImage, ImageLogger, Animation, SaveConfigCallback, HparamsSummary, ModelCheckpoint)
         settings = self.builders[0].config.checkpoint
         checkpoint = RunCheckpoint(settings.every_n_steps, settings.max_time_share)
-        paths = [runs.checkpoint_of(Path(builder.trainer.log_dir)) for builder in self.builders]
+        paths = [run_dirs.checkpoint_of(Path(builder.trainer.log_dir)) for builder in self.builders]
         checkpoint.dirpath = str(paths[0].parent)  # where the first picture's file is, as named on a stop
         kept = [c for c in self.trainer.callbacks if not isinstance(c, own)]
         stops = [c for c in kept if isinstance(c, StopAtStepBoundary)]  # last, as in a run of its own
@@ -371,7 +371,7 @@ class Together:
 
     def fit(self) -> RunInterrupted | None:
         """Run every picture to the end; returns the stop request that ended them early, if
-        one did. Raises as :meth:`nst.run.Run.fit` does."""
+        one did. Raises as :meth:`nst.run.engine.Run.fit` does."""
         self.stop_requests.ignoring = False
         status = "failed"
         with self.stop_requests.signals():

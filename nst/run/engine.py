@@ -17,16 +17,16 @@ from lightning.pytorch.callbacks import EarlyStopping
 from PIL import Image
 from torch import Tensor
 
-from nst import runs
-from nst.callbacks import FinalImage, result_image
-from nst.config import Builder, Layer, as_nst_error
-from nst.console import quiet_lightning
-from nst.data import StyleTransferData
-from nst.hooks import inert_hooks_left_out
 from nst.images import to_pil
-from nst.module import StyleTransfer
-from nst.stopping import RunInterrupted, Stop
-from nst.tensorboard import final_losses
+from nst.run import run_dirs
+from nst.run.console import quiet_lightning
+from nst.run.data import StyleTransferData
+from nst.run.lightning_private import inert_hooks_left_out
+from nst.run.module import StyleTransfer
+from nst.run.outputs import FinalImage, result_image
+from nst.run.settings import Builder, Layer, as_nst_error
+from nst.run.stopping import RunInterrupted, Stop
+from nst.run.tensorboard import final_losses
 
 
 @dataclass
@@ -48,7 +48,7 @@ class Run:
     """One style transfer run.
 
     Args:
-        layers: The settings, applied in order (see nst.config): command-line arguments
+        layers: The settings, applied in order (see nst.run.settings): command-line arguments
             and mappings of config keys.
         callbacks: Lightning callbacks added to the trainer (to watch losses and images).
         in_memory: Write nothing: no run directory, logger or checkpoints.
@@ -141,7 +141,7 @@ class Run:
             stopped_early += " ".join(early.stopping_reason_message.split())
             print(stopped_early)
         run_dir = Path(self.trainer.log_dir).absolute() if self.trainer.logger is not None else None
-        checkpoint = runs.checkpoint_of(run_dir) if run_dir is not None else None
+        checkpoint = run_dirs.checkpoint_of(run_dir) if run_dir is not None else None
         return Result(
             image=to_pil(picture),
             tensor=picture.detach().float().cpu(),
@@ -156,7 +156,7 @@ class Run:
     def _remove_unfinished(self) -> None:
         # A run that stopped before its first checkpoint leaves nothing behind that looks like a result.
         for made in self.new_run_dirs:
-            runs.remove_if_unfinished(made)
+            run_dirs.remove_if_unfinished(made)
 
 
 def reraise_for_user(error: BaseException) -> None:

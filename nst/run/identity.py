@@ -7,7 +7,7 @@ sizes, layers, network, optimizer and the phases' shape may not.
 from typing import Any
 
 from nst.errors import NSTError
-from nst.vgg import canonical_layers
+from nst.numerics.vgg import canonical_layers
 
 MODEL_KEYS = ("content_layers", "style_layers", "weights", "pooling", "padding", "optimizer")
 DATA_KEYS = (

@@ -1,6 +1,6 @@
 """The content and style targets of a phase: VGG features of the content image and the style
-statistic (nst.style_stats: Gram matrices by default) of the style images, computed once per phase and shared between runs of one process
-(see nst.reuse) that use the same network, image, layers, device and precision."""
+statistic (nst.numerics.style_stats: Gram matrices by default) of the style images, computed once per phase and shared between runs of one process
+(see nst.numerics.reuse) that use the same network, image, layers, device and precision."""
 
 import hashlib
 from collections.abc import Callable, Sequence
@@ -9,10 +9,10 @@ from typing import Any
 
 from torch import Tensor
 
-from nst import reuse
-from nst.data import Images
-from nst.regions import at_layer, guided_grams
-from nst.style_stats import Stat, blend, statistic
+from nst.numerics import reuse
+from nst.numerics.regions import at_layer, guided_grams
+from nst.numerics.style_stats import Stat, blend, statistic
+from nst.run.data import Images
 
 # (image, make) -> {layer: make(layer, feature maps)} without gradients, made layer by layer
 Features = Callable[[Tensor, Callable[[str, Tensor], Any]], dict[str, Any]]

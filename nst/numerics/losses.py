@@ -16,7 +16,7 @@ from torch.autograd.function import once_differentiable
 
 def full_precision(features: Tensor) -> contextlib.AbstractContextManager:
     """Autocast switched off on ``features``' device, where it is on (nothing to do on the meta
-    device, where nst.memory rehearses a step)."""
+    device, where nst.numerics.memory rehearses a step)."""
     kind = features.device.type
     if kind == "meta" or not torch.is_autocast_enabled(kind):
         return contextlib.nullcontext()

@@ -20,7 +20,7 @@ from types import FrameType
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping
 
-from nst.checkpointing import RunCheckpoint
+from nst.run.checkpoints import RunCheckpoint
 
 CALLER = 0  # stands where a signal number would for a stop asked for by the caller
 # A terminal's Ctrl-C reaches every process of a batch, and the first process passes it on
@@ -139,7 +139,7 @@ class StopAtStepBoundary(Callback):
     keeps them. A request during the last step lets the run finish: it has nothing left to resume.
 
     Also runs the checks of Lightning's EarlyStopping at every step's end. EarlyStopping checks
-    at epoch ends, and a run is one epoch (see nst.data), so left alone it would check once, at
+    at epoch ends, and a run is one epoch (see nst.run.data), so left alone it would check once, at
     the end; a run's patience and thresholds count steps.
     """
 

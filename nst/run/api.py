@@ -21,14 +21,14 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from PIL import Image
 from torch import Tensor
 
-from nst.callbacks import FinalImage
-from nst.data import StyleTransferData
 from nst.errors import NSTError
 from nst.images import to_pil
-from nst.module import StyleTransfer
-from nst.run import Result, Run
-from nst.stopping import CALLER, Stop
-from nst.tensorboard import final_losses
+from nst.run.data import StyleTransferData
+from nst.run.engine import Result, Run
+from nst.run.module import StyleTransfer
+from nst.run.outputs import FinalImage
+from nst.run.stopping import CALLER, Stop
+from nst.run.tensorboard import final_losses
 
 ImageSource = str | os.PathLike | Image.Image | Tensor
 

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from nst.errors import NSTError
 from nst.images import read_image
-from nst.losses import full_precision
+from nst.numerics.losses import full_precision
 
 MAX_REGIONS = 16
 

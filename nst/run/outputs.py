@@ -13,13 +13,13 @@ from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
-from nst import runs
-from nst.colour import original_colours
-from nst.data import Images, StyleTransferData
 from nst.errors import NSTError, brief
 from nst.images import OUTPUT_FORMATS, save_image
-from nst.pacing import Pacing
-from nst.tensorboard import add_summary, image_summary
+from nst.numerics.colour import original_colours
+from nst.run import run_dirs
+from nst.run.data import Images, StyleTransferData
+from nst.run.pacing import Pacing
+from nst.run.tensorboard import add_summary, image_summary
 
 
 def add_image(loggers: Sequence[Logger], tag: str, image: Tensor, step: int) -> None:
@@ -126,7 +126,7 @@ class FinalImage(Callback):
         self.result = result_image(best, trainer.datamodule, self.original_colours)
         # Without a logger Lightning's log_dir is the working directory: not ours to write into.
         if trainer.logger is not None and trainer.log_dir is not None:
-            save_image(self.result, Path(trainer.log_dir) / runs.RESULT)
+            save_image(self.result, Path(trainer.log_dir) / run_dirs.RESULT)
         if self.path:
             try:
                 save_image(self.result, self.path, self.quality)
@@ -151,7 +151,7 @@ REDRAW_S = 0.1  # the progress bar's fastest redraw, as tqdm's own mininterval
 class StepProgressBar(TQDMProgressBar):
     """One bar over all steps of the run, with the losses.
 
-    A run is one endless Lightning epoch (see nst.data), so the stock bar would count batches
+    A run is one endless Lightning epoch (see nst.run.data), so the stock bar would count batches
     of an epoch without end; this one counts steps towards trainer.max_steps, from where a
     resumed run starts.
     """

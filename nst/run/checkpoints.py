@@ -1,5 +1,5 @@
 """Checkpoints that make every run continuable: periodic, at the end, and when a run is
-stopped (see nst.stopping), each written whole or not at all."""
+stopped (see nst.run.stopping), each written whole or not at all."""
 
 import copy
 from pathlib import Path
@@ -12,7 +12,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from nst.errors import NSTError
 from nst.files import atomic_write
-from nst.pacing import Pacing
+from nst.run.pacing import Pacing
 
 # Each tensor in a checkpoint file costs ~25 µs to write, whatever its size. An L-BFGS history
 # of a small picture is hundreds of tensors of a few kB (at 32 px, 15 ms of a 17 ms save), so

@@ -14,14 +14,14 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from nst import frozen
 from nst.errors import NSTError
+from nst.numerics import frozen
 
 _CONVS_PER_BLOCK = (2, 2, 4, 4, 4)  # VGG19, configuration "E"
 _CHANNELS = (64, 128, 256, 512, 512)
 
 # From this size of the first layer's maps on (about 360 x 360 px in fp32) the backward keeps
-# only what the image's gradient needs (see nst.frozen and VGGFeatures._lean).
+# only what the image's gradient needs (see nst.numerics.frozen and VGGFeatures._lean).
 LEAN_FROM_BYTES = 32 * 2**20
 
 # ImageNet statistics the torchvision weights were trained with.
@@ -171,7 +171,7 @@ class VGGFeatures(nn.Module):
         out = _Features(each, keep)
         for start, end in self.segments():
             if all(isinstance(layer, nn.Conv2d) for layer in self.features[start:end]):
-                x = self._run(x, start, end, None, True)  # a convolution keeps nothing (nst.frozen)
+                x = self._run(x, start, end, None, True)  # a convolution keeps nothing (nst.numerics.frozen)
             else:
                 x = checkpoint(self._run, x, start, end, None, True, use_reentrant=False)
             if end - 1 in self._wanted:
@@ -180,7 +180,7 @@ class VGGFeatures(nn.Module):
 
     def use_channels_last(self) -> None:
         """Run in the channels-last memory layout (NHWC), which GPUs' Tensor Cores read directly
-        and oneDNN's CPU convolutions work in (see nst.speed.prepare)."""
+        and oneDNN's CPU convolutions work in (see nst.run.speed.prepare)."""
         self.features.to(memory_format=torch.channels_last)
         self.channels_last = True
 
@@ -191,7 +191,7 @@ class VGGFeatures(nn.Module):
         return list(zip([0, *ends[:-1]], ends, strict=True))
 
     def _lean(self, x: Tensor) -> bool:
-        """Whether to keep only what the image's gradient needs (nst.frozen): where the maps are
+        """Whether to keep only what the image's gradient needs (nst.numerics.frozen): where the maps are
         large. On small pictures PyTorch's own backward is faster (one fused kernel per layer,
         no Python in between) and what it keeps is a few megabytes."""
         return x.requires_grad and torch.is_grad_enabled() and self._first_maps(x) >= LEAN_FROM_BYTES

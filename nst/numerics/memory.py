@@ -23,9 +23,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from nst.errors import NSTError
-from nst.losses import content_loss
-from nst.style_stats import blend, distance, statistic
-from nst.vgg import LAYER_NAMES, VGGFeatures, build_features, depth_for
+from nst.numerics.losses import content_loss
+from nst.numerics.style_stats import blend, distance, statistic
+from nst.numerics.vgg import LAYER_NAMES, VGGFeatures, build_features, depth_for
 
 GB = 1e9
 # What the rehearsal does not see, measured on the CPU (bench/memory.py): the kernels' own
@@ -91,7 +91,7 @@ def estimate(
         stack = build_features(depth_for(layers), pooling, padding)
         whole = build_features(len(LAYER_NAMES), pooling, padding)
     network = sum(p.numel() for p in stack.parameters()) * weights_dtype.itemsize
-    if device is None or device.type == "cpu":  # nst.reuse keeps the whole network there as well
+    if device is None or device.type == "cpu":  # nst.numerics.reuse keeps the whole network there as well
         network += sum(p.numel() for p in whole.parameters()) * 4
     if dtype == torch.bfloat16:  # autocast keeps a bf16 copy of the weights
         network += network // 2
@@ -106,7 +106,7 @@ def estimate(
             stack.to(dtype), content_layers, style_layers, "gram", checkpointing, shape, dtype
         )
     # Adam: two moments. L-BFGS: two images per remembered step, its direction, the previous
-    # gradient and the copy nst takes before each step (see nst.projection).
+    # gradient and the copy nst takes before each step (see nst.numerics.projection).
     state = 2 * image if optimizer == "adam" else (2 * lbfgs_history + 3) * image
     # The image, its gradient, the best image so far, the content and style images.
     images = 5 * image
@@ -227,7 +227,7 @@ def _rehearse(
 
 
 def _statistic(kind: str, features: Tensor) -> dict[str, Tensor]:
-    return blend(kind, [statistic(kind, features)], [1.0])  # as nst.targets makes it
+    return blend(kind, [statistic(kind, features)], [1.0])  # as nst.numerics.targets makes it
 
 
 class _Live(TorchDispatchMode):

@@ -2,8 +2,8 @@
 
 Gatys, Ecker & Bethge, "Image Style Transfer Using Convolutional Neural Networks" (CVPR 2016).
 What the module owns: the image, the step, the optimizers, entering a phase and what goes
-into a checkpoint. The phases are in nst.schedule, the targets in nst.targets, the rules
-for settings in nst.checks and what a resume may not change in nst.identity.
+into a checkpoint. The phases are in nst.run.schedule, the targets in nst.numerics.targets, the rules
+for settings in nst.run.checks and what a resume may not change in nst.run.identity.
 """
 
 import math
@@ -15,25 +15,25 @@ from lightning.pytorch import LightningModule
 from PIL import Image
 from torch import Tensor, nn
 
-from nst import reuse
-from nst.checkpointing import steps_counted_by_hand, unpack_optimizer_lists
-from nst.checks import check_against_data, check_length, check_model_options, check_precision
-from nst.colour import luminance
-from nst.data import Images, StyleTransferData
 from nst.errors import NSTError
-from nst.hooks import HookNameSetDirectly
-from nst.identity import check_same_run
 from nst.images import read_image, resize_tensor, to_tensor
-from nst.losses import content_loss, full_precision, tv_loss
-from nst.memory import GB, Estimate, Plan, choose, estimate, free_memory
-from nst.projection import free_gradient, project
-from nst.regions import guided_distance
-from nst.schedule import Phase, Schedule
-from nst.speed import prepare
-from nst.style_stats import distance
-from nst.targets import Targets, compute_targets
-from nst.tensorboard import MetricsWriter, monitored_losses
-from nst.vgg import VGGFeatures, canonical_layers, depth_for
+from nst.numerics import reuse
+from nst.numerics.colour import luminance
+from nst.numerics.losses import content_loss, full_precision, tv_loss
+from nst.numerics.memory import GB, Estimate, Plan, choose, estimate, free_memory
+from nst.numerics.projection import free_gradient, project
+from nst.numerics.regions import guided_distance
+from nst.numerics.style_stats import distance
+from nst.numerics.targets import Targets, compute_targets
+from nst.numerics.vgg import VGGFeatures, canonical_layers, depth_for
+from nst.run.checkpoints import steps_counted_by_hand, unpack_optimizer_lists
+from nst.run.checks import check_against_data, check_length, check_model_options, check_precision
+from nst.run.data import Images, StyleTransferData
+from nst.run.identity import check_same_run
+from nst.run.lightning_private import HookNameSetDirectly
+from nst.run.schedule import Phase, Schedule
+from nst.run.speed import prepare
+from nst.run.tensorboard import MetricsWriter, monitored_losses
 
 T = TypeVar("T", Tensor, float)
 
@@ -54,7 +54,7 @@ class StyleTransfer(HookNameSetDirectly, LightningModule):
         style_loss: What the style loss compares at each style layer: ``gram`` (Gram matrices),
             ``mean_std`` (each channel's mean and standard deviation), ``wasserstein`` (the W2
             distance between Gaussian fits of the features) or ``histogram`` (Gram plus Risser et
-            al.'s histogram matching); see nst.style_stats. Weigh with style_weight as for gram
+            al.'s histogram matching); see nst.numerics.style_stats. Weigh with style_weight as for gram
             (their scales differ: a sweep over style_weight finds the balance).
         tv_weight: Weight of the total-variation smoothness term.
         init: Starting image: ``content``, ``noise`` (uniform, seeded by seed_everything), ``style``,
@@ -76,7 +76,7 @@ class StyleTransfer(HookNameSetDirectly, LightningModule):
             which avoids the frame that zero padding lets the style loss paint along the edges.
         activation_checkpointing: Keep only some of VGG19's activations for the backward pass and
             compute the others again there: about a quarter more time per step (512 px, CPU),
-            for the memory of a larger picture (see nst.memory). ``null``: only when the run
+            for the memory of a larger picture (see nst.numerics.memory). ``null``: only when the run
             would not fit otherwise.
         memory_limit: GB the run may take on its device (default: what is free there when it
             starts). A run that would need more switches on activation checkpointing and then
@@ -138,7 +138,7 @@ class StyleTransfer(HookNameSetDirectly, LightningModule):
         # What the optimizer sees is the loss divided by its value at the first step of the
         # phase (see training_step); None until that step.
         self.loss_scale: Tensor | None = None
-        # A picture optimised together with others (nst.batched) has its own images here; the
+        # A picture optimised together with others (nst.run.batched) has its own images here; the
         # trainer's datamodule is then the batch's.
         self.pair_data: StyleTransferData | None = None
         # The best image of the phase by total loss, kept on the device and updated without a
@@ -364,7 +364,7 @@ class StyleTransfer(HookNameSetDirectly, LightningModule):
         return summed(parts, weighted.sum(), weighted.new_zeros(()))
 
     def _style_distance(self, kind: str, features: Tensor, target: dict[str, Tensor]) -> Tensor:
-        if self.targets.masks is not None:  # regions painted separately (nst.regions)
+        if self.targets.masks is not None:  # regions painted separately (nst.numerics.regions)
             return guided_distance(
                 features, target["regions"], self.targets.masks_at(features), self.targets.shares
             )
@@ -382,7 +382,7 @@ class StyleTransfer(HookNameSetDirectly, LightningModule):
         optimizer = self.optimizers()
         # The image stays in [0, 1] by projection after every step (clamping), not by a sigmoid
         # reparametrisation, which would flatten gradients at saturated pixels; L-BFGS is told
-        # the step the image took (see nst.projection).
+        # the step the image took (see nst.numerics.projection).
         before = self.image.detach().clone() if self.schedule[self.phase].optimizer == "lbfgs" else None
         loss = step_by_hand(self, optimizer, self.image, self._loss, self.free_held_pixels)
         project(self.image, optimizer.optimizer, before)
@@ -648,7 +648,7 @@ def step_by_hand(
     optimizer evaluates it, each backward pass followed by ``after_backward()``, and the backward
     pass and the optimizer's arithmetic outside autocast (on ``image``'s device). Returns the loss
     at the start of the step. (``after_backward`` is called here, not from the module's
-    on_after_backward hook: Lightning's call of a hook cost 0.06-0.1 ms a step; see nst.hooks.)"""
+    on_after_backward hook: Lightning's call of a hook cost 0.06-0.1 ms a step; see nst.run.lightning_private.)"""
 
     def closure() -> Tensor:
         with module.trainer.precision_plugin.forward_context():

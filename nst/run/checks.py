@@ -10,11 +10,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nst.data import StyleTransferData
 from nst.errors import NSTError
-from nst.schedule import Schedule, check_phases
-from nst.vgg import layer_index, min_side
-from nst.weights import check_weights_option
+from nst.numerics.vgg import layer_index, min_side
+from nst.numerics.weights import check_weights_option
+from nst.run.data import StyleTransferData
+from nst.run.schedule import Schedule, check_phases
 
 _FULL_PRECISION = ("32-true", "64-true")
 INIT_KEYWORDS = ("content", "noise", "style")
@@ -73,7 +73,7 @@ def check_weight(option: str, value: float) -> None:
 
 def check_trainer_options(trainer: Mapping[str, Any]) -> None:
     """The Lightning options that a run's shape rules out: a run is one epoch of steps
-    (nst.data), each one optimizer step taken by hand (StyleTransfer.training_step)."""
+    (nst.run.data), each one optimizer step taken by hand (StyleTransfer.training_step)."""
     for unit in ("min", "max"):
         if trainer.get(f"{unit}_epochs") is not None:
             raise NSTError(

@@ -24,24 +24,24 @@ from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.strategies import Strategy
 
-from nst import runs
-from nst.animation import Animation
-from nst.callbacks import FinalImage, ImageLogger, StepProgressBar
-from nst.checkpointing import AtomicCheckpointIO, RunCheckpoint
-from nst.checks import check_trainer_options
-from nst.console import quiet_lightning
-from nst.data import StyleTransferData
 from nst.errors import NSTError, brief
-from nst.identity import check_same_run
-from nst.module import StyleTransfer
-from nst.schedule import total_steps
-from nst.speed import drop_futile_nvml_check
-from nst.stopping import RunInterrupted, Stop, StopAtStepBoundary
-from nst.tensorboard import HparamsSummary
+from nst.run import run_dirs
+from nst.run.animation import Animation
+from nst.run.checkpoints import AtomicCheckpointIO, RunCheckpoint
+from nst.run.checks import check_trainer_options
+from nst.run.console import quiet_lightning
+from nst.run.data import StyleTransferData
+from nst.run.identity import check_same_run
+from nst.run.module import StyleTransfer
+from nst.run.outputs import FinalImage, ImageLogger, StepProgressBar
+from nst.run.schedule import total_steps
+from nst.run.speed import drop_futile_nvml_check
+from nst.run.stopping import RunInterrupted, Stop, StopAtStepBoundary
+from nst.run.tensorboard import HparamsSummary
 
 Layer = Sequence[str] | Mapping[str, Any]
 
-LOGGER = "nst.tensorboard.RunTensorBoardLogger"
+LOGGER = "nst.run.tensorboard.RunTensorBoardLogger"
 TRAINER_DEFAULTS: dict[str, Any] = {
     "max_steps": 500,
     "devices": 1,
@@ -95,7 +95,7 @@ class SaveRunConfig(SaveConfigCallback):
 class Builder(LightningCLI):
     """LightningCLI in build-only mode: parses the layers, chooses the run directory (one per
     run, and ``ckpt_path: last`` finds it) and builds model, data and trainer; running them is
-    :class:`nst.run.Run`'s job.
+    :class:`nst.run.engine.Run`'s job.
 
     ``run_dirs=False`` builds the objects only (checking a config): no directory is chosen,
     made or looked at. ``in_memory=True`` builds a run that writes nothing: no logger, no
@@ -118,7 +118,7 @@ class Builder(LightningCLI):
         self.run_dirs, self.in_memory, self.name = run_dirs, in_memory, name
         self.stop = stop or Stop()
         self.extra_callbacks = list(callbacks)
-        # Directories this build created (see runs.create_run_dir), so that a failed start
+        # Directories this build created (see run_dirs.create_run_dir), so that a failed start
         # can remove them again.
         self.new_run_dirs = new_run_dirs if new_run_dirs is not None else []
         self.config_as_given: Any = None
@@ -179,22 +179,22 @@ class Builder(LightningCLI):
         if args.version is not None:
             run_dir = root / (f"version_{args.version}" if isinstance(args.version, int) else args.version)
         elif config.ckpt_path == "last":
-            run_dir = runs.latest_run(root)
+            run_dir = run_dirs.latest_run(root)
             if run_dir is None:
                 raise NSTError(
                     f"no run of {args.name!r} to resume: {root} holds no checkpoints/last.ckpt; "
                     "start a fresh run without --ckpt_path"
                 )
-            args.version = runs.version_of(run_dir)
+            args.version = run_dirs.version_of(run_dir)
         else:
-            made = runs.create_run_dir(root)
+            made = run_dirs.create_run_dir(root)
             self.new_run_dirs.append(made)
-            args.version = runs.version_of(made[0])
+            args.version = run_dirs.version_of(made[0])
             return
         if config.ckpt_path == "last":
-            if not runs.checkpoint_of(run_dir).is_file():
+            if not run_dirs.checkpoint_of(run_dir).is_file():
                 raise NSTError(f"{run_dir} holds no checkpoints/last.ckpt to resume from")
-            config.ckpt_path = str(runs.checkpoint_of(run_dir))
+            config.ckpt_path = str(run_dirs.checkpoint_of(run_dir))
             print(f"Resuming {run_dir}")
         elif config.ckpt_path is None and run_dir.is_dir() and any(run_dir.iterdir()):
             raise NSTError(

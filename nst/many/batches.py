@@ -1,4 +1,4 @@
-"""Which of a sweep's cells can be optimised together (nst.batched): those that differ only in
+"""Which of a sweep's cells can be optimised together (nst.run.batched): those that differ only in
 their pictures (data.content, data.style), come out at one size in every phase, and are at the
 same step. A cell that makes an animation, or that can be built only to fail, runs alone."""
 
@@ -7,10 +7,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from nst import runs
-from nst.config import Builder, Layer, read_checkpoint
 from nst.errors import NSTError
-from nst.sweep_file import Cell
+from nst.many.sweep_file import Cell
+from nst.run import run_dirs
+from nst.run.settings import Builder, Layer, read_checkpoint
 
 ALONE = None  # the key of a cell that runs on its own
 # Settings that build a cell's objects to look at them, not to run: no logger, one process.
@@ -68,6 +68,6 @@ def batch_key(layers: list[Layer], cell_dir: Path) -> Any:
     for key in _WHERE:
         config.pop(key, None)
     shapes = [data.at(phase.size).shape for phase in schedule]
-    checkpoint = runs.checkpoint_of(cell_dir)
+    checkpoint = run_dirs.checkpoint_of(cell_dir)
     step = read_checkpoint(str(checkpoint))["global_step"] if checkpoint.is_file() else 0
     return json.dumps([config, shapes, step], sort_keys=True, default=str)

@@ -3,8 +3,8 @@
 python cli.py sweep --config configs/starry.yaml --sweep configs/sweeps/4_style_weight_x_init.yaml
 python cli.py sweep ... --ckpt_path last      # continue an interrupted sweep; finished cells are skipped
 
-The sweep file is read by nst.sweep_file; each cell is a run made through nst.run, as fit's
-are; the figures are drawn by nst.sweep_figure.
+The sweep file is read by nst.many.sweep_file; each cell is a run made through nst.run.engine, as fit's
+are; the figures are drawn by nst.many.sweep_figure.
 
 Everything lands in ``logs/<config>-<sweep>/version_N/``: ``cells/r0c1/`` is a normal run
 directory (TensorBoard events, config.yaml, checkpoints/last.ckpt, final.png) per cell,
@@ -22,18 +22,18 @@ import yaml
 from lightning.pytorch import Callback
 from PIL import Image
 
-from nst import runs
-from nst.config import Builder, Layer, as_nst_error, given_settings, parse_layers
 from nst.errors import NSTError
-from nst.figure import THUMBNAIL
 from nst.files import atomic_write
 from nst.images import to_pil
-from nst.ranks import Ranks, plan
-from nst.stopping import RunInterrupted, Stop, is_spawned
-from nst.sweep_cells import run_cell, run_together
-from nst.sweep_figure import RESULT, RESULTS, draw
-from nst.sweep_file import Cell, Sweep, batch, describe, read_sweep
-from nst.sweep_groups import JUST_BUILT, groups
+from nst.many.batches import JUST_BUILT, groups
+from nst.many.figure import THUMBNAIL
+from nst.many.processes import Ranks, plan
+from nst.many.sweep_cells import run_cell, run_together
+from nst.many.sweep_figure import RESULT, RESULTS, draw
+from nst.many.sweep_file import Cell, Sweep, batch, describe, read_sweep
+from nst.run import run_dirs
+from nst.run.settings import Builder, Layer, as_nst_error, given_settings, parse_layers
+from nst.run.stopping import RunInterrupted, Stop, is_spawned
 
 __all__ = ["check_cells", "read_sweep", "run_sweep"]
 
@@ -179,7 +179,7 @@ def _start(
         ranks.start()
     except BaseException:
         if made:
-            runs.remove_if_unfinished(made)
+            run_dirs.remove_if_unfinished(made)
         raise
     return sweep_dir, made
 
@@ -267,18 +267,18 @@ def _run_share(
                     print(f"{who}{cell_id} failed: {failure}")
                     failed[cell_id] = failure
             if stop.requested is not None and done < len(mine):  # the request came in the batch's last step
-                raise RunInterrupted(stop.requested, str(runs.checkpoint_of(dir_of(batch[0]))))
+                raise RunInterrupted(stop.requested, str(run_dirs.checkpoint_of(dir_of(batch[0]))))
     except RunInterrupted as stopped:
         if ranks.world > 1:  # the others are told at the end, where they meet
             print(f"{who}{stopped}")
             return {"stopped": stopped.signum, "failed": failed}
         if made and stopped.checkpoint is None:
-            runs.remove_if_unfinished(made)  # no cell has a checkpoint: nothing to continue
+            run_dirs.remove_if_unfinished(made)  # no cell has a checkpoint: nothing to continue
         stopped.resumable = stopped.resumable or sweep_dir.is_dir()  # finished cells are kept
         raise
     except BaseException:
         if made and ranks.world == 1:  # with several processes, others may be writing here
-            runs.remove_if_unfinished(made)
+            run_dirs.remove_if_unfinished(made)
         raise
     return {"stopped": None, "failed": failed}
 
@@ -338,13 +338,15 @@ def _thumbnail(image: Any) -> Image.Image | None:
 def _sweep_dir(root: Path, resume: bool) -> tuple[Path, list[Path]]:
     """The sweep's directory, and what was made for it (to remove if nothing comes of it)."""
     if not resume:
-        made = runs.create_run_dir(root)
+        made = run_dirs.create_run_dir(root)
         return made[0], made
     earlier = [
-        root / f"version_{v}" for v in runs._versions(root) if (root / f"version_{v}" / SWEEP_FILE).is_file()
+        root / f"version_{v}"
+        for v in run_dirs._versions(root)
+        if (root / f"version_{v}" / SWEEP_FILE).is_file()
     ]
     if not earlier:
         raise NSTError(f"no sweep to resume in {root}; start one without --ckpt_path")
-    sweep_dir = max(earlier, key=runs.version_of)
+    sweep_dir = max(earlier, key=run_dirs.version_of)
     print(f"Resuming {sweep_dir}")
     return sweep_dir, []

@@ -1,5 +1,5 @@
 """Running a sweep's cells: one at a time as runs of their own, or several together (see
-nst.batched), each leaving its run directory, its result.json and its share of the time."""
+nst.run.batched), each leaving its run directory, its result.json and its share of the time."""
 
 import json
 import time
@@ -9,14 +9,14 @@ from typing import Any
 
 from lightning.pytorch import Callback
 
-from nst import runs
-from nst.batched import Picture, Together
-from nst.config import Layer
 from nst.errors import NSTError
-from nst.run import Run
-from nst.stopping import Stop
-from nst.sweep_figure import RESULT, final_losses, write_text
-from nst.sweep_file import Cell
+from nst.many.sweep_figure import RESULT, final_losses, write_text
+from nst.many.sweep_file import Cell
+from nst.run import run_dirs
+from nst.run.batched import Picture, Together
+from nst.run.engine import Run
+from nst.run.settings import Layer
+from nst.run.stopping import Stop
 
 
 def _where(cell: Cell, sweep_dir: Path) -> dict[str, Any]:
@@ -25,11 +25,11 @@ def _where(cell: Cell, sweep_dir: Path) -> dict[str, Any]:
     where: dict[str, Any] = {
         "trainer.logger.init_args": {"save_dir": str(sweep_dir), "name": "cells", "version": cell.id}
     }
-    checkpoint = runs.checkpoint_of(cell_dir)
+    checkpoint = run_dirs.checkpoint_of(cell_dir)
     if checkpoint.is_file():
         where["ckpt_path"] = str(checkpoint)
     elif cell_dir.is_dir():
-        runs.remove_if_unfinished([cell_dir])  # stopped before its first checkpoint
+        run_dirs.remove_if_unfinished([cell_dir])  # stopped before its first checkpoint
     return where
 
 
@@ -64,7 +64,7 @@ def run_together(
     stop: Stop,
     callbacks: Sequence[Callback],
 ) -> dict[str, str | None]:
-    """Run cells together as one batch (see nst.batched); returns why each failed, if it did.
+    """Run cells together as one batch (see nst.run.batched); returns why each failed, if it did.
     If the batch fails (one picture diverges, say), its cells run again one at a time from
     their checkpoints, so that the others still finish and the failure is the cell's own."""
     pictures = [Picture(cell.id, [*layers_of(cell), _where(cell, sweep_dir)]) for cell in cells]
