@@ -60,7 +60,9 @@ class Clock(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, *args) -> None:
         self.seconds = self._now() - self.start
         self.steps = trainer.global_step
-        loss = outputs["loss"] / pl_module.loss_scale  # the optimizer's units back to the logged ones
+        loss = (
+            outputs["loss"] / pl_module.painting.loss_scale
+        )  # the optimizer's units back to the logged ones
         self.curve.append((round(self.seconds, 3), float(loss)))
         if self.budget is not None and self.seconds >= self.budget:
             trainer.should_stop = True

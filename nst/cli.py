@@ -56,8 +56,8 @@ def main(args: Sequence[str] | None = None, callbacks: Sequence[Any] = ()) -> No
     main_thread = threading.current_thread() is threading.main_thread()  # signals reach it only
     previous = {s: signal.signal(s, _stopped_while_starting) for s in _SIGNALS} if main_thread else {}
     try:
-        from nst.run.settings import as_nst_error
         from nst.run.stopping import RunInterrupted, Stop
+        from nst.run.user_errors import as_nst_error
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

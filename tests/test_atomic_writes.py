@@ -14,7 +14,7 @@ import torch
 from nst import images
 from nst.cli import main
 from nst.images import save_image
-from nst.run.checkpoints import AtomicCheckpointIO, pack_optimizer_lists, unpack_optimizer_lists
+from nst.run.checkpoint_files import RunCheckpointIO, pack_optimizer_lists, unpack_optimizer_lists
 
 
 @pytest.mark.slow
@@ -35,7 +35,7 @@ def test_kill_9_in_the_middle_of_a_write_keeps_the_old_file(tmp_path):
     leftovers = list(tmp_path.glob(".last.ckpt.*.part"))
     assert len(leftovers) == 1  # hidden, and never mistaken for a checkpoint
 
-    AtomicCheckpointIO().save_checkpoint({"global_step": 7}, target)  # the next save clears it
+    RunCheckpointIO().save_checkpoint({"global_step": 7}, target)  # the next save clears it
     assert torch.load(target, weights_only=True) == {"global_step": 7}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
 
@@ -112,6 +112,6 @@ def test_an_lbfgs_history_is_written_as_one_tensor_per_list_and_read_back_exactl
     resumed.load_state_dict(unpack_optimizer_lists(read)["optimizer_states"][0])
     assert torch.equal(_lbfgs_after(4, again, resumed), _lbfgs_after(4, image, optimizer))
 
-    monkeypatch.setattr("nst.run.checkpoints.PACK_UP_TO_BYTES", 100)  # a large history stays as it is
+    monkeypatch.setattr("nst.run.checkpoint_files.PACK_UP_TO_BYTES", 100)  # a large history stays as it is
     big = pack_optimizer_lists(checkpoint)["optimizer_states"][0]["state"][0]
     assert isinstance(big["old_dirs"], list)

@@ -17,7 +17,7 @@ from nst.errors import NSTError
 from nst.many.batches import groups
 from nst.many.sweep import run_sweep
 from nst.many.sweep_file import batch
-from nst.run.batched import Pictures
+from nst.run.pictures import images_of as data_of
 from nst.run.stopping import RunInterrupted, Stop
 
 
@@ -142,10 +142,9 @@ def test_a_stopped_batch_continues_in_batches_of_another_size(tiny_config, workd
 
 def test_a_picture_that_diverges_fails_alone_and_the_others_finish(tiny_config, workdir, photos, capsys):
     def poison(trainer, module) -> None:  # picture b's image goes NaN, in the batch and alone
-        pictures = module.pictures if isinstance(module, Pictures) else [module]
-        for picture in pictures:
-            if picture._data().hparams.content.endswith("b.png"):
-                picture.image.data.fill_(math.nan)
+        for painting, data in zip(module.paintings, data_of(trainer.datamodule), strict=True):
+            if data.hparams.content.endswith("b.png"):
+                painting.image.data.fill_(math.nan)
 
     with pytest.raises(NSTError, match=r"^1 of 3 cells failed \(r1c0: the loss became NaN"):
         run_sweep(

@@ -317,10 +317,10 @@ def test_the_progress_bar_counts_steps_and_shows_the_losses(tiny_config, workdir
 def test_the_progress_bar_is_redrawn_at_most_ten_times_a_second_and_at_the_end(
     tiny_config, workdir, capsys, monkeypatch
 ):
-    from nst.run import outputs
+    from nst.run import progress
 
     clock = iter(range(1000))  # 30 ms a step: one step in four is drawn, and the last
-    monkeypatch.setattr(outputs, "monotonic", lambda: next(clock) * 0.03)
+    monkeypatch.setattr(progress, "monotonic", lambda: next(clock) * 0.03)
     run("--config", str(tiny_config()), "--trainer.max_steps", "9", "--trainer.enable_progress_bar", "true")
     shown = re.findall(r"(\d+)/9 \[", capsys.readouterr().out.replace("\r", "\n"))
     assert sorted({int(n) for n in shown}) == [0, 1, 5, 9]

@@ -66,7 +66,7 @@ def test_luminance_only_lbfgs_descends_steadily(tmp_path, images, init):
             self.values = []
 
         def on_train_batch_end(self, trainer, pl_module, outputs, *args):
-            self.values.append(float(outputs["loss"] / pl_module.loss_scale))
+            self.values.append(float(outputs["loss"] / pl_module.painting.loss_scale))
 
     totals = Totals()
     data = StyleTransferData(str(images["content"]), str(images["style"]), size=96, luminance_only=True)

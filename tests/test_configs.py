@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from nst import StyleTransfer, StyleTransferData
-from nst.run.settings import Builder
+from nst.run.settings import Settings
 
 
 def make_cli(args):
     """Build a config's objects as a run would, without choosing a run directory."""
-    return Builder([args], run_dirs=False)
+    return Settings([args])
 
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))  # sweeps: test_sweep.py
@@ -26,7 +26,7 @@ def test_config_validates(path, workdir):
     cli = make_cli(["--config", str(path)])
     assert isinstance(cli.model, StyleTransfer)
     assert isinstance(cli.datamodule, StyleTransferData)
-    assert cli.trainer.max_steps > 0
+    assert cli.trainer_options["max_steps"] > 0
     assert not (workdir / "logs").exists()  # validating starts no run
 
 
@@ -36,7 +36,7 @@ def test_starry_is_the_paper_setting():
     assert h.content_layers == ["conv4_2"]
     assert h.style_layers == ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
     assert (h.content_weight, h.style_weight, h.init, h.optimizer) == (1.0, 1e6, "content", "lbfgs")
-    assert cli.datamodule.hparams.size == 512 and cli.trainer.max_steps == 500
+    assert cli.datamodule.hparams.size == 512 and cli.trainer_options["max_steps"] == 500
     assert cli.datamodule.hparams.content.startswith("https://upload.wikimedia.org/")
 
 
@@ -60,4 +60,6 @@ def test_starry_hires_goes_coarse_to_fine_to_its_size():
     phases = cli.model.hparams.phases
     sizes = [phase["size"] for phase in phases]
     assert sizes == sorted(sizes) and sizes[0] == 128 and sizes[-1] == cli.datamodule.hparams.size == 1024
-    assert cli.trainer.max_steps == sum(phase["steps"] for phase in phases)  # the phases set the length
+    assert cli.trainer_options["max_steps"] == sum(
+        phase["steps"] for phase in phases
+    )  # the phases set the length

@@ -6,7 +6,8 @@ from lightning.pytorch import Callback, Trainer
 
 from nst import StyleTransfer, StyleTransferData
 from nst.errors import NSTError
-from nst.run.module import initial_image
+from nst.run.painting import initial_image
+from nst.run.paintings import Paintings
 
 SHALLOW = {
     "weights": "random",
@@ -63,14 +64,19 @@ def test_the_optimizers_keep_stepping_when_the_loss_is_tiny(tmp_path, images, op
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_one_vgg_evaluation_per_step_and_targets_once(tmp_path, images, monkeypatch, optimizer):
-    calls = []
-    original = StyleTransfer.weighted_terms
+    calls, passes = [], []
+    original_loss, original_terms = StyleTransfer._loss, Paintings.weighted_terms
 
-    def counting(self, image):
+    def loss(self):
         calls.append(self.global_step)
-        return original(self, image)
+        return original_loss(self)
 
-    monkeypatch.setattr(StyleTransfer, "weighted_terms", counting)
+    def terms(self, vgg):
+        passes.append(1)
+        return original_terms(self, vgg)
+
+    monkeypatch.setattr(StyleTransfer, "_loss", loss)
+    monkeypatch.setattr(Paintings, "weighted_terms", terms)
     forwards = []
     target_calls = []
     original_fit_start = StyleTransfer.on_fit_start
@@ -82,7 +88,7 @@ def test_one_vgg_evaluation_per_step_and_targets_once(tmp_path, images, monkeypa
 
     monkeypatch.setattr(StyleTransfer, "on_fit_start", fit_start)
     fit(tmp_path, images, steps=5, size=32, optimizer=optimizer)
-    assert calls == [0, 1, 2, 3, 4]
+    assert calls == [0, 1, 2, 3, 4] and len(passes) == 5
     assert target_calls == [2]  # the content and the style image, once
     assert len(forwards) == 2 + 5
 
@@ -153,14 +159,16 @@ def test_bad_model_options(kwargs, message):
 @pytest.mark.parametrize("layer", ["conv1_1", "conv3_1", "conv4_2"])
 def test_content_reconstruction_from_noise_lowers_its_loss(tmp_path, images, layer):
     module, totals = fit(tmp_path, images, steps=10, style=False, content_layers=[layer], init="noise")
-    assert module.style_targets == {} and module.layers == [layer]  # no style loss, VGG cut at the layer
+    assert module.painting.objective.targets.style == {} and module.layers == [
+        layer
+    ]  # no style loss, VGG cut at the layer
     assert totals[-1] < 0.5 * totals[0]
 
 
 @pytest.mark.parametrize("size", [48, [56, 40]])
 def test_texture_synthesis_has_the_size_asked_for_and_lowers_its_loss(tmp_path, images, size):
     module, totals = fit(tmp_path, images, steps=10, size=size, content=False)
-    assert module.content_targets == {} and module.hparams.init is None  # noise by default
+    assert module.painting.objective.targets.content == {} and module.hparams.init is None  # noise by default
     assert tuple(module.image.shape[-2:]) == ((size, size) if isinstance(size, int) else (size[1], size[0]))
     assert totals[-1] < 0.5 * totals[0]
 
@@ -214,4 +222,6 @@ def test_several_styles_blend_their_gram_matrices(tmp_path, images):
         first, second = module.vgg(data.styles[0]), module.vgg(data.styles[1])
     for name in SHALLOW["style_layers"]:
         expected = 0.75 * gram(first[name]) + 0.25 * gram(second[name])
-        assert torch.allclose(module.style_targets[name]["gram"], expected, rtol=1e-5, atol=1e-8)
+        assert torch.allclose(
+            module.painting.objective.targets.style[name]["gram"], expected, rtol=1e-5, atol=1e-8
+        )

@@ -5,7 +5,7 @@ import pytest
 from lightning.pytorch import Callback
 
 from nst.cli import main
-from nst.run import checkpoints, outputs, pacing
+from nst.run import checkpoint_files, outputs, pacing
 
 STEP_S = 0.125  # exact in binary, as are the sums below
 
@@ -42,14 +42,14 @@ def test_periodic_checkpoints_wait_while_writing_them_takes_more_than_their_shar
     tiny_config, workdir, clock, monkeypatch
 ):
     written: list[int] = []
-    save = checkpoints.AtomicCheckpointIO.save_checkpoint
+    save = checkpoint_files.RunCheckpointIO.save_checkpoint
 
     def slow_save(self, checkpoint, path, storage_options=None):
         clock.now += 1.0
         written.append(checkpoint["global_step"])
         return save(self, checkpoint, path, storage_options)
 
-    monkeypatch.setattr(checkpoints.AtomicCheckpointIO, "save_checkpoint", slow_save)
+    monkeypatch.setattr(checkpoint_files.RunCheckpointIO, "save_checkpoint", slow_save)
     every_step = ["--checkpoint.every_n_steps", "1"]
     fit(tiny_config(), clock, "paced", *every_step, "--checkpoint.max_time_share", "0.5")
     # A 1 s write at half the time: the next waits 2 s from its start, 8 steps on; the last

@@ -69,7 +69,7 @@ class Recorder(Callback):
         with torch.no_grad():
             features = pl_module.vgg(style)
         self.target_error[step] = max(
-            (gram(features[n]) - pl_module.style_targets[n]["gram"]).abs().max().item()
+            (gram(features[n]) - pl_module.painting.objective.targets.style[n]["gram"]).abs().max().item()
             for n in pl_module.style_layers
         )
 

@@ -32,8 +32,8 @@ def test_the_result_is_the_best_image_not_a_last_leap_away(tiny_config, workdir)
     watched = {}
 
     def keep(trainer, module) -> None:
-        watched["best"] = module.best.clone()
-        watched["best_loss"] = float(module.best_loss)
+        watched["best"] = module.painting.best.clone()
+        watched["best_loss"] = float(module.painting.best_loss)
         scramble(trainer, module)
 
     result = run(config, "--trainer.max_steps", "8", callbacks=[AtStep(7, keep)])
@@ -54,12 +54,12 @@ def test_lbfgs_restarts_from_the_best_image_after_a_leap(tiny_config, workdir):
     before = {}
 
     def leap(trainer, module) -> None:
-        before["best"] = float(module.best_loss)
+        before["best"] = float(module.painting.best_loss)
         scramble(trainer, module)
 
     def after(trainer, module) -> None:
-        before["restarts"] = module.restarts
-        before["image_is_best"] = torch.equal(module.image.detach(), module.best)
+        before["restarts"] = module.painting.restarts
+        before["image_is_best"] = torch.equal(module.image.detach(), module.painting.best)
 
     result = run(config, "--trainer.max_steps", "10", callbacks=[AtStep(5, leap), AtStep(6, after)])
     assert before["restarts"] == 1 and before["image_is_best"]  # back at the best image, history gone
@@ -75,7 +75,7 @@ def test_no_restart_when_they_are_switched_off_but_the_result_is_still_the_best(
         config,
         "--trainer.max_steps",
         "8",
-        callbacks=[AtStep(5, scramble), AtStep(7, lambda t, m: seen.update(r=m.restarts))],
+        callbacks=[AtStep(5, scramble), AtStep(7, lambda t, m: seen.update(r=m.painting.restarts))],
     )
     assert seen["r"] == 0 and result.losses  # nothing restarted
 

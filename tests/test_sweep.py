@@ -11,7 +11,6 @@ import yaml
 from PIL import Image
 from steps import AtStep
 
-from nst import StyleTransfer
 from nst.cli import main
 from nst.many.sweep import check_cells, read_sweep
 
@@ -170,12 +169,13 @@ def test_a_sweep_animates_its_grid(tiny_config, workdir):
 
 def test_the_cells_share_one_network_and_one_set_of_targets(tiny_config, workdir, monkeypatch):
     from nst.numerics import reuse
+    from nst.run.objectives import Objectives
 
     loads, target_passes = [], []
-    real_load, real_features_of = reuse.load_weights, StyleTransfer.features_of
+    real_load, real_features_of = reuse.load_weights, Objectives.features_of
     monkeypatch.setattr(reuse, "load_weights", lambda *a: (loads.append(a), real_load(*a))[1])
     monkeypatch.setattr(
-        StyleTransfer,
+        Objectives,
         "features_of",
         lambda self, image, make: (target_passes.append(1), real_features_of(self, image, make))[1],
     )

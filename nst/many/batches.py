@@ -1,4 +1,4 @@
-"""Which of a sweep's cells can be optimised together (nst.run.batched): those that differ only in
+"""Which of a sweep's cells can be optimised together (one run of several pictures, nst.run.engine): those that differ only in
 their pictures (data.content, data.style), come out at one size in every phase, and are at the
 same step. A cell that makes an animation, or that can be built only to fail, runs alone."""
 
@@ -10,7 +10,8 @@ from typing import Any
 from nst.errors import NSTError
 from nst.many.sweep_file import Cell
 from nst.run import run_dirs
-from nst.run.settings import Builder, Layer, read_checkpoint
+from nst.run.checkpoint_files import read_checkpoint
+from nst.run.settings import Layer, Settings
 
 ALONE = None  # the key of a cell that runs on its own
 # Settings that build a cell's objects to look at them, not to run: no logger, one process.
@@ -53,7 +54,7 @@ def groups(
 def batch_key(layers: list[Layer], cell_dir: Path) -> Any:
     """What a cell must share with the others of its batch, or ALONE."""
     try:
-        built = Builder([*layers, JUST_BUILT], run_dirs=False)
+        built = Settings([*layers, JUST_BUILT])
         data = built.datamodule
         data.prepare_data()
         data.setup("fit")

@@ -32,8 +32,9 @@ from nst.many.sweep_cells import run_cell, run_together
 from nst.many.sweep_figure import RESULT, RESULTS, draw
 from nst.many.sweep_file import Cell, Sweep, batch, describe, read_sweep
 from nst.run import run_dirs
-from nst.run.settings import Builder, Layer, as_nst_error, given_settings, parse_layers
+from nst.run.settings import Layer, Settings, given_settings, parse_layers
 from nst.run.stopping import RunInterrupted, Stop, is_spawned
+from nst.run.user_errors import as_nst_error
 
 __all__ = ["check_cells", "read_sweep", "run_sweep"]
 
@@ -308,7 +309,7 @@ def check_cells(sweep: Sweep, base: list[Layer], load_images: bool = True) -> di
     inputs = {}
     for cell in sweep.cells():
         try:
-            built = Builder([*base, cell.settings, JUST_BUILT], run_dirs=False)
+            built = Settings([*base, cell.settings, JUST_BUILT])
             data = built.datamodule
             if load_images:
                 data.prepare_data()

@@ -1,5 +1,6 @@
-"""Running a sweep's cells: one at a time as runs of their own, or several together (see
-nst.run.batched), each leaving its run directory, its result.json and its share of the time."""
+"""Running a sweep's cells: one at a time as runs of their own, or several optimised together
+(nst.run.engine's pictures), each leaving its run directory, its result.json and its share of
+the time."""
 
 import json
 import time
@@ -13,24 +14,19 @@ from nst.errors import NSTError
 from nst.many.sweep_figure import RESULT, final_losses, write_text
 from nst.many.sweep_file import Cell
 from nst.run import run_dirs
-from nst.run.batched import Picture, Together
-from nst.run.engine import Run
+from nst.run.engine import Picture, Run
 from nst.run.settings import Layer
 from nst.run.stopping import Stop
 
 
-def _where(cell: Cell, sweep_dir: Path) -> dict[str, Any]:
-    """The settings that put a cell's run in its directory, continuing it if it has a checkpoint."""
-    cell_dir = sweep_dir / "cells" / cell.id
-    where: dict[str, Any] = {
-        "trainer.logger.init_args": {"save_dir": str(sweep_dir), "name": "cells", "version": cell.id}
-    }
+def _continued(cell_dir: Path) -> dict[str, Any]:
+    """The setting that continues a cell's run from its checkpoint, if it has one."""
     checkpoint = run_dirs.checkpoint_of(cell_dir)
     if checkpoint.is_file():
-        where["ckpt_path"] = str(checkpoint)
-    elif cell_dir.is_dir():
+        return {"ckpt_path": str(checkpoint)}
+    if cell_dir.is_dir():
         run_dirs.remove_if_unfinished([cell_dir])  # stopped before its first checkpoint
-    return where
+    return {}
 
 
 def run_cell(
@@ -46,7 +42,8 @@ def run_cell(
     start = time.perf_counter()
     failure = None
     try:
-        result = Run([*layers, _where(cell, sweep_dir)], stop=stop, callbacks=callbacks).fit()
+        run = Run([*layers, _continued(cell_dir)], run_dir=cell_dir, stop=stop, callbacks=callbacks)
+        result = run.fit()
     except NSTError as error:  # a cell that diverges, say: the other cells go on
         failure = str(error)
     finally:  # wall time adds up over interruptions
@@ -64,14 +61,17 @@ def run_together(
     stop: Stop,
     callbacks: Sequence[Callback],
 ) -> dict[str, str | None]:
-    """Run cells together as one batch (see nst.run.batched); returns why each failed, if it did.
-    If the batch fails (one picture diverges, say), its cells run again one at a time from
+    """Run cells together as one batch (one run of several pictures); returns why each failed, if
+    it did. If the batch fails (one picture diverges, say), its cells run again one at a time from
     their checkpoints, so that the others still finish and the failure is the cell's own."""
-    pictures = [Picture(cell.id, [*layers_of(cell), _where(cell, sweep_dir)]) for cell in cells]
     cell_dirs = [sweep_dir / "cells" / cell.id for cell in cells]
+    pictures = [
+        Picture([*layers_of(cell), _continued(cell_dir)], cell.id, run_dir=cell_dir)
+        for cell, cell_dir in zip(cells, cell_dirs, strict=True)
+    ]
     start = time.perf_counter()
     try:
-        stopped = Together(pictures, stop=stop, callbacks=callbacks).fit()
+        stopped = Run(pictures=pictures, stop=stop, callbacks=callbacks).fit().stopped
     except NSTError as error:
         print(f"together they failed ({error}); running them one at a time")
         return {cell.id: run_cell(layers_of(cell), cell, sweep_dir, stop, callbacks) for cell in cells}

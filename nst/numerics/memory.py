@@ -13,7 +13,7 @@ estimate against measured peaks.
 import math
 import os
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,6 +167,48 @@ def choose(
         f"{least.total / GB:.1f} GB, but {free / GB:.1f} GB is free; lower data.size (to about "
         f"{max(int(scale * 100), 1)}% of it) or free memory"
     )
+
+
+def plan(
+    settings: Mapping[str, Any],
+    phases: Sequence[tuple[tuple[int, int], str, int]],
+    content_layers: Sequence[str],
+    style_layers: Sequence[str],
+    precision: str,
+    device: torch.device,
+    pictures: int = 1,
+) -> Plan:
+    """What a run of ``pictures`` needs at its largest phase on ``device``, and what it will do
+    to fit. ``phases`` are each phase's ((height, width), optimizer, L-BFGS history); ``settings``
+    the model's (style_loss, pooling, padding, activation_checkpointing, memory_limit). The note
+    of a plan that changed something is printed."""
+    height, width = max((shape for shape, _, _ in phases), key=lambda s: s[0] * s[1])
+    optimizer = "lbfgs" if any(kind == "lbfgs" for _, kind, _ in phases) else "adam"
+    lbfgs_history = max(history for _, _, history in phases)
+
+    def needs(checkpointing: bool, history: int) -> Estimate:
+        return estimate(
+            height,
+            width,
+            content_layers,
+            style_layers,
+            style_loss=settings["style_loss"],
+            pooling=settings["pooling"],
+            padding=settings["padding"],
+            optimizer=optimizer,
+            lbfgs_history=history,
+            checkpointing=checkpointing,
+            precision=precision,
+            pictures=pictures,
+            device=device,
+        )
+
+    limit = settings["memory_limit"]
+    free = limit * GB if limit is not None else free_memory(device)
+    chosen = choose(needs, free, settings["activation_checkpointing"], optimizer, lbfgs_history)
+    if chosen.note:
+        print(chosen.note)
+    return chosen
 
 
 def free_memory(device: torch.device) -> float | None:

@@ -12,7 +12,20 @@ from torch import Tensor
 from nst.numerics import reuse
 from nst.numerics.regions import at_layer, guided_grams
 from nst.numerics.style_stats import Stat, blend, statistic
-from nst.run.data import Images
+
+
+@dataclass(frozen=True)
+class Images:
+    """The images of a run at one size (a multi-scale run has one such set per phase)."""
+
+    shape: tuple[int, int]  # (height, width) of the result
+    content: Tensor | None = None
+    style: Tensor | None = None  # the (first) style image
+    styles: list[Tensor] = field(default_factory=list)  # every style image, as the style loss sees them
+    colour_content: Tensor | None = None  # the content in colour, when the run sees it grey
+    content_masks: Tensor | None = None  # [R, H, W] regions of the result (see nst.numerics.regions)
+    style_masks: Tensor | None = None  # [R, h, w] the same regions of the style image
+
 
 # (image, make) -> {layer: make(layer, feature maps)} without gradients, made layer by layer
 Features = Callable[[Tensor, Callable[[str, Tensor], Any]], dict[str, Any]]

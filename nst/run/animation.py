@@ -15,10 +15,12 @@ from typing import Literal
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image, ImageDraw, ImageFont
+from torch import Tensor
 
 from nst.errors import NSTError
 from nst.files import atomic_write
 from nst.images import save_image
+from nst.run.pictures import run_dir_of
 
 FRAMES = "frames"
 _FRAME = re.compile(r"step_(\d+)\.png$")
@@ -133,8 +135,13 @@ class Animation(Callback):
         self.max_frames = max_frames
         self.fps = fps
 
-    def _run_dir(self, trainer: Trainer) -> Path | None:
-        return Path(trainer.log_dir) if self.every_n_steps and trainer.logger is not None else None
+    def _run_dirs(self, trainer: Trainer, pl_module: LightningModule) -> list[tuple[Path, Tensor]]:
+        """Each picture's run directory and image (none for a run kept in memory)."""
+        if not self.every_n_steps:
+            return []
+        paintings = pl_module.paintings
+        found = [(run_dir_of(trainer, i, len(paintings)), p.image) for i, p in enumerate(paintings)]
+        return [(run_dir, image) for run_dir, image in found if run_dir is not None]
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if self.format == "mp4" and self.every_n_steps and shutil.which("ffmpeg") is None:
@@ -153,16 +160,13 @@ class Animation(Callback):
 
     @rank_zero_only
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        run_dir = self._run_dir(trainer)
-        if run_dir is None:
-            return
         self._take(trainer, pl_module)  # the last step, whatever the interval
-        frames = thin(frames_of(run_dir), self.max_frames)
-        size = (pl_module.image.shape[-1], pl_module.image.shape[-2])
-        labelled = (label(read_frame(path, size), f"step {step}") for step, path in frames)
-        write_animation(labelled, run_dir / f"animation.{self.format}", self.fps)
+        for run_dir, image in self._run_dirs(trainer, pl_module):
+            frames = thin(frames_of(run_dir), self.max_frames)
+            size = (image.shape[-1], image.shape[-2])
+            labelled = (label(read_frame(path, size), f"step {step}") for step, path in frames)
+            write_animation(labelled, run_dir / f"animation.{self.format}", self.fps)
 
     def _take(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        run_dir = self._run_dir(trainer)
-        if run_dir is not None:
-            save_image(pl_module.image, run_dir / FRAMES / f"step_{trainer.global_step:06d}.png")
+        for run_dir, image in self._run_dirs(trainer, pl_module):
+            save_image(image, run_dir / FRAMES / f"step_{trainer.global_step:06d}.png")

@@ -82,13 +82,12 @@ def stylize(
     else:
         settings["data.style"] = None if style is None else _source(style, "style 1", images)
     settings |= {"trainer.enable_progress_bar": progress_bar, "trainer.enable_model_summary": False}
-    if log_dir is not None:
-        settings["trainer.logger.init_args.save_dir"] = os.fspath(log_dir)
     requests = Stop()
     run = Run(
         [settings],
         callbacks=[*_watchers(progress, progress_every, stop, requests), *callbacks],
         in_memory=log_dir is None,
+        save_dir=log_dir,
         name="stylize",
         stop=requests,
         images=images,
@@ -143,8 +142,9 @@ class _Watch(Callback):
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
         step = trainer.global_step
         if self.progress is not None and (step % self.every == 0 or step == trainer.max_steps):
-            image = pl_module.image.detach().clone()  # as it is now; to the host only if asked
-            self.progress(Progress(step, trainer.max_steps, final_losses(trainer), image.cpu))
+            painting = pl_module.painting
+            image = painting.image.detach().clone()  # as it is now; to the host only if asked
+            self.progress(Progress(step, trainer.max_steps, final_losses(painting), image.cpu))
         if self.stop is not None and self.stop.is_set():
             self.requests.request()
 

@@ -143,6 +143,8 @@ def check_against_data(h: Mapping[str, Any], schedule: Schedule, data: StyleTran
         _check_large_enough(layers, images.shape, "result", sized or "data.size")
         for style in images.styles:
             _check_large_enough(layers, tuple(style.shape[-2:]), "style image", sized or "data.style_size")
+    if data.hparams.get("content_masks") is not None and h["style_loss"] != "gram":
+        raise NSTError("region masks work with model.style_loss gram (guided Gram matrices); set it to gram")
     init = h["init"]
     if init in ("content", "style") and getattr(data, init) is None:
         raise NSTError(f"model.init is {init} but there is no data.{init}; use noise or an image file")

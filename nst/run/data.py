@@ -2,7 +2,6 @@
 
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 
 import torch
 from lightning.pytorch import LightningDataModule
@@ -14,6 +13,7 @@ from nst.errors import NSTError
 from nst.images import from_memory, read_image, resize_long_side, to_tensor
 from nst.numerics.colour import luminance, match_colours
 from nst.numerics.regions import Regions, check_pair, read_regions
+from nst.numerics.targets import Images
 
 
 class _PairIndices(Iterable[Tensor]):
@@ -37,19 +37,6 @@ class _PairIndices(Iterable[Tensor]):
         pairs = torch.arange(self.pairs)
         while True:
             yield pairs
-
-
-@dataclass(frozen=True)
-class Images:
-    """The images of a run at one size (a multi-scale run has one such set per phase)."""
-
-    shape: tuple[int, int]  # (height, width) of the result
-    content: Tensor | None = None
-    style: Tensor | None = None  # the (first) style image
-    styles: list[Tensor] = field(default_factory=list)  # every style image, as the style loss sees them
-    colour_content: Tensor | None = None  # the content in colour, when the run sees it grey
-    content_masks: Tensor | None = None  # [R, H, W] regions of the result (see nst.numerics.regions)
-    style_masks: Tensor | None = None  # [R, h, w] the same regions of the style image
 
 
 class StyleTransferData(LightningDataModule):

@@ -1,15 +1,18 @@
 """A run as an object: built from settings, started, watched, stopped and collected in-process.
 
 Every front door goes through here: ``python cli.py fit``, ``nst.fit`` and ``nst.stylize``,
-each sweep cell, and the studio's jobs::
+each sweep cell, the pictures a sweep optimises together, and the studio's jobs::
 
     run = Run([["--config", "configs/starry.yaml"], {"data.size": 256}])
     result = run.fit()                       # blocks; run.stop() from another thread ends it
     result.image, result.losses, result.run_dir
+
+    run = Run(pictures=[Picture(layers_a, "a", run_dir=...), Picture(layers_b, "b", run_dir=...)])
+    a, b = run.fit_pictures()                # one VGG pass for both at each step
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lightning.pytorch import Callback
@@ -23,10 +26,13 @@ from nst.run.console import quiet_lightning
 from nst.run.data import StyleTransferData
 from nst.run.lightning_private import inert_hooks_left_out
 from nst.run.module import StyleTransfer
-from nst.run.outputs import FinalImage, result_image
-from nst.run.settings import Builder, Layer, as_nst_error
+from nst.run.outputs import FinalImage, picture_as_written
+from nst.run.pictures import PicturesData, run_dir_of
+from nst.run.settings import Layer, Settings
 from nst.run.stopping import RunInterrupted, Stop
 from nst.run.tensorboard import final_losses
+from nst.run.trainer import make_trainer
+from nst.run.user_errors import as_nst_error
 
 
 @dataclass
@@ -44,15 +50,33 @@ class Result:
     stopped_early: str | None = None  # why an early-stopping callback ended the run, and at which step
 
 
+@dataclass
+class Picture:
+    """One of several pictures optimised together (see Run): its settings, as a run of its own
+    takes them (only its images may differ from the others'), its name in messages, and its run
+    directory."""
+
+    layers: Sequence[Layer]
+    name: str
+    run_dir: Path | None = None
+    images: Mapping[str, Image.Image] = field(default_factory=dict)
+
+
 class Run:
-    """One style transfer run.
+    """One style transfer run: one picture, or several optimised together.
 
     Args:
-        layers: The settings, applied in order (see nst.run.settings): command-line arguments
-            and mappings of config keys.
+        layers: The picture's settings, applied in order (see nst.run.settings): command-line
+            arguments and mappings of config keys.
+        pictures: Instead of ``layers``, several pictures optimised together: one VGG pass for
+            all at each step, each picture with its own run directory, optimizer, checkpoint
+            and result, as it would come out alone; their settings may differ only in their
+            images, and either all continue from checkpoints or none does.
         callbacks: Lightning callbacks added to the trainer (to watch losses and images).
         in_memory: Write nothing: no run directory, logger or checkpoints.
-        name: The run directory's name under the log folder (default: the config file's stem).
+        save_dir: The log folder (default: trainer.logger.init_args.save_dir, ``logs``).
+        name: The run directory's folder in it (default: the config file's stem).
+        run_dir: Exactly this run directory (new, or continued with a ``ckpt_path``).
         stop: Shared with other runs (a sweep's cells) so that one request stops them all.
         images: Images given in memory, by the name data.content or data.style uses for them.
 
@@ -61,39 +85,69 @@ class Run:
 
     def __init__(
         self,
-        layers: Sequence[Layer],
+        layers: Sequence[Layer] = (),
         *,
+        pictures: Sequence[Picture] = (),
         callbacks: Sequence[Callback] = (),
         in_memory: bool = False,
+        save_dir: str | Path | None = None,
         name: str | None = None,
+        run_dir: Path | None = None,
         stop: Stop | None = None,
         images: Mapping[str, Image.Image] | None = None,
     ) -> None:
         quiet_lightning()
         self.stop_requests = stop or Stop()
         self.new_run_dirs: list[list[Path]] = []
+        pictures = list(pictures) or [Picture(layers, "", run_dir, images or {})]
+        save_dir = None if save_dir is None else str(save_dir)
         try:
-            self.builder = Builder(
-                layers,
-                run_dirs=not in_memory,
-                in_memory=in_memory,
-                name=name,
+            self.settings = [
+                Settings(
+                    picture.layers,
+                    where=None if in_memory else run_dirs.Where(save_dir, name, picture.run_dir),
+                    made=self.new_run_dirs,
+                )
+                for picture in pictures
+            ]
+            self._check_together(pictures)
+            self.model: StyleTransfer = self.settings[0].model
+            datas = [settings.datamodule for settings in self.settings]
+            for data, picture in zip(datas, pictures, strict=True):
+                data.given.update(picture.images)
+            self.data: StyleTransferData | PicturesData = (
+                datas[0] if len(datas) == 1 else PicturesData(datas, [p.name for p in pictures])
+            )
+            checkpoints = (
+                [run_dirs.checkpoint_of(Path(p.run_dir)) for p in pictures] if len(pictures) > 1 else []
+            )
+            self.trainer = make_trainer(
+                self.settings,
                 stop=self.stop_requests,
                 callbacks=callbacks,
-                new_run_dirs=self.new_run_dirs,
+                in_memory=in_memory,
+                checkpoints=checkpoints,
             )
         except BaseException as error:
             self.stop_requests.ignoring = True
             self._remove_unfinished()
             reraise_for_user(error)
-        self.model: StyleTransfer = self.builder.model
-        self.data: StyleTransferData = self.builder.datamodule
-        self.trainer = self.builder.trainer
-        self.data.given.update(images or {})
+
+    def _check_together(self, pictures: Sequence[Picture]) -> None:
+        if len(pictures) < 2:
+            return
+        if any(picture.run_dir is None for picture in pictures):
+            raise ValueError("pictures run together each need their own run_dir")
+        resumed = {settings.config.ckpt_path is not None for settings in self.settings}
+        if len(resumed) > 1:
+            raise ValueError("pictures run together either all continue from checkpoints or all start")
+        models = [dict(settings.model.hparams) for settings in self.settings]
+        if any(model != models[0] for model in models):
+            raise ValueError("pictures run together share their model settings; only their images differ")
 
     @property
     def ckpt_path(self) -> str | None:
-        return self.builder.config.ckpt_path
+        return self.settings[0].config.ckpt_path
 
     def stop(self) -> None:
         """End the run after the step in progress, with a checkpoint (from any thread)."""
@@ -104,7 +158,11 @@ class Run:
         ``stopped`` says so (one asked for before fit() ends the run after its first step); a
         signal before the first step, or a second Ctrl-C, raises :class:`RunInterrupted`; bad
         input raises :class:`NSTError`. Building a Run makes its run directory; a Run that is
-        never fitted leaves it empty."""
+        never fitted leaves it empty. With several pictures, the first one's result."""
+        return self.fit_pictures()[0]
+
+    def fit_pictures(self) -> list[Result]:
+        """As :meth:`fit`, each picture's result, in order."""
         self.stop_requests.ignoring = False  # a sweep's earlier cell may have failed and cleaned up
         with self.stop_requests.signals():
             try:
@@ -121,37 +179,44 @@ class Run:
                     reraise_for_user(error)
                 if stopped.step is None:
                     raise stopped from None
-                return self._result(stopped)
-        return self._result(None)
+                return self._results(stopped)
+        return self._results(None)
 
-    def _result(self, stopped: RunInterrupted | None) -> Result:
-        final = next((c for c in self.trainer.callbacks if isinstance(c, FinalImage)), None)
-        picture = final.result if final is not None else None
-        if picture is None:  # stopped early: the image so far, as it would have been written
-            colours = final.original_colours if final is not None else None
-            images = self.data.at(max(self.model.image.shape[-2:]))  # a multi-scale run's phase
-            picture = result_image(self.model.result(), images, colours)
+    def _results(self, stopped: RunInterrupted | None) -> list[Result]:
+        trainer, count = self.trainer, len(self.settings)
+        final = next((c for c in trainer.callbacks if isinstance(c, FinalImage)), None)
+        colours = final.original_colours if final is not None else None
         early = next(
-            (c for c in self.trainer.callbacks if isinstance(c, EarlyStopping) and c.stopping_reason_message),
+            (c for c in trainer.callbacks if isinstance(c, EarlyStopping) and c.stopping_reason_message),
             None,
         )
         stopped_early = None
         if early is not None and stopped is None:
-            stopped_early = f"stopped early at step {self.trainer.global_step} of {self.trainer.max_steps}: "
+            stopped_early = f"stopped early at step {trainer.global_step} of {trainer.max_steps}: "
             stopped_early += " ".join(early.stopping_reason_message.split())
             print(stopped_early)
-        run_dir = Path(self.trainer.log_dir).absolute() if self.trainer.logger is not None else None
-        checkpoint = run_dirs.checkpoint_of(run_dir) if run_dir is not None else None
-        return Result(
-            image=to_pil(picture),
-            tensor=picture.detach().float().cpu(),
-            losses=final_losses(self.trainer),
-            steps=self.trainer.global_step,
-            run_dir=run_dir,
-            checkpoint=checkpoint if checkpoint is not None and checkpoint.is_file() else None,
-            stopped=stopped,
-            stopped_early=stopped_early,
-        )
+        results = []
+        for i, painting in enumerate(self.model.paintings):
+            if final is not None and len(final.results) == count:
+                picture = final.results[i]
+            else:  # stopped early: the picture so far, as it would have been written
+                picture = picture_as_written(self.model, i, colours)
+            run_dir = run_dir_of(trainer, i, count)
+            run_dir = run_dir.absolute() if run_dir is not None else None
+            checkpoint = run_dirs.checkpoint_of(run_dir) if run_dir is not None else None
+            results.append(
+                Result(
+                    image=to_pil(picture),
+                    tensor=picture.detach().float().cpu(),
+                    losses=final_losses(painting),
+                    steps=trainer.global_step,
+                    run_dir=run_dir,
+                    checkpoint=checkpoint if checkpoint is not None and checkpoint.is_file() else None,
+                    stopped=stopped,
+                    stopped_early=stopped_early,
+                )
+            )
+        return results
 
     def _remove_unfinished(self) -> None:
         # A run that stopped before its first checkpoint leaves nothing behind that looks like a result.

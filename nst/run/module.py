@@ -1,45 +1,44 @@
-"""The LightningModule: the generated image as a parameter, optimised against a frozen VGG19.
+"""The LightningModule: pictures painted against a frozen VGG19, through Lightning's loop.
 
 Gatys, Ecker & Bethge, "Image Style Transfer Using Convolutional Neural Networks" (CVPR 2016).
-What the module owns: the image, the step, the optimizers, entering a phase and what goes
-into a checkpoint. The phases are in nst.run.schedule, the targets in nst.numerics.targets, the rules
-for settings in nst.run.checks and what a resume may not change in nst.run.identity.
+The module drives paintings (nst.run.painting: the pixels, their optimizer, the best image) one
+step at a time: it builds the network and each phase's objective (nst.numerics.objective), runs
+one VGG pass for all its paintings, takes each step by hand and says what goes into a checkpoint.
+A run has one painting; pictures optimised together have one each (nst.run.pictures). The phases
+are in nst.run.schedule, the rules for settings in nst.run.checks and what a resume may not
+change in nst.run.identity.
 """
 
-import math
-from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import torch
+from lightning.fabric.utilities.seed import reset_seed
 from lightning.pytorch import LightningModule
-from PIL import Image
-from torch import Tensor, nn
+from torch import Tensor
 
-from nst.errors import NSTError
-from nst.images import read_image, resize_tensor, to_tensor
 from nst.numerics import reuse
 from nst.numerics.colour import luminance
-from nst.numerics.losses import content_loss, full_precision, tv_loss
-from nst.numerics.memory import GB, Estimate, Plan, choose, estimate, free_memory
-from nst.numerics.projection import free_gradient, project
-from nst.numerics.regions import guided_distance
-from nst.numerics.style_stats import distance
-from nst.numerics.targets import Targets, compute_targets
+from nst.numerics.memory import Plan, plan
+from nst.numerics.objective import Term
 from nst.numerics.vgg import VGGFeatures, canonical_layers, depth_for
-from nst.run.checkpoints import steps_counted_by_hand, unpack_optimizer_lists
+from nst.run.checkpoint_files import unpack_optimizer_lists
 from nst.run.checks import check_against_data, check_length, check_model_options, check_precision
-from nst.run.data import Images, StyleTransferData
+from nst.run.data import StyleTransferData
 from nst.run.identity import check_same_run
-from nst.run.lightning_private import HookNameSetDirectly
+from nst.run.lightning_private import HookNameSetDirectly, publish_metrics, steps_counted_by_hand
+from nst.run.objectives import Objectives
+from nst.run.painting import Painting, initial_image
+from nst.run.paintings import Paintings
+from nst.run.pictures import Curves, images_of, names_of
 from nst.run.schedule import Phase, Schedule
 from nst.run.speed import prepare
-from nst.run.tensorboard import MetricsWriter, monitored_losses
-
-T = TypeVar("T", Tensor, float)
+from nst.run.stepping import step_by_hand
+from nst.run.tensorboard import monitored_losses
 
 
 class StyleTransfer(HookNameSetDirectly, LightningModule):
-    """Gatys-style optimisation of an image against content and style targets.
+    """Gatys-style optimisation of an image (or of several pictures together, one VGG pass for
+    all, when the datamodule holds several: see nst.run.pictures) against content and style targets.
 
     Logged losses are weighted, so ``loss/total`` is the sum of ``loss/content``,
     ``loss/style`` and ``loss/tv``, and the ``loss/style/<layer>`` curves sum to ``loss/style``.
@@ -116,54 +115,41 @@ class StyleTransfer(HookNameSetDirectly, LightningModule):
         phases: list[Phase] | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        # Each picture's loggers get these with its images' settings (nst.run.pictures.Curves):
+        # with several pictures, Lightning would give every one of them the same.
+        self.save_hyperparameters(logger=False)
         self.automatic_optimization = False  # see training_step
         # The tutorial's flat names (conv_4) become the canonical ones (conv2_2) they stand for.
         # (Set on hparams itself: under LightningCLI they are the config's, not these arguments.)
         for option in ("content_layers", "style_layers"):
             self.hparams[option] = canonical_layers(self.hparams[option], f"model.{option}")
         check_model_options(self.hparams)
-        # The frozen VGG19 is rebuilt from `weights`, never stored: checkpoints hold the image only.
+        # The frozen VGG19 is rebuilt from `weights`, never stored: checkpoints hold the images only.
         self.strict_loading = False
-        self.register_parameter("image", None)
         self.vgg: VGGFeatures | None = None
-        self.targets = Targets()
+        self.paintings = Paintings()  # one per picture, made in setup (or from a checkpoint)
         self.schedule: Schedule | None = None  # set in setup, when the result's size is known
-        self.phase = 0  # index into the schedule
-        # Which losses this run has: from the data in setup (no style image: reconstruction;
-        # no content image: texture synthesis).
-        self.has_content = True
-        self.has_style = True
-        self.grey = False
-        # What the optimizer sees is the loss divided by its value at the first step of the
-        # phase (see training_step); None until that step.
-        self.loss_scale: Tensor | None = None
-        # A picture optimised together with others (nst.run.batched) has its own images here; the
-        # trainer's datamodule is then the batch's.
-        self.pair_data: StyleTransferData | None = None
-        # The best image of the phase by total loss, kept on the device and updated without a
-        # host sync; it is what the run hands back (see result()).
-        self.best: Tensor | None = None
-        self.best_loss: Tensor | None = None
-        self.restarts = 0
-        self.result_losses: dict[str, float] = {}  # the losses of what result() last handed back
-        # The losses of the last step whose losses reached the host (see _log_losses), weighted
-        # as on the curves: what the progress bar, the studio and the Python API show.
-        self.logged: dict[str, float] = {}
-        self.logged_step = -1
+        # The layers of the losses the images give (set in setup: no style image makes a
+        # reconstruction; no content image, a texture).
+        self.content_layers: list[str] = list(self.hparams.content_layers)
+        self.style_layers: list[str] = list(self.hparams.style_layers)
+        self.memory: Plan | None = None  # what the run needs and does to fit (see setup)
         self._monitored: list[str] = []  # the losses that callbacks monitor (see on_fit_start)
-        self._writer = MetricsWriter()
-        # The names and weights of the loss terms, for the phase and device in the key (see weigh).
-        self._weights_of: tuple[tuple[Any, ...], list[str], Tensor] | None = None
-        self.memory: Plan | None = None  # what the run needs and does to fit (see plan_memory)
+        self._curves: Curves | None = None  # what the loggers are told (see setup)
+        self._objectives: Objectives | None = None  # each picture's objective (see on_fit_start)
 
     @property
-    def content_layers(self) -> list[str]:
-        return self.hparams.content_layers if self.has_content else []
+    def painting(self) -> Painting:
+        """The picture being painted (the first, where several are painted together)."""
+        return self.paintings[0]
 
     @property
-    def style_layers(self) -> list[str]:
-        return self.hparams.style_layers if self.has_style else []
+    def image(self) -> Tensor:
+        return self.painting.image
+
+    @property
+    def phase(self) -> int:
+        return self.painting.phase
 
     @property
     def layers(self) -> list[str]:
@@ -172,377 +158,123 @@ class StyleTransfer(HookNameSetDirectly, LightningModule):
 
     def loss_names(self) -> list[str]:
         """What this run logs: ``loss/total``, ``loss/best``, ``loss/style/conv1_1``, …"""
-        terms = ["total", "content", "style", "tv", "best", *(f"style/{n}" for n in self.style_layers)]
-        return [f"loss/{term}" for term in terms]
+        further = [term.name for term in self.extra_terms(0)]
+        per_layer = [f"style/{name}" for name in self.style_layers]
+        return [f"loss/{term}" for term in ("total", "content", "style", "tv", "best", *further, *per_layer)]
 
-    @property
-    def style_layer_weights(self) -> list[float]:
-        return self.hparams.style_layer_weights or [1.0] * len(self.hparams.style_layers)
-
-    @property
-    def content_targets(self) -> dict[str, Tensor]:
-        return self.targets.content
-
-    @property
-    def style_targets(self) -> dict[str, Tensor]:
-        return self.targets.style
+    def extra_terms(self, index: int) -> list[Term]:
+        """Terms of picture ``index``'s objective besides content, style and TV: none here; a
+        subclass's, which the objective takes as they are (see nst.numerics.objective.Term)."""
+        return []
 
     # -- building ---------------------------------------------------------------------------
 
     def setup(self, stage: str) -> None:
         # Built here rather than in __init__ or configure_model (which load_from_checkpoint
         # also calls), so that reading an image out of a checkpoint needs no weights.
-        data = self._data()
-        self.schedule = self.check_data(data, self.trainer.max_steps)
-        check_length(self.hparams, self.trainer.max_steps)
+        h, pictures = self.hparams, images_of(self.trainer.datamodule)
+        for data in pictures:
+            self.schedule = self.check_data(data, self.trainer.max_steps)
+        check_length(h, self.trainer.max_steps)
         check_precision(self.schedule, str(self.trainer.precision))
-        self.has_content, self.has_style = data.content is not None, data.style is not None
-        # A luminance-only run optimises a grey image: its colours come from the content at the end.
-        self.grey = data.colour_content is not None
+        self.content_layers = h.content_layers if pictures[0].content is not None else []
+        self.style_layers = h.style_layers if pictures[0].style is not None else []
         if self.vgg is None:
-            h = self.hparams
-            self.memory = self.plan_memory(data) if self.pair_data is None else None
-            checkpointing = self.memory.checkpointing if self.memory else bool(h.activation_checkpointing)
+            phases = [(pictures[0].at(p.size).shape, p.optimizer, p.lbfgs_history) for p in self.schedule]
+            device, precision = self.trainer.strategy.root_device, str(self.trainer.precision)
+            layers = (self.content_layers, self.style_layers)
+            self.memory = plan(h, phases, *layers, precision, device, len(pictures))
             stack = reuse.features(depth_for(self.layers), h.pooling, h.weights, h.padding)
-            self.vgg = VGGFeatures(self.layers, stack, checkpointing=checkpointing)
-        if self.image is None:
-            start = initial_image(self.hparams.init, data.at(self.schedule[0].size))
-            self.image = nn.Parameter((luminance(start) if self.grey else start).contiguous())
+            self.vgg = VGGFeatures(self.layers, stack, checkpointing=self.memory.checkpointing)
+        if not len(self.paintings):
+            starts = [self._start(data, len(pictures)) for data in pictures]
+            self.paintings = Paintings(starts, names_of(self.trainer.datamodule))
+        self._curves = Curves(self.trainer, dict(self.hparams_initial), pictures)
 
-    def plan_memory(self, data: StyleTransferData) -> Plan:
-        """What this run needs at its largest phase, on its device, and what it will do to fit."""
-        h = self.hparams
-        height, width = max((data.at(p.size).shape for p in self.schedule), key=lambda s: s[0] * s[1])
-        optimizers = {p.optimizer for p in self.schedule}
-        optimizer = "lbfgs" if "lbfgs" in optimizers else "adam"
-        history = max(p.lbfgs_history for p in self.schedule)
-
-        def needs(checkpointing: bool, lbfgs_history: int) -> Estimate:
-            return estimate(
-                height, width, self.content_layers, self.style_layers,
-                style_loss=h.style_loss, pooling=h.pooling, padding=h.padding, optimizer=optimizer,
-                lbfgs_history=lbfgs_history, checkpointing=checkpointing,
-                precision=str(self.trainer.precision), device=self.trainer.strategy.root_device,
-            )  # fmt: skip
-
-        device = self.trainer.strategy.root_device
-        free = h.memory_limit * GB if h.memory_limit is not None else free_memory(device)
-        plan = choose(needs, free, h.activation_checkpointing, optimizer, history)
-        if plan.note:
-            print(plan.note)
-        return plan
+    def _start(self, data: StyleTransferData, count: int) -> Painting:
+        if count > 1:  # a noise start as the picture's own run draws it
+            reset_seed()
+        start = initial_image(self.hparams.init, data.at(self.schedule[0].size))
+        # A luminance-only run optimises a grey image: its colours come from the content at the end.
+        start = luminance(start) if data.colour_content is not None else start
+        h, history = self.hparams, self.memory.lbfgs_history if self.memory else None
+        options = {"lbfgs_restart": h.lbfgs_restart, "line_search": h.line_search, "lbfgs_history": history}
+        return Painting(start, self.schedule, **options)
 
     def check_data(self, data: StyleTransferData, max_steps: int = 1) -> Schedule:
         """Check these settings against loaded images (before any network is built) and return
         the run's schedule: layers and weights for the losses the images give, sizes, init."""
         schedule = Schedule.of(self.hparams, data.long_side, max_steps)
         check_against_data(self.hparams, schedule, data)
-        if data.hparams.get("content_masks") is not None and self.hparams.style_loss != "gram":
-            raise NSTError(
-                "region masks work with model.style_loss gram (guided Gram matrices); set it to gram"
-            )
         return schedule
-
-    def _data(self) -> StyleTransferData:
-        data = self.pair_data if self.pair_data is not None else self.trainer.datamodule
-        if not isinstance(data, StyleTransferData) or data.shape is None:
-            raise NSTError("StyleTransfer needs a StyleTransferData datamodule passed to trainer.fit")
-        return data
-
-    def _images(self) -> Images:
-        """The images of the current phase."""
-        return self._data().at(self.schedule[self.phase].size)
 
     def on_fit_start(self) -> None:
         if prepare(self.device, self.hparams.tf32) and not self.vgg.channels_last:
             self.vgg.use_channels_last()
-        # Targets are computed once per run (per phase), under the same autocast as the training
-        # step, and kept out of the state dict (they are cheap to recompute, large to store).
-        self._compute_targets(self._images())
+        precision = (self.trainer.precision, self.trainer.precision_plugin.forward_context)
+        self._objectives = Objectives(
+            self.hparams, self.vgg, self.content_layers, self.style_layers, images_of(self.trainer.datamodule),
+            self.device, precision, self.extra_terms,
+        )  # fmt: skip
+        for i, painting in enumerate(self.paintings):
+            painting.objective = self._objectives.of(i, painting.settings)
+            painting.on_device(self.device)  # what a checkpoint restored, on the CPU
         # loss/total always, for callbacks that read trainer.callback_metrics without saying so.
         monitored = monitored_losses(self.trainer.callbacks, self.loss_names())
         self._monitored = list(dict.fromkeys(["loss/total", *monitored]))
-        if self.loss_scale is not None:  # from a checkpoint, which is loaded onto the CPU
-            self.loss_scale = self.loss_scale.to(self.device)
-        if self.best is not None:
-            self.best, self.best_loss = self.best.to(self.image), self.best_loss.to(self.device)
 
-    def _compute_targets(self, images: Images) -> None:
-        h = self.hparams
-        key = (
-            reuse.weights_identity(h.weights),
-            h.pooling,
-            h.padding,
-            str(self.device),
-            self.trainer.precision,
-        )
-        blend = self._data().blend
-        self.targets = compute_targets(
-            self.features_of, images, self.content_layers, self.style_layers, blend, key, h.style_loss
-        )
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.paintings.make_optimizer()
 
-    def features_of(self, image: Tensor, make: Callable[[str, Tensor], Any]) -> dict[str, Any]:
-        """``make(layer, maps)`` for each layer's VGG feature maps of ``image`` as the targets
-        are made: no gradients, the run's precision. Each layer's is made as the layer is
-        computed, so that the maps of all layers need never be held at once (at 2048 px that
-        would be the largest memory of the run); a None from ``make`` is left out."""
-        made: dict[str, Any] = {}
-
-        def each(name: str, maps: Tensor) -> None:
-            if (value := make(name, maps)) is not None:
-                made[name] = value
-
-        with torch.no_grad(), self.trainer.precision_plugin.forward_context():
-            self.vgg(image.to(self.device), each=each, keep=False)
-        return made
-
-    # -- optimisation -----------------------------------------------------------------------
-
-    def compute_losses(self, image: Tensor) -> dict[str, Tensor]:
-        """Weighted loss terms of ``image``: content, style, tv, total, and style/<layer>."""
-        return self.loss_dict(self.weighted_terms(image))
-
-    def weighted_terms(self, image: Tensor) -> Tensor:
-        """The loss terms of ``image``, weighted, in the order of ``term_names()``; their sum is
-        the total loss. (One stacked tensor rather than a sum of terms: at small sizes and on
-        GPUs each extra operation in the graph is a measurable share of a step, forward and back.)"""
-        seen = self.as_seen(image)
-        made: dict[str, Tensor] = {}  # each layer's terms, made layer by layer (see VGGFeatures.forward)
-        self.vgg(seen, each=lambda name, f: made.update(self.layer_terms(name, f)), keep=False)
-        return self.weigh(made, seen)
-
-    def layer_terms(self, name: str, features: Tensor) -> dict[str, Tensor]:
-        """The unweighted loss terms that layer ``name``'s feature maps make."""
-        terms = {}
-        if name in self.content_layers:
-            terms[f"content/{name}"] = content_loss(features, self.targets.content[name])
-        if name in self.style_layers:
-            target = self.targets.style[name]
-            terms[f"style/{name}"] = self._style_distance(self.hparams.style_loss, features, target)
-        return terms
-
-    def as_seen(self, image: Tensor) -> Tensor:
-        """``image`` as the losses see it."""
-        if not self.grey:
-            return image
-        # A luminance-only run sees its image through the orthogonal projection onto grey
-        # (each pixel's channel mean). Its gradient is then grey too, so an image that
-        # starts grey stays grey under every optimizer step, exactly, with no projection
-        # afterwards that would leave L-BFGS's curvature pairs describing steps not taken.
-        return image.mean(dim=1, keepdim=True).expand_as(image)
-
-    def weigh(self, made: dict[str, Tensor], seen: Tensor) -> Tensor:
-        """The terms ``made`` by layer_terms (and the image's TV, as the phase asks), weighted,
-        in the order of ``term_names()``."""
-        names, weights = self._term_weights()
-        terms = torch.stack([made[name] if name != "tv" else tv_loss(seen) for name in names])
-        return terms * weights
-
-    def term_names(self) -> list[str]:
-        """The loss terms of this phase: ``content/<layer>``, ``style/<layer>`` and ``tv``."""
-        return self._term_weights()[0]
-
-    def _term_weights(self) -> tuple[list[str], Tensor]:
-        key = (self.phase, self.has_content, self.has_style, self.image.device)
-        if self._weights_of is None or self._weights_of[0] != key:
-            phase = self.schedule[self.phase]
-            names = [f"content/{n}" for n in self.content_layers]
-            weights = [phase.content_weight] * len(names)
-            for name, weight in zip(self.style_layers, self.style_layer_weights, strict=False):
-                names.append(f"style/{name}")
-                weights.append(phase.style_weight * weight)
-            if phase.tv_weight:
-                names.append("tv")
-                weights.append(phase.tv_weight)
-            self._weights_of = (key, names, torch.tensor(weights, device=self.image.device))
-        return self._weights_of[1], self._weights_of[2]
-
-    def loss_dict(self, weighted: Tensor) -> dict[str, Tensor]:
-        """``weighted`` (from weighted_terms) as named losses: content, style, tv, total and
-        style/<layer> (the curves' names, without ``loss/``)."""
-        parts = dict(zip(self.term_names(), weighted.unbind(), strict=True))
-        return summed(parts, weighted.sum(), weighted.new_zeros(()))
-
-    def _style_distance(self, kind: str, features: Tensor, target: dict[str, Tensor]) -> Tensor:
-        if self.targets.masks is not None:  # regions painted separately (nst.numerics.regions)
-            return guided_distance(
-                features, target["regions"], self.targets.masks_at(features), self.targets.shares
-            )
-        return distance(kind, features, target)
+    # -- a step -----------------------------------------------------------------------------
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
-        """One optimizer step: as many evaluations of the loss as the optimizer asks for (one,
-        but for L-BFGS's line search), then the projection into [0, 1]. Returns the loss the
-        optimizer minimises (see ``scaled``) at the image the step started from.
+        """One optimizer step of every painting: as many evaluations of the loss as the
+        optimizer asks for (one, but for L-BFGS's line search), then each image's projection
+        into [0, 1]. Returns the loss the optimizers minimise at the images the step started from.
 
         The module optimises by hand (``automatic_optimization`` is off), as a step here is one
-        optimizer step on one parameter: Lightning's automatic loop wraps each evaluation in
-        closure and result objects and calls one more hook on every callback, a share of a small
+        optimizer step on the images: Lightning's automatic loop wraps each evaluation in closure
+        and result objects and calls one more hook on every callback, a share of a small
         picture's step on a CPU and more of one on a GPU (see step_by_hand)."""
-        optimizer = self.optimizers()
-        # The image stays in [0, 1] by projection after every step (clamping), not by a sigmoid
-        # reparametrisation, which would flatten gradients at saturated pixels; L-BFGS is told
-        # the step the image took (see nst.numerics.projection).
-        before = self.image.detach().clone() if self.schedule[self.phase].optimizer == "lbfgs" else None
-        loss = step_by_hand(self, optimizer, self.image, self._loss, self.free_held_pixels)
-        project(self.image, optimizer.optimizer, before)
+        paintings = self.paintings
+        before = paintings.before_step()
+        loss = step_by_hand(self, self.optimizers(), paintings[0].image, self._loss, paintings.after_backward)
+        paintings.after_step(before)
         return loss
 
     def _loss(self) -> Tensor:
-        """What the optimizer minimises at the current image (see scaled and restart_due)."""
-        weighted = self.weighted_terms(self.image)
-        total = weighted.sum()
-        restart = self.restart_due(total)
-        if self._metrics_written_this_step() and self.logged_step != self.global_step:
-            self._log_losses(weighted, total, restart)
-        loss = self.scaled(total)
-        return loss * 0.0 if restart else loss
-
-    def _log_losses(self, weighted: Tensor, total: Tensor, restart: bool) -> None:
-        """Hand this step's losses to the host in one transfer and write them to the loggers.
-
-        Lightning's ``self.log`` took ~1 ms a value a step (it builds a metric object for each
-        value in each epoch, and every step was an epoch then): several percent of a step at
-        small sizes and on GPUs. So the curves go straight to the loggers, at the steps
-        Lightning would write them, and the values that callbacks monitor (and loss/total)
-        straight into ``trainer.callback_metrics``, the dict that ``self.log`` fills and
-        callbacks read. The progress bar and the studio read ``logged``."""
-        *values, value, best = torch.cat(
-            [weighted.detach(), total.detach()[None], self.best_loss[None]]
-        ).tolist()
-        parts = dict(zip(self.term_names(), values, strict=True))
-        logged = {f"loss/{k}": v for k, v in (summed(parts, value, 0.0) | {"best": best}).items()}
-        if not restart and not math.isfinite(logged["loss/total"]):
-            raise self._diverged("loss")
-        if self.restarts:
-            logged["lbfgs/restarts"] = float(self.restarts)
-        self.logged, self.logged_step = logged, self.global_step
-        every = self.trainer.log_every_n_steps
-        if every > 0 and (self.global_step + 1) % every == 0:
-            self._writer.write(self.loggers, logged, self.global_step)
-        self.trainer.callback_metrics.update({key: torch.tensor(logged[key]) for key in self._monitored})
-
-    def restart_due(self, total: Tensor) -> bool:
-        """Keep the best image; if L-BFGS has leapt far above it, start L-BFGS again from there.
-
-        A restart puts the best image back and clears L-BFGS's history. This step's gradient is
-        then left out (the step returns a zero gradient, on which L-BFGS makes no step), and the
-        next step starts L-BFGS afresh from the best image, as a run's first step does."""
-        self.keep_if_best(total)
-        phase = self.schedule[self.phase]
-        threshold = self.hparams.lbfgs_restart
-        if phase.optimizer != "lbfgs" or threshold is None or self.hparams.line_search != "none":
-            return False
-        # L-BFGS reads each step's loss on the host anyway, so this comparison costs no extra sync.
-        value, best = float(total.detach()), float(self.best_loss)
-        if (value == value and value <= threshold * best) or not math.isfinite(best):
-            return False  # no leap; or nothing good to go back to
-        optimizer = self._own_lbfgs()
-        if optimizer is None:
-            return False
-        with torch.no_grad():
-            self.image.copy_(self.best)
-        optimizer.state[self.image]["n_iter"] = 0  # its next step is a first step
-        self.restarts += 1
-        return True
-
-    def keep_if_best(self, total: Tensor) -> None:
-        loss = total.detach().float()
-        image = self.image.detach()
-        if self.best is None or self.best.shape != image.shape:
-            self.best, self.best_loss = image.clone(), torch.where(torch.isnan(loss), torch.inf, loss)
-            return
-        better = loss < self.best_loss  # a NaN is never better
-        torch.where(better, image, self.best, out=self.best)
-        torch.where(better, loss, self.best_loss, out=self.best_loss)
-
-    def result(self) -> Tensor:
-        """The image the run hands back: the best one seen by total loss, the current one
-        included. Its losses are kept in ``result_losses`` (what final/* and result.json report)."""
-        image = self.image.detach()
-        with torch.no_grad(), self.trainer.precision_plugin.forward_context():
-            losses = self.compute_losses(image)
-            if (
-                self.best is not None
-                and self.best.shape == image.shape
-                and bool(self.best_loss < losses["total"])
-            ):
-                image = self.best
-                losses = self.compute_losses(image)
-        self.result_losses = {k: float(losses[k]) for k in ("total", "content", "style", "tv")}
-        return image
-
-    def _own_lbfgs(self) -> torch.optim.LBFGS | None:
-        for optimizer in self.trainer.optimizers:
-            for inner in getattr(optimizer, "optimizers", [optimizer]):  # one per picture when batched
-                if isinstance(inner, torch.optim.LBFGS) and inner.param_groups[0]["params"][0] is self.image:
-                    return inner
-        return None
-
-    def scaled(self, total: Tensor) -> Tensor:
-        """What the optimizer minimises: ``total`` in units of its value at the phase's first step."""
-        # The loss weights keep their meaning (and the logged losses their values), but a problem
-        # of small scale, such as random VGG weights, a large image (whose losses are means
-        # over more pixels) or a phase that starts near its optimum, no longer falls under the
-        # absolute thresholds inside the optimizers: L-BFGS keeps no curvature pair whose
-        # s·y is under 1e-10, and Adam's eps of 1e-8 swamps gradients of that size.
-        if self.loss_scale is None:
-            start = total.detach().float()
-            usable = torch.isfinite(start) & (start > 0)  # a start at the optimum: plain units
-            self.loss_scale = torch.where(usable, 1 / start.clamp_min(1e-30), torch.ones_like(start))
-        return total * self.loss_scale.to(total.device)
-
-    def check_finite(self, value: Tensor | None = None, what: str = "image") -> None:
-        """Stop a diverged run with a reason. Checked where values reach the host anyway
-        (logged steps, checkpoints, the final image) rather than with a sync every step."""
-        value = self.image if value is None else value
-        if not torch.isfinite(value).all():
-            raise self._diverged(what)
-
-    def _diverged(self, what: str) -> NSTError:
-        return NSTError(
-            f"the {what} became NaN or infinite by step {self.global_step}: the optimisation diverged; "
-            "lower model.lr or the loss weights (checkpoints from before are kept)"
-        )
-
-    def _metrics_written_this_step(self) -> bool:
+        step = self.global_step
         # Losses reach the host (a sync) only on the steps whose metrics the loggers write
         # (multiples of trainer.log_every_n_steps), plus the first and the last step for the
         # progress bar, which updates with them.
-        trainer = self.trainer
-        step = self.global_step + 1
-        every = trainer.log_every_n_steps
-        return (every > 0 and step % every == 0) or step in (1, trainer.max_steps)
+        every, last = self.trainer.log_every_n_steps, self.trainer.max_steps
+        shown = (every > 0 and (step + 1) % every == 0) or step + 1 in (1, last)
+        loss = self.paintings.minimised(self.vgg, step if shown else None)
+        if shown:
+            self._publish(step)
+        return loss
 
-    def free_held_pixels(self) -> None:
-        """After each backward pass: L-BFGS leaves out the pixels held at 0 or 1 (free_gradient)."""
-        if self.schedule[self.phase].optimizer == "lbfgs":
-            free_gradient(self.image)
+    def _publish(self, step: int) -> None:
+        """Hand the losses just kept to each picture's curves, and those that callbacks monitor
+        to them. (Not ``self.log``: it took ~1 ms a value a step, several percent of a step at
+        small sizes and on GPUs; see nst.run.lightning_private.)"""
+        self._curves.losses(self.trainer, [painting.losses for painting in self.paintings], step)
+        losses = self.painting.losses
+        publish_metrics(self.trainer, {key: losses[key] for key in self._monitored if key in losses})
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        phase = self.schedule[self.phase]
-        if phase.optimizer == "adam":
-            return torch.optim.Adam([self.image], lr=phase.lr)
-        # max_iter=1: one function evaluation per Lightning step, so trainer.max_steps counts
-        # iterations; L-BFGS keeps its history in the optimizer state across steps.
-        # No tolerances (as jcjohnson's neural-style sets tolX = tolFun = -1): torch's defaults
-        # are absolute, and a loss of small scale (a large image, whose losses are means over
-        # more pixels, or an upscaled phase already near its optimum) has every pixel's gradient
-        # under 1e-7, at which L-BFGS returns without a step, on every step, silently.
-        history = (
-            phase.lbfgs_history
-            if self.memory is None
-            else min(phase.lbfgs_history, self.memory.lbfgs_history)
-        )
-        return torch.optim.LBFGS(
-            [self.image],
-            lr=phase.lr,
-            max_iter=1,
-            history_size=history,
-            tolerance_grad=0,
-            tolerance_change=0,
-            line_search_fn=None if self.hparams.line_search == "none" else self.hparams.line_search,
-        )
+    # -- results ----------------------------------------------------------------------------
+
+    def result(self, index: int = 0) -> Tensor:
+        """The image picture ``index`` hands back: the best one seen by total loss, the current
+        one included (its losses: the painting's ``result_losses``)."""
+        painting = self.paintings[index]
+        with torch.no_grad(), self.trainer.precision_plugin.forward_context():
+            return painting.result(lambda image: painting.objective.evaluate(self.vgg, image))
+
+    def check_finite(self, index: int | None = None, value: Tensor | None = None) -> None:
+        """Stop a diverged run with a reason, naming the picture where there are several."""
+        self.paintings.check_finite(self.global_step, index, value)
 
     # -- phases -----------------------------------------------------------------------------
 
@@ -557,7 +289,7 @@ class StyleTransfer(HookNameSetDirectly, LightningModule):
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # A phase begins before its first step, so a checkpoint taken at the end of a phase
-        # holds that phase's image and optimizer, and a resumed run crosses the boundary
+        # holds that phase's images and optimizers, and a resumed run crosses the boundary
         # exactly where an uninterrupted one does.
         if (phase := self.schedule.index_at(self.global_step)) != self.phase:
             self._enter_phase(phase)
@@ -567,122 +299,35 @@ class StyleTransfer(HookNameSetDirectly, LightningModule):
             self._mark_phase(self.global_step - 1, self.phase)
 
     def _enter_phase(self, phase: int) -> None:
-        step = self.global_step
+        step, pictures = self.global_step, images_of(self.trainer.datamodule)
         self._mark_phase(step - 1, self.phase)
-        # The next phase starts from the best image of this one (its last, unless it leapt away),
-        # judged with this phase's weights and targets.
-        best = self.result().to(self.image.dtype)
-        self.phase = phase
-        images = self._images()
-        with torch.no_grad():
-            image = best
-            full = image.dtype in (torch.float32, torch.float64)  # 64-true keeps its precision
-            start = resize_tensor(image if full else image.float(), images.shape).to(image.dtype)
-        self.image = nn.Parameter(start.contiguous())
-        self.loss_scale = None
-        self.best = self.best_loss = None  # the best of each phase, at its size
-        self._compute_targets(images)
-        # A new optimizer for the new image: Adam's moments and L-BFGS's curvature pairs
-        # belong to the old size, and the phase may choose its own optimizer and lr.
+        for i, painting in enumerate(self.paintings):
+            # The next phase starts from the best image of this one, judged by this one's objective.
+            painting.enter_phase(phase, pictures[i].at(self.schedule[phase].size).shape, self.result(i))
+            painting.objective = self._objectives.of(i, painting.settings)
+        # New optimizers for the new images: Adam's moments and L-BFGS's curvature pairs belong
+        # to the old size, and the phase may choose its own optimizer and lr.
         self.trainer.strategy.setup_optimizers(self.trainer)
         self._mark_phase(step, phase)
 
     def _mark_phase(self, step: int, phase: int) -> None:
         # Written at each phase's first and last step, so that TensorBoard draws the phases of
         # a multi-scale run as an exact staircase beside the (continuous) loss curves.
-        if self.schedule.multi_scale and self.logger is not None:
-            self.logger.log_metrics({"phase/size": float(self.schedule[phase].size)}, step=step)
+        if self.schedule.multi_scale:
+            self._curves.phase(self.trainer, len(self.paintings), self.schedule[phase].size, step)
 
     # -- checkpoints ------------------------------------------------------------------------
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = checkpoint["state_dict"]
-        checkpoint["state_dict"] = {k: v for k, v in state.items() if not k.startswith("vgg.")}
-        checkpoint["nst_phase"] = {"index": self.phase, "of": len(self.schedule)}
-        checkpoint["nst_loss_scale"] = self.loss_scale
-        checkpoint["nst_best"] = {"image": self.best, "loss": self.best_loss, "restarts": self.restarts}
+        data = [dict(d.hparams) for d in images_of(self.trainer.datamodule)]
+        self.paintings.save_parts(checkpoint, dict(self.hparams), data)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        unpack_optimizer_lists(checkpoint)  # before Lightning hands the states to the optimizers
         steps_counted_by_hand(checkpoint)  # before Lightning restores its loops from it
-        saved = checkpoint.get("state_dict", {}).get("image")
-        if saved is None:
-            raise NSTError("the checkpoint holds no image: it was not written by nst")
-        if self.image is None:  # loading outside fit: take the shape from the checkpoint
-            self.image = nn.Parameter(torch.empty_like(saved))
-            return
-        data = self._data()
-        check_same_run(checkpoint, dict(self.hparams), dict(data.hparams))
-        phase = checkpoint.get("nst_phase", {}).get("index", 0)
-        if not 0 <= phase < len(self.schedule):
-            raise NSTError(
-                f"the checkpoint was taken in phase {phase + 1}, which this run does not have: "
-                "resume with the model.phases the run was started with"
-            )
-        self.phase = phase
-        # A checkpoint from before the loss was scaled holds an optimizer state in plain units.
-        self.loss_scale = checkpoint.get("nst_loss_scale", torch.ones(()))
-        best = checkpoint.get("nst_best") or {}
-        self.best, self.best_loss = best.get("image"), best.get("loss")
-        self.restarts = best.get("restarts", 0)
-        shape = (*self.image.shape[:-2], *self._images().shape)
-        if tuple(saved.shape) != shape:
-            raise NSTError(
-                f"the checkpoint's image is {_size(saved)} px but this run's is {shape[-1]}×{shape[-2]} px: "
-                "resume with the data.size the run was started with"
-            )
-        # Shaped and typed as saved: a later phase's size, and a 64-true run's float64, which
-        # the float32 image made in setup would round (the module is converted only later).
-        self.image = nn.Parameter(torch.empty_like(saved, device=self.image.device))
 
+        def load(painting: Painting, part: dict[str, Any], index: int) -> None:
+            data = images_of(self.trainer.datamodule)[index]
+            check_same_run(part, dict(self.hparams), dict(data.hparams))
+            painting.load_checkpoint_state(part, lambda phase: data.at(self.schedule[phase].size).shape)
 
-def step_by_hand(
-    module: LightningModule,
-    optimizer: Any,
-    image: Tensor,
-    loss: Callable[[], Tensor],
-    after_backward: Callable[[], None],
-) -> Tensor:
-    """One step of ``optimizer`` (the module's LightningOptimizer), taken by hand, as Lightning's
-    automatic loop would take it: ``loss()`` under the precision's autocast, as many times as the
-    optimizer evaluates it, each backward pass followed by ``after_backward()``, and the backward
-    pass and the optimizer's arithmetic outside autocast (on ``image``'s device). Returns the loss
-    at the start of the step. (``after_backward`` is called here, not from the module's
-    on_after_backward hook: Lightning's call of a hook cost 0.06-0.1 ms a step; see nst.run.lightning_private.)"""
-
-    def closure() -> Tensor:
-        with module.trainer.precision_plugin.forward_context():
-            value = loss()
-        optimizer.zero_grad()
-        module.manual_backward(value)
-        after_backward()
-        return value.detach()
-
-    with full_precision(image):
-        return optimizer.step(closure=closure)
-
-
-def summed(parts: dict[str, T], total: T, zero: T) -> dict[str, T]:
-    """Weighted loss terms (``content/<layer>``, ``style/<layer>``, ``tv``) as the curves name
-    them: content, style, tv, total and style/<layer>; as tensors or as numbers."""
-    content = sum((v for k, v in parts.items() if k.startswith("content/")), zero)
-    per_layer = {k: v for k, v in parts.items() if k.startswith("style/")}
-    style = sum(per_layer.values(), zero)
-    return {"content": content, "style": style, "tv": parts.get("tv", zero), "total": total, **per_layer}
-
-
-def initial_image(init: str | None, images: Images) -> Tensor:
-    """The starting image at the size of ``images``: ``init`` as model.init takes it."""
-    init = init or ("content" if images.content is not None else "noise")
-    height, width = images.shape
-    if init == "content":
-        return images.content.clone()
-    if init == "noise":
-        return torch.rand(1, 3, height, width)
-    if init == "style":
-        return resize_tensor(images.style, (height, width))
-    return to_tensor(read_image(init, "init image").resize((width, height), Image.Resampling.BICUBIC))
-
-
-def _size(image: Tensor) -> str:
-    return f"{image.shape[-1]}×{image.shape[-2]}"
+        self.paintings.load_parts(checkpoint, load, unpack_optimizer_lists, prefix="paintings.")

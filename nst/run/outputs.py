@@ -1,14 +1,12 @@
-"""What a run shows and leaves behind: TensorBoard images, the progress bar, the final image."""
+"""What a run leaves in each picture's run directory: config.yaml, TensorBoard images and the
+final picture, made by the one function that makes the picture as written."""
 
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from time import monotonic
-from typing import Literal
+from typing import Any, Literal
 
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
@@ -16,10 +14,26 @@ from torch import Tensor
 from nst.errors import NSTError, brief
 from nst.images import OUTPUT_FORMATS, save_image
 from nst.numerics.colour import original_colours
-from nst.run import run_dirs
-from nst.run.data import Images, StyleTransferData
+from nst.run.data import StyleTransferData
 from nst.run.pacing import Pacing
-from nst.run.tensorboard import add_summary, image_summary
+from nst.run.pictures import images_of, loggers_of, run_dir_of
+from nst.run.run_dirs import RESULT
+from nst.run.stopping import RunInterrupted
+from nst.run.tensorboard import add_summary, final_losses, flat_settings, image_summary, write_summary
+
+
+def picture_as_written(module: LightningModule, index: int, colours: str | None, best: bool = True) -> Tensor:
+    """Picture ``index`` of a run as it is written: its best image so far (``best``; else the
+    current one, as a live view shows it), with the content's colours where asked for, and
+    always for a luminance-only run, whose optimised image is grey."""
+    image = module.result(index) if best else module.paintings[index].image.detach()
+    data = images_of(module.trainer.datamodule)[index].at(max(image.shape[-2:]))  # a phase's size
+    colour = data.colour_content  # a luminance-only run: colours come back here
+    content = colour if colour is not None else data.content
+    space = colours or ("yiq" if colour is not None else None)
+    if space and content is not None:
+        return original_colours(image.detach(), content, space)
+    return image.detach()
 
 
 def add_image(loggers: Sequence[Logger], tag: str, image: Tensor, step: int) -> None:
@@ -58,7 +72,9 @@ class ImageLogger(Callback):
     @rank_zero_only
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.global_step == 0:  # a resumed run has shown these already
-            add_inputs(trainer.loggers, trainer.datamodule)
+            count = len(pl_module.paintings)
+            for i, data in enumerate(images_of(trainer.datamodule)):
+                add_inputs(loggers_of(trainer, i, count), data)
             self._log_current(trainer, pl_module)
 
     @rank_zero_only
@@ -74,12 +90,17 @@ class ImageLogger(Callback):
             self._log_current(trainer, pl_module)
 
     def _log_current(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        add_image(trainer.loggers, "image/current", pl_module.image, trainer.global_step)
+        paintings = pl_module.paintings
+        for i, painting in enumerate(paintings):
+            add_image(
+                loggers_of(trainer, i, len(paintings)), "image/current", painting.image, trainer.global_step
+            )
         self._last_logged = trainer.global_step
 
 
 class FinalImage(Callback):
-    """Writes the result of a finished run as ``final.png`` in the run directory.
+    """Writes the result of a finished run as ``final.png`` in the run directory (each
+    picture's, where several are optimised together).
 
     Args:
         path: Also write the result here, in the format of its extension: .png, .jpg, .webp
@@ -99,7 +120,7 @@ class FinalImage(Callback):
         original_colours: Literal["yiq", "ycbcr"] | None = None,
     ) -> None:
         self.original_colours = original_colours
-        self.result: Tensor | None = None  # the picture, once the run has finished
+        self.results: list[Tensor] = []  # each picture, once the run has finished
         self.path = path
         self.overwrite = overwrite
         self.quality = quality
@@ -121,84 +142,74 @@ class FinalImage(Callback):
 
     @rank_zero_only
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        best = pl_module.result()  # the best image seen, never a later leap away from it
-        pl_module.check_finite(best)  # never a NaN or black final.png
-        self.result = result_image(best, trainer.datamodule, self.original_colours)
-        # Without a logger Lightning's log_dir is the working directory: not ours to write into.
-        if trainer.logger is not None and trainer.log_dir is not None:
-            save_image(self.result, Path(trainer.log_dir) / run_dirs.RESULT)
+        count = len(pl_module.paintings)
+        self.results = []
+        for i in range(count):
+            # The best image seen, never a later leap away from it; never a NaN or black picture.
+            picture = picture_as_written(pl_module, i, self.original_colours)
+            pl_module.check_finite(i, picture)
+            self.results.append(picture)
+            run_dir = run_dir_of(trainer, i, count)
+            if run_dir is not None:
+                save_image(picture, run_dir / RESULT)
         if self.path:
             try:
-                save_image(self.result, self.path, self.quality)
+                save_image(self.results[0], self.path, self.quality)
             except OSError as error:
                 raise NSTError(f"cannot write output.path {self.path} ({brief(error)})") from error
 
 
-def result_image(image: Tensor, data: StyleTransferData | Images, colours: str | None) -> Tensor:
-    """The picture a run's image makes: with the content's colours where asked for, and always
-    for a luminance-only run, whose optimised image is grey. ``data`` has the image's size."""
-    colour = data.colour_content  # a luminance-only run: colours come back here
-    content = colour if colour is not None else data.content
-    space = colours or ("yiq" if colour is not None else None)
-    if space and content is not None:
-        return original_colours(image.detach(), content, space)
-    return image.detach()
+class SaveRunConfig(Callback):
+    """Saves each picture's settings as ``config.yaml`` in its run directory, as given (without
+    its run directory's version and checkpoint, so that running it again starts a new run); a
+    resumed run adds ``config.resumeN.yaml``.
 
-
-REDRAW_S = 0.1  # the progress bar's fastest redraw, as tqdm's own mininterval
-
-
-class StepProgressBar(TQDMProgressBar):
-    """One bar over all steps of the run, with the losses.
-
-    A run is one endless Lightning epoch (see nst.run.data), so the stock bar would count batches
-    of an epoch without end; this one counts steps towards trainer.max_steps, from where a
-    resumed run starts.
+    Args:
+        parser: The parser that read the settings (it writes them back).
+        configs: Each picture's settings, in order.
     """
 
-    _drawn_at = -math.inf
+    def __init__(self, parser: Any, configs: Sequence[Any]) -> None:
+        self.parser, self.configs = parser, list(configs)
+        self._written: list[Path] = []
+        self._start_step: int | None = None
 
-    @property
-    def train_description(self) -> str:
-        return "step"
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if not trainer.is_global_zero or self._written:
+            return
+        for i, config in enumerate(self.configs):
+            run_dir = run_dir_of(trainer, i, len(self.configs))
+            if run_dir is None:  # kept in memory: no run directory to write into
+                continue
+            path, n = run_dir / "config.yaml", 0
+            while path.exists():
+                n += 1
+                path = run_dir / f"config.resume{n}.yaml"
+            run_dir.mkdir(parents=True, exist_ok=True)
+            self.parser.save(config, path, skip_unset=False, multifile=False)
+            self._written.append(path)
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        super().on_train_start(trainer, pl_module)
-        bar = self.train_progress_bar
-        bar.reset(total=trainer.max_steps if trainer.max_steps > 0 else None)
-        bar.initial = bar.n = trainer.global_step
+        self._start_step = trainer.global_step
 
-    def on_train_epoch_start(self, *_: object) -> None:
-        pass
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        # A resume that failed before its first step leaves no config behind to describe it.
+        if self._start_step in (None, trainer.global_step) and not isinstance(exception, RunInterrupted):
+            for path in self._written:
+                if path.name != "config.yaml":
+                    path.unlink(missing_ok=True)
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *_: object) -> None:
-        # Redrawn at most every REDRAW_S (and at the last step): a redraw costs ~0.15 ms, a
-        # share of a small picture's step on a CPU and of most steps on a GPU, and more than a
-        # few a second cannot be read anyway.
-        bar, step, now = self.train_progress_bar, trainer.global_step, monotonic()
-        if self._should_update(step, bar.total) and (now - self._drawn_at >= REDRAW_S or step == bar.total):
-            self._draw(trainer, pl_module)
-            self._drawn_at = now
 
-    def on_train_epoch_end(self, *_: object) -> None:
-        pass
+class HparamsSummary(Callback):
+    """Writes each picture's settings and final losses (``final/total``, ...) for the HPARAMS tab."""
 
+    @rank_zero_only
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        bar = self.train_progress_bar
-        if bar is not None and bar.n != trainer.global_step:  # ended early, between redraws
-            self._draw(trainer, pl_module)
-        super().on_train_end(trainer, pl_module)
-
-    def _draw(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.train_progress_bar.n = trainer.global_step
-        self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
-
-    def get_metrics(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, int | str | float]:
-        metrics = super().get_metrics(trainer, pl_module)
-        logged = getattr(pl_module, "logged", None) or {}  # see StyleTransfer._log_losses
-        metrics |= {k: v for k, v in logged.items() if k in ("loss/total", "loss/content", "loss/style")}
-        schedule = getattr(pl_module, "schedule", None)
-        if schedule is not None and schedule.multi_scale:  # which phase, at which size
-            index = pl_module.phase
-            metrics["phase"] = f"{index + 1}/{len(schedule)} at {schedule[index].size} px"
-        return metrics
+        paintings = pl_module.paintings
+        for i, (painting, data) in enumerate(zip(paintings, images_of(trainer.datamodule), strict=True)):
+            metrics = final_losses(painting)
+            if not metrics:  # resumed at its last step: nothing new to report
+                continue
+            settings = flat_settings(pl_module.hparams, data.hparams, trainer.max_steps, trainer.precision)
+            for logger in loggers_of(trainer, i, len(paintings)):
+                write_summary(logger, settings, metrics, trainer.global_step)

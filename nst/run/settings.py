@@ -1,43 +1,31 @@
 """From settings to a run's objects, through LightningCLI's parser: the one way every front
-door (the command line, the Python API, sweeps, the studio) turns settings into a run.
+door (the command line, the Python API, sweeps, the studio) reads a picture's settings.
 
 Settings come in layers, each applied on top of the one before: command-line arguments as
 typed (``["--config", "x.yaml", "--data.size", "256"]``) or mappings of config keys
 (``{"data": {"size": 256}}`` or ``{"data.size": 256}``).
 """
 
-import argparse
 import copy
 import functools
-import re
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-import yaml
-from lightning.fabric.plugins import CheckpointIO
-from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch import Callback, Trainer
-from lightning.pytorch.callbacks import ProgressBar
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-from lightning.pytorch.strategies import Strategy
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from nst.errors import NSTError, brief
+from nst.errors import NSTError
 from nst.run import run_dirs
 from nst.run.animation import Animation
-from nst.run.checkpoints import AtomicCheckpointIO, RunCheckpoint
-from nst.run.checks import check_trainer_options
+from nst.run.checkpoint_files import check_ckpt_path, read_checkpoint
+from nst.run.checkpoints import RunCheckpoint
 from nst.run.console import quiet_lightning
 from nst.run.data import StyleTransferData
 from nst.run.identity import check_same_run
 from nst.run.module import StyleTransfer
-from nst.run.outputs import FinalImage, ImageLogger, StepProgressBar
+from nst.run.outputs import FinalImage, ImageLogger
 from nst.run.schedule import total_steps
-from nst.run.speed import drop_futile_nvml_check
-from nst.run.stopping import RunInterrupted, Stop, StopAtStepBoundary
-from nst.run.tensorboard import HparamsSummary
+from nst.run.user_errors import as_nst_error, check_config_files
 
 Layer = Sequence[str] | Mapping[str, Any]
 
@@ -47,7 +35,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "devices": 1,
     "log_every_n_steps": 5,
     "num_sanity_val_steps": 0,
-    # name None: named after the config file, see Builder._choose_run_dir
+    # name None: named after the config file (see nst.run.run_dirs.place)
     "logger": {
         "class_path": LOGGER,
         "init_args": {"save_dir": "logs", "name": None, "default_hp_metric": False},
@@ -59,69 +47,32 @@ DESCRIPTION = (
 )
 
 
-class SaveRunConfig(SaveConfigCallback):
-    """Saves the resolved config in the run directory; a resumed run adds ``config.resumeN.yaml``."""
+class Settings(LightningCLI):
+    """One picture's settings, read through LightningCLI's parser, and what they make: the
+    model, the images, the callbacks the config describes and the trainer's options
+    (``trainer``, a mapping of made objects). Making the trainer and running it is
+    nst.run.engine's job.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._written: Path | None = None
-        self._start_step: int | None = None
-
-    def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
-        if trainer.logger is None:  # log_dir would be the working directory: not ours to write into
-            return
-        if trainer.is_global_zero:
-            n = 0
-            while (Path(trainer.log_dir) / self.config_filename).exists():
-                n += 1
-                self.config_filename = f"config.resume{n}.yaml"
-            self._written = Path(trainer.log_dir) / self.config_filename
-        super().setup(trainer, pl_module, stage)
-
-    def on_train_start(self, trainer: Trainer, pl_module: Any) -> None:
-        self._start_step = trainer.global_step
-
-    def on_exception(self, trainer: Trainer, pl_module: Any, exception: BaseException) -> None:
-        # A resume that failed before its first step leaves no config behind to describe it.
-        resumed = self._written is not None and self._written.name != "config.yaml"
-        if (
-            resumed
-            and self._start_step in (None, trainer.global_step)
-            and not isinstance(exception, RunInterrupted)
-        ):
-            self._written.unlink(missing_ok=True)
-
-
-class Builder(LightningCLI):
-    """LightningCLI in build-only mode: parses the layers, chooses the run directory (one per
-    run, and ``ckpt_path: last`` finds it) and builds model, data and trainer; running them is
-    :class:`nst.run.engine.Run`'s job.
-
-    ``run_dirs=False`` builds the objects only (checking a config): no directory is chosen,
-    made or looked at. ``in_memory=True`` builds a run that writes nothing: no logger, no
-    checkpoints.
+    Args:
+        layers: The settings, in order.
+        where: Where the run writes (its directory is chosen and made now, and ``ckpt_path:
+            last`` finds the run it continues); None: nothing is chosen, made or looked at
+            (checking a config, or a run kept in memory).
+        made: Where to note the run directories made, so that a failed start can remove them.
     """
 
     def __init__(
         self,
         layers: Sequence[Layer],
         *,
-        run_dirs: bool = True,
-        in_memory: bool = False,
-        name: str | None = None,
-        stop: Stop | None = None,
-        callbacks: Sequence[Callback] = (),
-        new_run_dirs: list[list[Path]] | None = None,
+        where: run_dirs.Where | None = None,
+        made: list[list[Path]] | None = None,
     ) -> None:
         quiet_lightning()
         self.layers = [_layer(layer) for layer in layers]
-        self.run_dirs, self.in_memory, self.name = run_dirs, in_memory, name
-        self.stop = stop or Stop()
-        self.extra_callbacks = list(callbacks)
-        # Directories this build created (see run_dirs.create_run_dir), so that a failed start
-        # can remove them again.
-        self.new_run_dirs = new_run_dirs if new_run_dirs is not None else []
-        self.config_as_given: Any = None
+        self.where = where
+        self.made = made if made is not None else []
+        self.config_as_given: Any = None  # what config.yaml holds (see before_instantiate_classes)
         super().__init__(
             StyleTransfer,
             StyleTransferData,
@@ -129,7 +80,7 @@ class Builder(LightningCLI):
             trainer_defaults=TRAINER_DEFAULTS,
             seed_everything_default=0,
             auto_configure_optimizers=False,  # the module chooses and configures its optimizer
-            save_config_callback=SaveRunConfig,
+            save_config_callback=None,  # each picture's config is saved by nst.run.outputs.SaveRunConfig
             parser_kwargs={"prog": "nst fit", "description": DESCRIPTION},
         )
 
@@ -157,87 +108,37 @@ class Builder(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config
         length_from_phases(config)
-        if not self.run_dirs:
+        self.config_as_given = config
+        if self.where is None:
             return
         check_ckpt_path(config.ckpt_path)
         logger = config.trainer.logger
         if hasattr(logger, "class_path") and logger.class_path.endswith("TensorBoardLogger"):
-            if logger.init_args.name is None:
-                logger.init_args.name = self.name or _config_stem(config)
-            # The config is saved without the version and checkpoint chosen below, so that running
-            # a saved config again starts a new run instead of writing into the old one.
+            # Saved without the version and checkpoint chosen here, so that running a saved
+            # config again starts a new run instead of writing into the old one.
             self.config_as_given = copy.deepcopy(config)
             self.config_as_given.ckpt_path = None
-            self._choose_run_dir(config, logger.init_args)
+            config.ckpt_path = run_dirs.place(
+                self.where, logger.init_args, _config_stem(config), config.ckpt_path, self.made
+            )
+            given = self.config_as_given.trainer.logger.init_args
+            given.save_dir, given.name = logger.init_args.save_dir, logger.init_args.name
         if config.ckpt_path:
             # Checked here as well as when the module loads the checkpoint, so that a refused
             # resume is refused before the logger adds anything to the run's directory.
             check_same_run(read_checkpoint(config.ckpt_path), config.model, config.data)
 
-    def _choose_run_dir(self, config: Any, args: Any) -> None:
-        root = Path(args.save_dir) / args.name
-        if args.version is not None:
-            run_dir = root / (f"version_{args.version}" if isinstance(args.version, int) else args.version)
-        elif config.ckpt_path == "last":
-            run_dir = run_dirs.latest_run(root)
-            if run_dir is None:
-                raise NSTError(
-                    f"no run of {args.name!r} to resume: {root} holds no checkpoints/last.ckpt; "
-                    "start a fresh run without --ckpt_path"
-                )
-            args.version = run_dirs.version_of(run_dir)
-        else:
-            made = run_dirs.create_run_dir(root)
-            self.new_run_dirs.append(made)
-            args.version = run_dirs.version_of(made[0])
-            return
-        if config.ckpt_path == "last":
-            if not run_dirs.checkpoint_of(run_dir).is_file():
-                raise NSTError(f"{run_dir} holds no checkpoints/last.ckpt to resume from")
-            config.ckpt_path = str(run_dirs.checkpoint_of(run_dir))
-            print(f"Resuming {run_dir}")
-        elif config.ckpt_path is None and run_dir.is_dir() and any(run_dir.iterdir()):
-            raise NSTError(
-                f"{run_dir} already holds a run; resume it with --ckpt_path last, "
-                "or leave trainer.logger.init_args.version unset for a new directory"
-            )
+    def instantiate_classes(self) -> None:
+        # LightningCLI's own would make the trainer too; the engine makes one for all pictures.
+        self.config_init = self.parser.instantiate(self.config)
+        self.model: StyleTransfer = self.config_init["model"]
+        self.datamodule: StyleTransferData = self.config_init["data"]
+        self.trainer_options: dict[str, Any] = dict(self.config_init["trainer"])
 
-    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
-        check_trainer_options(config)
-        given = config.get("callbacks") or []
-        given = [*(given if isinstance(given, list) else [given]), *callbacks]
-        # A callback that is off is left out: Lightning would still call its hooks that act.
-        callbacks = [c for c in callbacks if not (isinstance(c, Animation) and not c.every_n_steps)]
-        callbacks = [*callbacks, HparamsSummary(), *self.extra_callbacks]
-        if config.get("enable_progress_bar") is not False and not any(
-            isinstance(c, ProgressBar) for c in [*given, *self.extra_callbacks]
-        ):
-            callbacks.append(StepProgressBar())
-        callbacks.append(StopAtStepBoundary(self.stop))  # after the others: see its on_train_batch_end
-        if self.in_memory:  # nothing on disk: no run directory, no checkpoints
-            callbacks = [c for c in callbacks if not isinstance(c, RunCheckpoint)]
-            config = {**config, "logger": False, "enable_checkpointing": False}
-        plugins = config.get("plugins") or []
-        plugins = plugins if isinstance(plugins, list) else [plugins]
-        strategy = config.get("strategy")
-        strategy_io = isinstance(strategy, Strategy) and strategy._checkpoint_io is not None
-        if not strategy_io and not any(isinstance(p, CheckpointIO) for p in plugins):
-            config = {**config, "plugins": [*plugins, AtomicCheckpointIO()]}
-        drop_futile_nvml_check()
-        try:
-            trainer = super()._instantiate_trainer(config, callbacks)
-        except (ValueError, ImportError, TypeError) as error:  # Lightning's checks of trainer.* options
-            raise NSTError(f"trainer options: {' '.join(str(error).split())}") from error
-        if trainer.world_size > 1:  # one picture is one run on one device
-            raise NSTError(
-                f"one picture runs on one device, but trainer.devices and trainer.num_nodes ask for "
-                f"{trainer.world_size} processes; to spread several pictures over devices use nst sweep "
-                "with these options (e.g. --contents photos/ --styles paintings/), or set --trainer.devices 1"
-            )
-        for callback in trainer.callbacks:
-            if isinstance(callback, SaveRunConfig) and self.config_as_given is not None:
-                callback.config = self.config_as_given
-        return trainer
+    @property
+    def callbacks(self) -> list[Any]:
+        """The callbacks the config describes besides ``trainer.callbacks``, in order."""
+        return [self.config_init[key] for key in ("checkpoint", "image_log", "output", "animation")]
 
 
 def _layer(layer: Any) -> Layer:
@@ -273,7 +174,7 @@ def _parser() -> LightningArgumentParser:
     class _Got(Exception):
         pass
 
-    class ParserOnly(Builder):
+    class ParserOnly(Settings):
         def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
             raise _Got(parser)
 
@@ -348,96 +249,6 @@ def length_from_phases(config: Any) -> None:
     config.trainer.max_steps = total
 
 
-def check_ckpt_path(path: str | None) -> None:
-    if path in ("best", "hpc", "registry"):
-        raise NSTError(f"nst keeps one checkpoint per run; use --ckpt_path last or a .ckpt file, not {path}")
-    if path and path != "last" and not Path(path).is_file():
-        raise NSTError(f"checkpoint {path} does not exist; give a .ckpt file or --ckpt_path last")
-
-
-def read_checkpoint(path: str) -> dict[str, Any]:
-    try:  # mmap: an L-BFGS checkpoint can be hundreds of MB, and only its settings are read
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:
-        why = "it is not a whole file torch.save wrote" if not zipfile.is_zipfile(path) else brief(error)
-        raise NSTError(
-            f"checkpoint {path} cannot be read ({why}); give the checkpoints/last.ckpt of a run"
-        ) from error
-
-
 def _config_stem(config: Any) -> str:
     files = config.get("config") or []
     return Path(str(files[-1])).stem if files else "nst"
-
-
-def config_files(args: Sequence[str]) -> list[str]:
-    """The values of every ``--config``/``-c`` in command-line arguments, in order."""
-    found = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg in ("-c", "--config")]
-    return found + [arg.removeprefix("--config=") for arg in args if arg.startswith("--config=")]
-
-
-def check_config_files(args: Sequence[str]) -> None:
-    # jsonargparse reports a broken YAML file without its name; this names the file and the line.
-    for given in config_files(args):
-        path = Path(given)
-        if not path.exists() and (":" in path.name or "\n" in str(path)):
-            continue  # a config given inline, as jsonargparse allows
-        if not path.is_file():
-            what = "is not a file" if path.exists() else "does not exist"
-            raise NSTError(f"config {path} {what}; give a YAML file such as configs/starry.yaml")
-        try:
-            content = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as error:
-            raise NSTError(f"config {path} cannot be read ({error.strerror or error})") from error
-        except (yaml.YAMLError, UnicodeDecodeError) as error:
-            where = getattr(error, "problem_mark", None)
-            at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-            problem = getattr(error, "problem", None) or "it is not UTF-8 text"
-            raise NSTError(f"config {path} is not valid YAML ({problem}{at}); fix the file") from error
-        if content is not None and not isinstance(content, dict):
-            raise NSTError(f"config {path} is not a YAML mapping of options such as 'model:' and 'data:'")
-
-
-_UNION_ERROR = re.compile(
-    r'^(?P<key>Parser key "[^"]+"): Does not validate against any of the Union subtypes '
-    r"Subtypes: .*? Errors: - (?P<errors>.*?) Given value type: .*? Given value: (?P<value>.*)$"
-)
-
-
-def _plain_parser_error(message: str) -> str:
-    """jsonargparse's report on an option of several types (``int | list[int]``, ``X | None``),
-    cut to what was wrong with the value: null was never what the user meant."""
-    match = _UNION_ERROR.match(message)
-    if match is None:
-        return message
-    errors = [e for e in match["errors"].split(" - ") if "NoneType" not in e]
-    if len(errors) > 1 and any("Got value" in e for e in errors):
-        return message  # several partial matches: each says what it needed, so keep them all
-    errors = [re.sub(r"<class '(\w+)'>", r"\1", e).replace("Expected a ", "expected ") for e in errors]
-    if len(errors) == 1 and "Got value" in errors[0]:
-        return f"{match['key']}: {errors[0]}"
-    expected = " or ".join(e.removeprefix("expected ") for e in errors)
-    return f"{match['key']}: expected {expected}. Got value: {match['value']}"
-
-
-def as_nst_error(error: BaseException) -> NSTError | None:
-    """The error a user should see for ``error`` raised while building or running, or None for
-    a bug, which keeps its traceback."""
-    if isinstance(error, NSTError):
-        return error
-    if isinstance(error, torch.OutOfMemoryError):
-        return NSTError(
-            f"the device ran out of memory ({brief(error)}); lower data.size, model.lbfgs_history, or use "
-            "model.optimizer adam"
-        )
-    if isinstance(error, argparse.ArgumentError):  # from the config parser
-        message = _plain_parser_error(" ".join(str(error).split()))
-        return NSTError(f"{message} (python cli.py fit --help lists the options)")
-    if isinstance(error, MisconfigurationException):  # Lightning's own checks of trainer options
-        message = " ".join(str(error).split())
-        if any(word in message.lower() for word in ("gpu", "cuda", "mps")):
-            found = "a CUDA GPU" if torch.cuda.is_available() else "no CUDA GPU"
-            found += ", MPS" if torch.backends.mps.is_available() else ""
-            message += f" (this machine has {found}; use --trainer.accelerator auto or cpu)"
-        return NSTError(message)
-    return None

@@ -21,6 +21,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping
 
 from nst.run.checkpoints import RunCheckpoint
+from nst.run.lightning_private import early_stopping_at_steps, early_stopping_check, no_epoch_before_stopping
 
 CALLER = 0  # stands where a signal number would for a stop asked for by the caller
 # A terminal's Ctrl-C reaches every process of a batch, and the first process passes it on
@@ -154,26 +155,18 @@ class StopAtStepBoundary(Callback):
         self.stop.last_checkpoint = checkpoint.written if checkpoint is not None else _nothing
         self.stop.training = True
         self.stop.reclaim()
-        # With trainer.min_steps, Lightning also asks for one finished epoch before a stop, and
-        # a run's one epoch finishes only at its end: EarlyStopping could never stop it. (An
-        # explicit trainer.min_epochs is refused: see check_trainer_options.)
-        trainer.fit_loop.min_epochs = 0
-        # Those that check at epoch ends (EarlyStopping.setup resolves its default to that, as a
-        # run has no validation), including any taken over by an earlier fit of this run.
-        self._early_stopping = [
-            c
-            for c in trainer.callbacks
-            if isinstance(c, EarlyStopping) and (c._check_on_train_epoch_end or c in self._early_stopping)
-        ]
-        for callback in self._early_stopping:
-            callback._check_on_train_epoch_end = False  # checked here instead, at each step's end
+        # (An explicit trainer.min_epochs is refused: see check_trainer_options.)
+        no_epoch_before_stopping(trainer)
+        # Checked here, at each step's end, instead of at the run's one epoch end (including any
+        # taken over by an earlier fit of this run).
+        self._early_stopping = early_stopping_at_steps(trainer.callbacks, self._early_stopping)
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
         # Registered after the run's other callbacks (only checkpoint callbacks, which Lightning
         # puts last, come later), so a request made anywhere in the step up to here (an image
         # log, a frame, the caller's progress callback) is seen at this step's boundary.
         for callback in self._early_stopping:
-            callback._run_early_stopping_check(trainer)
+            early_stopping_check(callback, trainer)
         stop = self.stop
         if stop.requested is None or self._stopping is not None or trainer.global_step == trainer.max_steps:
             return

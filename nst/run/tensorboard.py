@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import google_crc32c
-from lightning.fabric.utilities.logger import _add_prefix
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import Callback
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
@@ -19,6 +18,7 @@ from torch import Tensor
 from torch.utils.tensorboard.summary import hparams
 
 from nst.errors import NSTError
+from nst.run.lightning_private import event_writer, prefixed
 
 LOSSES = ("total", "content", "style", "tv")
 
@@ -50,15 +50,14 @@ class RunTensorBoardLogger(TensorBoardLogger):
         # Lightning writes one event per value (add_scalar); a logged step of a dozen losses
         # then costs a dozen protobufs, queue handoffs and writes. TensorBoard reads an event's
         # values each under its own tag, so one event carries them all.
-        metrics = _add_prefix(metrics, self._prefix, self.LOGGER_JOIN_CHAR)
+        metrics = prefixed(self, metrics)
         values = [Summary.Value(tag=k, simple_value=float(v)) for k, v in metrics.items()]
         add_summary(self, Summary(value=values), step)
 
 
 def add_summary(logger: TensorBoardLogger, summary: Summary, step: int | None = None) -> None:
-    """Write a ready-made ``summary`` to the logger's event file (torch's SummaryWriter has no
-    public call for it; this is the one place nst reaches into it)."""
-    logger.experiment._get_file_writer().add_summary(summary, step)
+    """Write a ready-made ``summary`` to the logger's event file."""
+    event_writer(logger).add_summary(summary, step)
 
 
 def image_summary(tag: str, image: Tensor) -> Summary:
@@ -114,19 +113,6 @@ def monitored_losses(callbacks: Sequence[Callback], available: Sequence[str]) ->
     return monitored
 
 
-class HparamsSummary(Callback):
-    """Writes the run's settings and final losses (``final/total``, ...) for the HPARAMS tab."""
-
-    @rank_zero_only
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        metrics = final_losses(trainer)
-        if not metrics:  # resumed at its last step: nothing new to report
-            return
-        settings = settings_of(trainer, pl_module)
-        for logger in trainer.loggers:
-            write_summary(logger, settings, metrics, trainer.global_step)
-
-
 def write_summary(logger: Any, settings: dict[str, Any], metrics: dict[str, float], step: int) -> None:
     """Write a run's ``settings`` and final losses to a TensorBoard logger (others are skipped)."""
     if not isinstance(logger, TensorBoardLogger) or not metrics:
@@ -139,24 +125,13 @@ def write_summary(logger: Any, settings: dict[str, Any], metrics: dict[str, floa
     writer.flush()
 
 
-def final_losses(trainer: Trainer) -> dict[str, float]:
-    """The losses of the picture the run handed back (its best image), or else those logged at
-    its last step (weighted, as on the curves)."""
-    handed_back = (
-        getattr(trainer.lightning_module, "result_losses", None) if trainer.lightning_module else None
-    )
-    if handed_back:
-        return dict(handed_back)
-    logged = getattr(trainer.lightning_module, "logged", None) or {}
+def final_losses(painting: Any) -> dict[str, float]:
+    """The losses of the picture a painting handed back (its best image), or else those kept at
+    its last logged step (weighted, as on the curves)."""
+    if painting.result_losses:
+        return dict(painting.result_losses)
+    logged = painting.losses
     return {k: logged[f"loss/{k}"] for k in LOSSES if f"loss/{k}" in logged}
-
-
-def settings_of(trainer: Trainer, pl_module: LightningModule) -> dict[str, Any]:
-    """The run's settings as HPARAMS shows them: ``model.*``, ``data.*`` and the run's length."""
-    data = trainer.datamodule
-    return flat_settings(
-        pl_module.hparams, data.hparams if data is not None else {}, trainer.max_steps, trainer.precision
-    )
 
 
 def flat_settings(model: Any, data: Any, max_steps: int, precision: Any) -> dict[str, Any]:

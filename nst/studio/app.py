@@ -110,12 +110,12 @@ def create_app(
             **settings,
             "data.content": str(uploads.path(content)) if content is not None else None,
             "data.style": (style_paths[0] if len(style_paths) == 1 else style_paths) or None,
-            "trainer.logger.init_args": {"save_dir": str(logs), "name": NAME},
             "trainer.enable_progress_bar": False,
             "checkpoint.every_n_steps": 25,
         }
         names = [uploads.name(i) for i in ([content] if content else []) + styles]
-        job = jobs.submit(" × ".join(n for n in names if n) or "run", [layer])
+        title = " × ".join(n for n in names if n) or "run"
+        job = jobs.submit(title, [layer], run_dirs.Where(save_dir=str(logs), name=NAME))
         return job.summary()
 
     @app.get("/api/jobs")
@@ -180,16 +180,11 @@ def create_app(
             ["--config", str(run_dir / "config.yaml")],
             {
                 "ckpt_path": str(checkpoint),
-                "trainer.logger.init_args": {
-                    "save_dir": str(run_dir.parent.parent),
-                    "name": run_dir.parent.name,
-                    "version": run_dirs.version_of(run_dir),
-                },
                 "output.path": None,
                 "trainer.enable_progress_bar": False,
             },
         ]
-        return jobs.submit(f"{run_id} (continued)", layers, run_dir).summary()
+        return jobs.submit(f"{run_id} (continued)", layers, run_dirs.Where(run_dir=run_dir)).summary()
 
     @app.get("/api/runs/{run_id}/thumbnail.jpg")
     async def run_thumbnail(run_id: str) -> Response:

@@ -18,7 +18,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from nst.errors import NSTError
 from nst.images import to_pil
 from nst.run.engine import Run
-from nst.run.outputs import FinalImage, result_image
+from nst.run.outputs import FinalImage, picture_as_written
+from nst.run.run_dirs import Where
 from nst.run.settings import Layer
 
 log = logging.getLogger("nst.studio")
@@ -32,6 +33,7 @@ class Job:
     id: str
     title: str
     layers: list[Layer]
+    where: Where  # where its run directory is (an existing one, for a run it continues)
     status: str = "queued"  # queued, running, stopping, finished, stopped, failed
     run_dir: Path | None = None
     step: int = 0
@@ -86,9 +88,11 @@ class Jobs:
         self._worker = threading.Thread(target=self._work, name="nst-studio-worker", daemon=True)
         self._worker.start()
 
-    def submit(self, title: str, layers: Sequence[Layer], run_dir: Path | None = None) -> Job:
-        """Queue a run; ``run_dir`` names the run it continues, if it continues one."""
-        job = Job(id=str(next(self._ids)), title=title, layers=list(layers), run_dir=run_dir)
+    def submit(self, title: str, layers: Sequence[Layer], where: Where) -> Job:
+        """Queue a run; ``where.run_dir`` names the run it continues, if it continues one."""
+        job = Job(
+            id=str(next(self._ids)), title=title, layers=list(layers), where=where, run_dir=where.run_dir
+        )
         self.jobs[job.id] = job
         self._queue.put(job)
         self.announce(job)
@@ -145,7 +149,14 @@ class Jobs:
         job.status, job.started = "running", time.time()
         self.announce(job)
         try:
-            job.run = Run(job.layers, callbacks=[_Watch(job, self)])
+            where = job.where
+            job.run = Run(
+                job.layers,
+                callbacks=[_Watch(job, self)],
+                save_dir=where.save_dir,
+                name=where.name,
+                run_dir=where.run_dir,
+            )
             job.run_dir = Path(job.run.trainer.log_dir)
             if job.stop_asked:  # while the run was being built: it ends after its first step
                 job.run.stop()
@@ -180,7 +191,7 @@ class _Watch(Callback):
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *_: object) -> None:
         job = self.job
         job.step = trainer.global_step
-        logged = getattr(pl_module, "logged", None) or {}
+        logged = pl_module.painting.losses
         losses = {k.removeprefix("loss/"): v for k, v in logged.items() if k.count("/") == 1}
         if losses and losses != job.losses:
             job.losses = losses
@@ -198,8 +209,8 @@ class _Watch(Callback):
     def _snapshot(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._last = self._told = time.monotonic()
         final = next((c for c in trainer.callbacks if isinstance(c, FinalImage)), None)
-        images = trainer.datamodule.at(max(pl_module.image.shape[-2:]))
-        picture = to_pil(result_image(pl_module.image, images, final.original_colours if final else None))
+        colours = final.original_colours if final else None
+        picture = to_pil(picture_as_written(pl_module, 0, colours, best=False))  # as it is now
         out = io.BytesIO()
         picture.save(out, format="JPEG", quality=90)
         self.job.live, self.job.live_version = out.getvalue(), self.job.live_version + 1

@@ -140,7 +140,7 @@ def _picture(run: Any, result: Any) -> torch.Tensor:
     from nst.run.outputs import FinalImage
 
     final = next(c for c in run.trainer.callbacks if isinstance(c, FinalImage))
-    return final.result.detach().clone()
+    return final.results[0].detach().clone()
 
 
 if __name__ == "__main__":
