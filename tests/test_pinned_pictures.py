@@ -27,3 +27,38 @@ def test_the_same_settings_paint_the_recorded_pictures(workdir):
             assert got.dtype == torch.float64 and got.shape == expected.shape, (case, kind)
             difference = (got - expected).abs().max().item()
             assert difference <= TOLERANCE, f"{case} {kind}: off by {difference:.3g}"
+
+
+# tests/pinned/written_before.ckpt: step 2 of a run written by nst before its modules moved into
+# subpackages and pictures were painted by nst.run.painting (commit e40a0c3), made by:
+# data {content: content.png, style: style.png, size: 32}; model {weights: random,
+# content_layers: [conv2_2], style_layers: [conv1_1, conv2_1], lbfgs_history: 5};
+# trainer {max_steps: 2, precision: 64-true}; checkpoint {every_n_steps: 1}.
+BEFORE = Path(__file__).parent / "pinned" / "written_before.ckpt"
+
+
+def test_a_checkpoint_written_before_continues_as_an_uninterrupted_run(workdir):
+    import yaml
+    from drawing import draw_content, draw_style
+
+    from nst.cli import main
+
+    draw_content().save(workdir / "content.png")
+    draw_style().save(workdir / "style.png")
+    config = {
+        "data": {"content": "content.png", "style": "style.png", "size": 32},
+        "model": {"weights": "random", "content_layers": ["conv2_2"], "style_layers": ["conv1_1", "conv2_1"],
+                  "lbfgs_history": 5},
+        "trainer": {"max_steps": 4, "precision": "64-true", "enable_progress_bar": False},
+    }  # fmt: skip
+    (workdir / "old.yaml").write_text(yaml.safe_dump(config))
+    main(["fit", "--config", "old.yaml"])
+    main(["fit", "--config", "old.yaml", "--ckpt_path", str(BEFORE)])
+    images = [
+        torch.load(workdir / "logs" / "old" / f"version_{v}" / "checkpoints" / "last.ckpt", weights_only=True)
+        for v in (0, 1)
+    ]
+    assert [image["global_step"] for image in images] == [4, 4]
+    # Exact on one machine; within float64's reordering on another (its first two steps were this one's).
+    difference = (images[0]["state_dict"]["image"] - images[1]["state_dict"]["image"]).abs().max().item()
+    assert difference <= TOLERANCE

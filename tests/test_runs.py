@@ -5,7 +5,7 @@ from nst.run import run_dirs
 
 def test_runs_that_pick_the_same_number_still_get_their_own_directories(tmp_path, monkeypatch):
     # Each run sees the folder as it was before any of them created its directory.
-    monkeypatch.setattr(run_dirs, "_versions", lambda root: [])
+    monkeypatch.setattr(run_dirs, "versions", lambda root: [])
     made = [run_dirs.create_run_dir(tmp_path / "logs" / "starry")[0] for _ in range(3)]
     assert [d.name for d in made] == ["version_0", "version_1", "version_2"]
 

@@ -24,10 +24,10 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from lightning.pytorch import Trainer
-from lightning.pytorch.utilities import rank_zero_only
 from torch.distributed import TCPStore
 
 from nst.errors import NSTError, brief
+from nst.run.lightning_private import every_process_writes, started_processes
 
 T = TypeVar("T")
 HEARTBEAT_S = 5.0  # how often a process says it is alive
@@ -87,11 +87,10 @@ class Ranks:
                 "started (and MASTER_ADDR, MASTER_PORT, NODE_RANK on each machine)"
             ) from error
         strategy.launcher.launch(lambda: None)  # a no-op where torchrun or SLURM started them
-        self.children = list(getattr(strategy.launcher, "procs", []))
+        self.children = started_processes(strategy.launcher)
         if self.rank != 0:
             threading.Thread(target=self._beat, daemon=True).start()
-        # Every process keeps its own cells' results: each is rank zero of its own runs.
-        rank_zero_only.rank = 0
+        every_process_writes()  # each is rank zero of its own cells' runs
 
     def broadcast(self, key: str, value: T) -> T:
         """Rank 0's ``value``, on every rank."""

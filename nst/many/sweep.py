@@ -343,7 +343,7 @@ def _sweep_dir(root: Path, resume: bool) -> tuple[Path, list[Path]]:
         return made[0], made
     earlier = [
         root / f"version_{v}"
-        for v in run_dirs._versions(root)
+        for v in run_dirs.versions(root)
         if (root / f"version_{v}" / SWEEP_FILE).is_file()
     ]
     if not earlier:

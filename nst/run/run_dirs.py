@@ -14,7 +14,7 @@ _VERSION = re.compile(r"version_(\d+)$")
 RESULT = "final.png"  # written only by a run that finished
 
 
-def _versions(root: Path) -> list[int]:
+def versions(root: Path) -> list[int]:
     if not root.is_dir():
         return []
     return [int(m.group(1)) for p in root.iterdir() if (m := _VERSION.match(p.name))]
@@ -33,7 +33,7 @@ def create_run_dir(root: Path) -> list[Path]:
     """
     made = [p for p in (root, *root.parents) if not p.exists()]
     try:
-        version = max(_versions(root), default=-1) + 1
+        version = max(versions(root), default=-1) + 1
         while True:
             try:
                 # parents=True: a failed run may remove an empty root between two runs' mkdirs
@@ -50,7 +50,7 @@ def create_run_dir(root: Path) -> list[Path]:
 
 def latest_run(root: Path) -> Path | None:
     """The run under ``root`` whose ``last.ckpt`` was written most recently."""
-    runs = [root / f"version_{v}" for v in _versions(root)]
+    runs = [root / f"version_{v}" for v in versions(root)]
     resumable = [run for run in runs if checkpoint_of(run).is_file()]
     return max(resumable, key=lambda run: checkpoint_of(run).stat().st_mtime, default=None)
 
