@@ -20,7 +20,7 @@ import torch
 from lightning.pytorch import Callback
 
 from nst.run.engine import Run
-from nst.run.module import initial_image
+from nst.run.painting import initial_image
 
 
 def objective(content: str, style: str, size: int, weight: float):
@@ -30,8 +30,9 @@ def objective(content: str, style: str, size: int, weight: float):
     run = Run([settings], in_memory=True)
     run.fit()
     module = run.model
+    objective = module.painting.objective  # the run's "how good is this picture", callable on any image
     start = initial_image("content", run.data.at(size))
-    return (lambda image: module.compute_losses(image)["total"]), start
+    return (lambda image: objective.losses(objective.evaluate(module.vgg, image))["total"]), start
 
 
 def tutorial(loss_of, start: torch.Tensor, evals: int) -> dict:
@@ -70,7 +71,7 @@ class _Budget(Callback):
 
     def on_train_batch_end(self, trainer, module, *args) -> None:
         inner = trainer.optimizers[0]
-        state = inner.state.get(module.image, {}) if isinstance(inner, torch.optim.LBFGS) else {}
+        state = inner.state.get(module.painting.image, {}) if isinstance(inner, torch.optim.LBFGS) else {}
         self.used = state.get("func_evals", trainer.global_step)
         if self.used >= self.evals:
             trainer.should_stop = True
@@ -83,10 +84,11 @@ def nst_run(content: str, style: str, size: int, weight: float, evals: int, **mo
                 "trainer.enable_progress_bar": False, **{f"model.{k}": v for k, v in model.items()}}  # fmt: skip
     run = Run([settings], in_memory=True, callbacks=[budget])
     result = run.fit()
+    painting, objective = run.model.painting, run.model.painting.objective
     with torch.no_grad():
-        handed_back = float(run.model.compute_losses(result.tensor.to(run.model.device))["total"])
-    return {"best": float(run.model.best_loss), "handed_back": handed_back, "evals": budget.used,
-            "steps": result.steps, "restarts": run.model.restarts}  # fmt: skip
+        handed_back = float(objective.losses(objective.evaluate(run.model.vgg, result.tensor))["total"])
+    return {"best": float(painting.best_loss), "handed_back": handed_back, "evals": budget.used,
+            "steps": result.steps, "restarts": painting.restarts}  # fmt: skip
 
 
 def main() -> None:

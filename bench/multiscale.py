@@ -68,8 +68,9 @@ class Clock(Callback):
             trainer.should_stop = True
 
     def on_train_end(self, trainer, pl_module) -> None:
+        objective = pl_module.painting.objective
         with torch.no_grad():
-            losses = pl_module.compute_losses(pl_module.image)
+            losses = objective.losses(objective.evaluate(pl_module.vgg, pl_module.image))
         self.final = {k: float(losses[k]) for k in ("total", "content", "style")}
 
 
