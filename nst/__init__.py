@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 # Lightning take seconds to import.
 _EXPORTS = {
     "NSTError": "nst.errors",
+    "Picture": "nst.run.engine",
     "Progress": "nst.run.api",
     "Result": "nst.run.engine",
     "Run": "nst.run.engine",
@@ -23,6 +24,7 @@ _EXPORTS = {
 }
 __all__ = [
     "NSTError",
+    "Picture",
     "Progress",
     "Result",
     "Run",
@@ -44,6 +46,6 @@ if TYPE_CHECKING:
     from nst.errors import NSTError
     from nst.run.api import Progress, fit, stylize
     from nst.run.data import StyleTransferData
-    from nst.run.engine import Result, Run
+    from nst.run.engine import Picture, Result, Run
     from nst.run.module import StyleTransfer
     from nst.run.stopping import RunInterrupted
