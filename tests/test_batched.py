@@ -16,7 +16,7 @@ from nst.cli import main
 from nst.errors import NSTError
 from nst.many.batches import groups
 from nst.many.sweep import run_sweep
-from nst.many.sweep_file import batch
+from nst.many.sweep_file import contents_by_styles
 from nst.run.pictures import images_of as data_of
 from nst.run.stopping import RunInterrupted, Stop
 
@@ -85,7 +85,7 @@ def test_in_32_bits_each_step_together_agrees_with_alone_to_rounding(tiny_config
     # Batched convolutions round differently from single ones; one Adam step apart, the
     # pictures agree to float32 rounding. Over many steps Adam amplifies that rounding at pixels
     # whose gradient is near zero (its step is about ±lr whatever the gradient's size), as it
-    # does between any two devices; the README and bench/batch.py give the figures.
+    # does between any two devices; docs/many-pictures.md and bench/batch.py give the figures.
     config = tiny_config(optimizer="adam")
     for steps in ("1", "30"):
         run_sweep(sweep_args(config, "--trainer.max_steps", steps))
@@ -159,7 +159,7 @@ def test_only_cells_that_can_share_a_batch_share_one(tiny_config, workdir, photo
     wide = draw_content().resize((48, 24), Image.Resampling.BICUBIC)  # another shape at data.size 32
     wide.save(photos / "d.png")
     config = tiny_config()
-    sweep = batch(["photos/"], ["painting.png"])
+    sweep = contents_by_styles(["photos/"], ["painting.png"])
 
     def layers_of(cell):
         return [["--config", str(config)], cell.settings]

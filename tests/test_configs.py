@@ -63,3 +63,18 @@ def test_starry_hires_goes_coarse_to_fine_to_its_size():
     assert cli.trainer_options["max_steps"] == sum(
         phase["steps"] for phase in phases
     )  # the phases set the length
+
+
+def test_a_config_saved_before_the_modules_moved_still_names_its_logger(workdir, images):
+    import yaml
+
+    from nst.run.tensorboard import RunTensorBoardLogger
+
+    old = {  # as a run's config.yaml said it before nst.tensorboard moved to nst.run.tensorboard
+        "data": {"content": str(images["content"]), "style": str(images["style"]), "size": 32},
+        "trainer": {"logger": {"class_path": "nst.tensorboard.RunTensorBoardLogger",
+                               "init_args": {"save_dir": "logs", "name": "old", "default_hp_metric": False}}},
+    }  # fmt: skip
+    (workdir / "old.yaml").write_text(yaml.safe_dump(old))
+    cli = make_cli(["--config", str(workdir / "old.yaml")])
+    assert isinstance(cli.trainer_options["logger"], RunTensorBoardLogger)

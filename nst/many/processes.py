@@ -1,4 +1,4 @@
-"""The processes of a batch: Lightning's own launcher starts them, and each takes its share of
+"""The processes of a sweep: Lightning's own launcher starts them, and each takes its share of
 the cells.
 
 ``--trainer.devices N --trainer.num_nodes M`` asks for N * M processes. On one machine

@@ -30,7 +30,7 @@ from nst.many.figure import THUMBNAIL
 from nst.many.processes import Ranks, plan
 from nst.many.sweep_cells import run_cell, run_together
 from nst.many.sweep_figure import RESULT, RESULTS, draw
-from nst.many.sweep_file import Cell, Sweep, batch, describe, read_sweep
+from nst.many.sweep_file import Cell, Sweep, contents_by_styles, describe, read_sweep
 from nst.run import run_dirs
 from nst.run.settings import Layer, Settings, given_settings, parse_layers
 from nst.run.stopping import RunInterrupted, Stop, is_spawned
@@ -82,7 +82,7 @@ def _parse_args(args: list[str]) -> tuple[argparse.Namespace, list[str]]:
         type=_positive,
         default=1,
         help="optimise up to this many cells of one size together, in one batch on the device "
-        "(each as it comes out alone, up to float rounding; see README)",
+        "(each as it comes out alone, up to float rounding; see docs/many-pictures.md)",
     )
     options, rest = parser.parse_known_args(args)
     if options.sweep is None and not (options.contents or options.styles):
@@ -195,7 +195,7 @@ def _the_sweep(options: argparse.Namespace, fit_args: list[str]) -> tuple[Sweep,
     if options.sweep is not None:
         sweep, name = read_sweep(options.sweep), options.sweep.stem
     else:
-        sweep, name = batch(options.contents, options.styles), "batch"
+        sweep, name = contents_by_styles(options.contents, options.styles), "batch"  # logs/<config>-batch/
     configs = options.config or ([sweep.config] if sweep.config else [])
     stem = Path(configs[-1]).stem if configs else "nst"
     return sweep, configs, Path("logs") / (sweep.name or f"{stem}-{name}")

@@ -188,7 +188,7 @@ def check_names(sweep: Sweep, where: str) -> Sweep:
     return sweep
 
 
-def batch(contents: list[str], styles: list[str]) -> Sweep:
+def contents_by_styles(contents: list[str], styles: list[str]) -> Sweep:
     """Every photo in every painting's style, without a sweep file (``--contents``, ``--styles``):
     each a folder, a glob or files; the photos are the rows, the paintings the columns."""
     rows = _axis("--contents", "rows", {"key": "data.content", "values": contents}) if contents else None

@@ -176,9 +176,8 @@ def plan(
     style_layers: Sequence[str],
     precision: str,
     device: torch.device,
-    pictures: int = 1,
 ) -> Plan:
-    """What a run of ``pictures`` needs at its largest phase on ``device``, and what it will do
+    """What a run of one picture needs at its largest phase on ``device``, and what it will do
     to fit. ``phases`` are each phase's ((height, width), optimizer, L-BFGS history); ``settings``
     the model's (style_loss, pooling, padding, activation_checkpointing, memory_limit). The note
     of a plan that changed something is printed."""
@@ -187,21 +186,12 @@ def plan(
     lbfgs_history = max(history for _, _, history in phases)
 
     def needs(checkpointing: bool, history: int) -> Estimate:
+        h = settings
+        model = {"style_loss": h["style_loss"], "pooling": h["pooling"], "padding": h["padding"]}
         return estimate(
-            height,
-            width,
-            content_layers,
-            style_layers,
-            style_loss=settings["style_loss"],
-            pooling=settings["pooling"],
-            padding=settings["padding"],
-            optimizer=optimizer,
-            lbfgs_history=history,
-            checkpointing=checkpointing,
-            precision=precision,
-            pictures=pictures,
-            device=device,
-        )
+            height, width, content_layers, style_layers, **model, optimizer=optimizer, lbfgs_history=history,
+            checkpointing=checkpointing, precision=precision, device=device,
+        )  # fmt: skip
 
     limit = settings["memory_limit"]
     free = limit * GB if limit is not None else free_memory(device)

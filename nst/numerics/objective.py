@@ -10,9 +10,9 @@ frame before) come in as :class:`Term` objects, without a change here::
     weighted = objective.evaluate(vgg, picture)   # [T]: the weighted terms, in objective.names order
     objective.losses(weighted)                     # {"content", "style", "tv", "total", "style/conv1_1", ...}
 
-A run of one picture, pictures optimised together in one VGG pass (which call ``layer_terms``
-and ``weigh`` on their share of each layer's maps), and the video and trained-network painters
-all call this object; no Lightning here.
+A run of one picture and pictures optimised together in one VGG pass (which call
+``layer_terms`` and ``weigh`` on their share of each layer's maps) call this object, and so are
+the painters still to come (video frames, a trained network); no Lightning here.
 """
 
 from collections.abc import Callable, Mapping, Sequence

@@ -100,6 +100,15 @@ class RunCheckpointIO(TorchCheckpointIO):
             ) from error
 
 
+def without_old_callback_state(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """``checkpoint`` without the state that the checkpoint callback of nst versions before
+    2026-12-07 (a ModelCheckpoint) wrote, in place: Lightning would ask for that callback back."""
+    states = checkpoint.get("callbacks") or {}
+    for key in [k for k in states if isinstance(k, str) and k.startswith("RunCheckpoint{")]:
+        del states[key]
+    return checkpoint
+
+
 def _on_cpu(storage: Any, location: Any) -> Any:
     return storage
 

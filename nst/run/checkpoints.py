@@ -9,7 +9,7 @@ from lightning.pytorch.callbacks import Checkpoint
 from nst.errors import NSTError
 from nst.run.checkpoint_files import LAST, checkpoint_of
 from nst.run.pacing import Pacing
-from nst.run.pictures import run_dir_of
+from nst.run.pictures import count_of, run_dir_of
 
 
 class RunCheckpoint(Checkpoint):
@@ -32,9 +32,9 @@ class RunCheckpoint(Checkpoint):
         self._saved_step: int | None = None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        run_dir = run_dir_of(trainer, 0, len(getattr(pl_module, "paintings", [None])))
+        run_dir = run_dir_of(trainer, 0, count_of(trainer.datamodule))
         # Without a logger there is no run directory: checkpoints go to ./checkpoints, where an
-        # earlier run's file is kept (last-v1.ckpt, last-v2.ckpt, ... as Lightning numbers them).
+        # earlier run's file is kept (the next is last-v1.ckpt, last-v2.ckpt, ...: see _free).
         self.path = checkpoint_of(run_dir) if run_dir is not None else None
         self._saved_step = None
 

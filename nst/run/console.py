@@ -28,9 +28,6 @@ def quiet_lightning() -> None:
     """Set up Lightning's console output once per process (idempotent)."""
     # Advice meant for datasets; a run's loader hands over the same few indices at each step.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    # Said at each periodic checkpoint of a module that optimises by hand (nst.run.module): a
-    # checkpoint at a step must hold the image after that step, which it does.
-    warnings.filterwarnings("ignore", ".*ModelCheckpoint with manual optimization.*")
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")  # Lightning vs newer torch
     # Lightning gives "lightning" and (depending on the root logger) its subpackages plain
     # stderr handlers; one _Console on "lightning" replaces them all.

@@ -20,7 +20,8 @@ class _PairIndices(Iterable[Tensor]):
     """The items of a run's one endless epoch: at every step, the indices of the content/style
     pairs the step optimises.
 
-    There is one pair today. Keeping the images out of the batch means nothing is copied to
+    A run of one picture has one pair; pictures optimised together one each (nst.run.pictures).
+    Keeping the images out of the batch means nothing is copied to
     the device per step; the module reads the pairs once from the DataModule. A run is a single
     epoch, ended by trainer.max_steps or a stop, because Lightning's work at each epoch's start
     and end costs as much as a small picture's losses: 0.3 ms a step at 32 px on a CPU. Every

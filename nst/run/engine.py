@@ -116,7 +116,7 @@ class Run:
             for data, picture in zip(datas, pictures, strict=True):
                 data.given.update(picture.images)
             self.data: StyleTransferData | PicturesData = (
-                datas[0] if len(datas) == 1 else PicturesData(datas, [p.name for p in pictures])
+                datas[0] if len(datas) == 1 else PicturesData(datas, [p.name for p in pictures], self._seed())
             )
             checkpoints = (
                 [run_dirs.checkpoint_of(Path(p.run_dir)) for p in pictures] if len(pictures) > 1 else []
@@ -144,6 +144,10 @@ class Run:
         models = [dict(settings.model.hparams) for settings in self.settings]
         if any(model != models[0] for model in models):
             raise ValueError("pictures run together share their model settings; only their images differ")
+
+    def _seed(self) -> int | None:
+        seed = self.settings[0].config.get("seed_everything")
+        return None if isinstance(seed, bool) else seed
 
     @property
     def ckpt_path(self) -> str | None:

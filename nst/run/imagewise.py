@@ -1,6 +1,6 @@
 """One optimizer per picture, behind the one optimizer Lightning steps.
 
-Pictures optimised together (nst.run.batched) must each come out as they would alone. Adam is
+Pictures optimised together (nst.run.paintings) must each come out as they would alone. Adam is
 elementwise, so one Adam over all of them would do; L-BFGS is not: one L-BFGS over several
 pictures would share one curvature history and one step size between them, coupling pictures
 that have nothing to do with each other. Here every picture keeps the optimizer a run of its

@@ -12,8 +12,7 @@ change in nst.run.identity.
 from typing import Any, Literal
 
 import torch
-from lightning.fabric.utilities.seed import reset_seed
-from lightning.pytorch import LightningModule
+from lightning.pytorch import LightningModule, seed_everything
 from torch import Tensor
 
 from nst.numerics import reuse
@@ -21,7 +20,7 @@ from nst.numerics.colour import luminance
 from nst.numerics.memory import Plan, plan
 from nst.numerics.objective import Term
 from nst.numerics.vgg import VGGFeatures, canonical_layers, depth_for
-from nst.run.checkpoint_files import unpack_optimizer_lists
+from nst.run.checkpoint_files import unpack_optimizer_lists, without_old_callback_state
 from nst.run.checks import check_against_data, check_length, check_model_options, check_precision
 from nst.run.data import StyleTransferData
 from nst.run.identity import check_same_run
@@ -29,7 +28,7 @@ from nst.run.lightning_private import HookNameSetDirectly, publish_metrics, step
 from nst.run.objectives import Objectives
 from nst.run.painting import Painting, initial_image
 from nst.run.paintings import Paintings
-from nst.run.pictures import Curves, images_of, names_of
+from nst.run.pictures import Curves, images_of, names_of, seed_of
 from nst.run.schedule import Phase, Schedule
 from nst.run.speed import prepare
 from nst.run.stepping import step_by_hand
@@ -137,6 +136,7 @@ class StyleTransfer(HookNameSetDirectly, LightningModule):
         self._monitored: list[str] = []  # the losses that callbacks monitor (see on_fit_start)
         self._curves: Curves | None = None  # what the loggers are told (see setup)
         self._objectives: Objectives | None = None  # each picture's objective (see on_fit_start)
+        self._published = -1  # the last step whose losses were handed on (see _publish)
 
     @property
     def painting(self) -> Painting:
@@ -180,20 +180,24 @@ class StyleTransfer(HookNameSetDirectly, LightningModule):
         self.content_layers = h.content_layers if pictures[0].content is not None else []
         self.style_layers = h.style_layers if pictures[0].style is not None else []
         if self.vgg is None:
-            phases = [(pictures[0].at(p.size).shape, p.optimizer, p.lbfgs_history) for p in self.schedule]
-            device, precision = self.trainer.strategy.root_device, str(self.trainer.precision)
-            layers = (self.content_layers, self.style_layers)
-            self.memory = plan(h, phases, *layers, precision, device, len(pictures))
+            # Pictures optimised together come out as they would alone, which a shortened
+            # L-BFGS history would not give: only a run of one picture plans its memory.
+            if len(pictures) == 1:
+                phases = [(pictures[0].at(p.size).shape, p.optimizer, p.lbfgs_history) for p in self.schedule]
+                device, precision = self.trainer.strategy.root_device, str(self.trainer.precision)
+                self.memory = plan(h, phases, self.content_layers, self.style_layers, precision, device)
             stack = reuse.features(depth_for(self.layers), h.pooling, h.weights, h.padding)
-            self.vgg = VGGFeatures(self.layers, stack, checkpointing=self.memory.checkpointing)
+            checkpointing = self.memory.checkpointing if self.memory else bool(h.activation_checkpointing)
+            self.vgg = VGGFeatures(self.layers, stack, checkpointing=checkpointing)
         if not len(self.paintings):
-            starts = [self._start(data, len(pictures)) for data in pictures]
+            seed = seed_of(self.trainer.datamodule)
+            starts = [self._start(data, seed) for data in pictures]
             self.paintings = Paintings(starts, names_of(self.trainer.datamodule))
         self._curves = Curves(self.trainer, dict(self.hparams_initial), pictures)
 
-    def _start(self, data: StyleTransferData, count: int) -> Painting:
-        if count > 1:  # a noise start as the picture's own run draws it
-            reset_seed()
+    def _start(self, data: StyleTransferData, seed: int | None) -> Painting:
+        if seed is not None:  # with several pictures: a noise start as the picture's own run draws it
+            seed_everything(seed, workers=True, verbose=False)
         start = initial_image(self.hparams.init, data.at(self.schedule[0].size))
         # A luminance-only run optimises a grey image: its colours come from the content at the end.
         start = luminance(start) if data.colour_content is not None else start
@@ -251,8 +255,9 @@ class StyleTransfer(HookNameSetDirectly, LightningModule):
         every, last = self.trainer.log_every_n_steps, self.trainer.max_steps
         shown = (every > 0 and (step + 1) % every == 0) or step + 1 in (1, last)
         loss = self.paintings.minimised(self.vgg, step if shown else None)
-        if shown:
+        if shown and self._published != step:  # once a step, whatever L-BFGS's line search evaluates
             self._publish(step)
+            self._published = step
         return loss
 
     def _publish(self, step: int) -> None:
@@ -324,6 +329,7 @@ class StyleTransfer(HookNameSetDirectly, LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         steps_counted_by_hand(checkpoint)  # before Lightning restores its loops from it
+        without_old_callback_state(checkpoint)  # before Lightning hands callbacks their states
 
         def load(painting: Painting, part: dict[str, Any], index: int) -> None:
             data = images_of(self.trainer.datamodule)[index]

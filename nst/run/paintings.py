@@ -26,6 +26,9 @@ class Paintings(nn.ModuleList):
     def __init__(self, paintings: Sequence[Painting] = (), names: Sequence[str | None] = ()) -> None:
         super().__init__(paintings)
         self.names = list(names) or [None] * len(paintings)
+        shapes = {tuple(painting.image.shape) for painting in paintings}
+        if len(shapes) > 1:
+            raise NSTError(f"pictures of different sizes cannot be optimised together: {sorted(shapes)}")
 
     def make_optimizer(self) -> torch.optim.Optimizer:
         """The optimizer Lightning steps: the painting's own, or with several pictures one that
@@ -48,11 +51,14 @@ class Paintings(nn.ModuleList):
         """What the optimizers minimise at the current images: each painting's total loss in its
         own units (see Painting.minimised), summed; with ``keep_losses_at`` (the step), each
         painting also keeps its losses on the host."""
+        terms = self.weighted_terms(vgg)
+        if len(terms) == 1:
+            return self[0].minimised(terms[0], keep_losses_at)
         losses = []
-        for i, (painting, weighted) in enumerate(zip(self, self.weighted_terms(vgg), strict=True)):
+        for i, (painting, weighted) in enumerate(zip(self, terms, strict=True)):
             with self.named(i):
                 losses.append(painting.minimised(weighted, keep_losses_at))
-        return losses[0] if len(losses) == 1 else sum(losses)
+        return sum(losses)
 
     def weighted_terms(self, vgg: VGGFeatures) -> list[Tensor]:
         """Each painting's weighted terms, from one VGG pass over all of them; each layer's

@@ -26,11 +26,13 @@ class PicturesData(LightningDataModule):
     Args:
         pictures: Each picture's images, as a run of its own loads them.
         names: Each picture's name, in messages (a sweep's cell, say).
+        seed: The seed of their runs (seed_everything), with which each picture draws its
+            noise start as its own run would.
     """
 
-    def __init__(self, pictures: Sequence[StyleTransferData], names: Sequence[str]) -> None:
+    def __init__(self, pictures: Sequence[StyleTransferData], names: Sequence[str], seed: int | None) -> None:
         super().__init__()
-        self.pictures, self.names = list(pictures), list(names)
+        self.pictures, self.names, self.seed = list(pictures), list(names), seed
 
     def prepare_data(self) -> None:
         for data in self.pictures:
@@ -50,6 +52,17 @@ def images_of(datamodule: object) -> list[StyleTransferData]:
     if not all(isinstance(data, StyleTransferData) and data.shape is not None for data in pictures):
         raise NSTError("StyleTransfer needs a StyleTransferData datamodule passed to trainer.fit")
     return pictures
+
+
+def count_of(datamodule: object) -> int:
+    """How many pictures a run's datamodule holds."""
+    return len(datamodule.pictures) if isinstance(datamodule, PicturesData) else 1
+
+
+def seed_of(datamodule: object) -> int | None:
+    """The seed each picture's start is drawn with, where several are optimised together
+    (None for the one picture of a run, which draws it as the run's seed left it)."""
+    return datamodule.seed if isinstance(datamodule, PicturesData) else None
 
 
 def names_of(datamodule: object) -> list[str | None]:

@@ -61,8 +61,10 @@ class StepProgressBar(TQDMProgressBar):
         if len(paintings) == 1:
             shown = ("loss/total", "loss/content", "loss/style")
             metrics |= {k: v for k, v in paintings[0].losses.items() if k in shown}
-        elif paintings and all("loss/total" in p.losses for p in paintings):  # pictures together
-            metrics["loss/mean"] = sum(p.losses["loss/total"] for p in paintings) / len(paintings)
+        elif paintings:  # pictures together: each has a run directory (and version) of its own
+            metrics.pop("v_num", None)
+            if all("loss/total" in p.losses for p in paintings):
+                metrics["loss/mean"] = sum(p.losses["loss/total"] for p in paintings) / len(paintings)
         schedule = getattr(pl_module, "schedule", None)
         if schedule is not None and schedule.multi_scale:  # which phase, at which size
             index = pl_module.phase

@@ -100,7 +100,7 @@ def place(where: Where, logger: Any, stem: str, ckpt_path: str | None, made: lis
         )
     else:
         logger.save_dir = where.save_dir or logger.save_dir
-        logger.name = where.name or logger.name or stem
+        logger.name = logger.name or where.name or stem  # a name the settings give wins
     root = Path(logger.save_dir) / logger.name
     if logger.version is not None:
         version = logger.version

@@ -24,7 +24,7 @@ from nst.run.checkpoints import RunCheckpoint
 from nst.run.lightning_private import early_stopping_at_steps, early_stopping_check, no_epoch_before_stopping
 
 CALLER = 0  # stands where a signal number would for a stop asked for by the caller
-# A terminal's Ctrl-C reaches every process of a batch, and the first process passes it on
+# A terminal's Ctrl-C reaches every process of a sweep, and the first process passes it on
 # too: in a worker, the same signal twice within this time is one request, not "Ctrl-C again".
 _SAME_KEYPRESS_S = 1.0
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)

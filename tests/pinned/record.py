@@ -99,21 +99,12 @@ def layers(case: str) -> list[dict[str, Any]]:
 def sweep_files(folder: Path) -> list[str]:
     import yaml
 
+    from nst.run.settings import nested
+
     (folder / "sweep.yaml").write_text(yaml.safe_dump(SWEEP))
     base = {key: value for key, value in SHALLOW.items() if key != "data.size"}
-    (folder / "base.yaml").write_text(yaml.safe_dump(_nested(base)))
+    (folder / "base.yaml").write_text(yaml.safe_dump(nested(base)))
     return ["sweep", "--config", "base.yaml", "--sweep", "sweep.yaml", *SWEEP_ARGS]
-
-
-def _nested(flat: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in flat.items():
-        *parents, last = key.split(".")
-        at = out
-        for part in parents:
-            at = at.setdefault(part, {})
-        at[last] = value
-    return out
 
 
 def record(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
