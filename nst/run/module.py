@@ -180,9 +180,7 @@ class StyleTransfer(HookNameSetDirectly, LightningModule):
         self.content_layers = h.content_layers if pictures[0].content is not None else []
         self.style_layers = h.style_layers if pictures[0].style is not None else []
         if self.vgg is None:
-            # Pictures optimised together come out as they would alone, which a shortened
-            # L-BFGS history would not give: only a run of one picture plans its memory.
-            if len(pictures) == 1:
+            if len(pictures) == 1:  # pictures together come out as alone: no shortened history
                 phases = [(pictures[0].at(p.size).shape, p.optimizer, p.lbfgs_history) for p in self.schedule]
                 device, precision = self.trainer.strategy.root_device, str(self.trainer.precision)
                 self.memory = plan(h, phases, self.content_layers, self.style_layers, precision, device)
@@ -190,8 +188,7 @@ class StyleTransfer(HookNameSetDirectly, LightningModule):
             checkpointing = self.memory.checkpointing if self.memory else bool(h.activation_checkpointing)
             self.vgg = VGGFeatures(self.layers, stack, checkpointing=checkpointing)
         if not len(self.paintings):
-            seed = seed_of(self.trainer.datamodule)
-            starts = [self._start(data, seed) for data in pictures]
+            starts = [self._start(data, seed_of(self.trainer.datamodule)) for data in pictures]
             self.paintings = Paintings(starts, names_of(self.trainer.datamodule))
         self._curves = Curves(self.trainer, dict(self.hparams_initial), pictures)
 
