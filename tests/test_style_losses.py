@@ -110,3 +110,15 @@ def test_resume_is_exact_with_each_style_loss(tiny_config, workdir, kind):
     assert first.fit().stopped is not None
     resumed = Run([["--config", str(config), "--trainer.max_steps", "8", "--ckpt_path", "last"]]).fit()
     assert torch.equal(whole.tensor, resumed.tensor)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_style_loss_runs_in_64_bits(tiny_config, workdir, kind):
+    # The histogram's quantile positions were made in the default dtype (float64 in a 64-true
+    # run) against float32 features, and the run ended in a traceback.
+    config = tiny_config(style_loss=kind, optimizer="adam", lr=0.05)
+    result = Run(
+        [["--config", str(config), "--trainer.max_steps", "6", "--trainer.precision", "64-true"]]
+    ).fit()
+    curve = losses(result.run_dir)
+    assert curve[-1] < curve[0], curve

@@ -52,7 +52,7 @@ def statistic(kind: str, features: Tensor) -> Stat:
             centred = flat - mean[..., None]
             return {"mean": mean, "cov": centred @ centred.transpose(1, 2) / flat.shape[-1]}
         if kind == "histogram":
-            positions = torch.linspace(0, 1, _QUANTILES, device=flat.device)
+            positions = torch.linspace(0, 1, _QUANTILES, device=flat.device, dtype=flat.dtype)
             return {
                 "gram": gram(features),
                 "quantiles": torch.quantile(flat, positions, dim=-1).permute(1, 2, 0),
@@ -104,7 +104,7 @@ def _remapped(flat: Tensor, quantiles: Tensor) -> Tensor:
     """Each channel's values replaced, rank for rank, by the target distribution's (held fixed)."""
     with torch.no_grad():
         count = flat.shape[-1]
-        positions = torch.linspace(0, quantiles.shape[-1] - 1, count, device=flat.device)
+        positions = torch.linspace(0, quantiles.shape[-1] - 1, count, device=flat.device, dtype=flat.dtype)
         low = positions.floor().long().clamp(max=quantiles.shape[-1] - 1)
         high = (low + 1).clamp(max=quantiles.shape[-1] - 1)
         frac = positions - low
