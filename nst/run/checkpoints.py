@@ -61,7 +61,7 @@ class RunCheckpoint(Checkpoint):
         if self.path is None:
             self.path = _free(Path(trainer.default_root_dir) / "checkpoints")
         if self._saved_step != trainer.global_step:
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)  # the optimizer and callbacks too
             self._saved_step = trainer.global_step
         return str(self.path)
 
