@@ -316,7 +316,7 @@ class StyleTransfer(HookNameSetDirectly, LightningModule):
         # Written at each phase's first and last step, so that TensorBoard draws the phases of
         # a multi-scale run as an exact staircase beside the (continuous) loss curves.
         if self.schedule.multi_scale:
-            self._curves.phase(self.trainer, len(self.paintings), self.schedule[phase].size, step)
+            self._curves.phase(self.trainer, self.schedule[phase].size, step)
 
     # -- checkpoints ------------------------------------------------------------------------
 

@@ -63,19 +63,17 @@ class Paintings(nn.ModuleList):
     def weighted_terms(self, vgg: VGGFeatures) -> list[Tensor]:
         """Each painting's weighted terms, from one VGG pass over all of them; each layer's
         terms are made as the layer is computed (see VGGFeatures.forward)."""
+        if len(self) == 1:
+            return [self[0].objective.evaluate(vgg, self[0].image)]
         objectives = [painting.objective for painting in self]
         seen = [objective.seen(painting.image) for objective, painting in zip(objectives, self, strict=True)]
         made: list[dict[str, Tensor]] = [{} for _ in objectives]
-        if len(objectives) == 1:
-            one, into = objectives[0], made[0]
-            vgg(seen[0], each=lambda name, maps: into.update(one.layer_terms(name, maps)), keep=False)
-        else:
 
-            def each(name: str, maps: Tensor) -> None:
-                for i, objective in enumerate(objectives):
-                    made[i].update(objective.layer_terms(name, maps[i : i + 1]))
+        def each(name: str, maps: Tensor) -> None:
+            for i, objective in enumerate(objectives):
+                made[i].update(objective.layer_terms(name, maps[i : i + 1]))
 
-            vgg(torch.cat(seen), each=each, keep=False)
+        vgg(torch.cat(seen), each=each, keep=False)
         return [o.weigh(m, s) for o, m, s in zip(objectives, made, seen, strict=True)]
 
     def check_finite(self, step: int, index: int | None = None, value: Tensor | None = None) -> None:

@@ -117,8 +117,8 @@ class Curves:
             for i, (values, writer) in enumerate(zip(losses, self._writers, strict=True)):
                 writer.write(loggers_of(trainer, i, self.count), values, step)
 
-    def phase(self, trainer: Trainer, count: int, size: int, step: int) -> None:
+    def phase(self, trainer: Trainer, size: int, step: int) -> None:
         """The size of the phase at ``step``."""
-        for i in range(count):
-            for logger in loggers_of(trainer, i, count):
+        for i in range(self.count):
+            for logger in loggers_of(trainer, i, self.count):
                 logger.log_metrics({"phase/size": float(size)}, step=step)
