@@ -14,6 +14,7 @@ from typing import Any
 
 COMMANDS = {
     "fit": "optimise one picture from a config: python cli.py fit --config configs/starry.yaml",
+    "video": "paint a video frame by frame, each frame tied to the ones before (Ruder et al. 2016)",
     "sweep": "run variants of a config as a grid of runs, laid out in one figure",
     "export": "write the image a checkpoint holds, as PNG, JPEG, WebP or 16-bit TIFF",
     "serve": "the studio: a web page to upload, tune, watch, stop and download runs",
@@ -31,6 +32,7 @@ commands:
 python cli.py <command> --help lists a command's options. Examples:
   python cli.py fit --config configs/starry.yaml
   python cli.py fit --config configs/starry.yaml --ckpt_path last    # continue after Ctrl-C
+  python cli.py video --config configs/video.yaml --data.content clip.mp4 --data.style starry.jpg
   python cli.py sweep --sweep configs/sweeps/4_style_weight_x_init.yaml
   python cli.py export logs/starry/version_0/checkpoints/last.ckpt step250.png
   python cli.py serve                                               # then open http://127.0.0.1:8000
@@ -102,6 +104,10 @@ def _run(command: str, args: list[str], stop: Any, callbacks: Sequence[Any]) -> 
         from nst.run.engine import Run
 
         return Run([args], callbacks=callbacks, stop=stop).fit().stopped
+    if command == "video":
+        from nst.video.run import VideoRun
+
+        return VideoRun([args], callbacks=callbacks, stop=stop).fit().stopped
     if command == "sweep":
         from nst.many.sweep import run_sweep
 

@@ -53,3 +53,44 @@ def draw_regions(size: int = 64) -> dict[str, Image.Image]:
         "painting": painting,
         "painting_labels": painting_labels,
     }
+
+
+def scene_background(x, y):  # -> [..., 3] float array in [0, 1]
+    """A texture with detail at several scales everywhere (optical flow needs something to follow)."""
+    import numpy as np
+
+    r = 0.5 + 0.25 * np.sin(0.31 * x + 0.17 * y) + 0.2 * np.sin(0.11 * x - 0.23 * y + 1.0)
+    g = 0.5 + 0.25 * np.sin(0.19 * x - 0.29 * y + 2.0) + 0.2 * np.cos(0.07 * x + 0.13 * y)
+    b = 0.5 + 0.3 * np.cos(0.23 * x + 0.27 * y + 0.5) * np.sin(0.05 * y + 0.09 * x)
+    return np.clip(np.stack([r, g, b], axis=-1), 0, 1)
+
+
+def draw_clip(
+    frames: int = 6, width: int = 96, height: int = 64, shift: tuple[int, int] = (2, 1), box: int = 20
+):
+    """A textured scene moving by ``shift`` pixels a frame, with a textured square standing still
+    in front of it, which uncovers background as the scene moves past it. Returns the frames
+    ([H, W, 3] uint8) and the square's (left, top, right, bottom), exclusive at the right and bottom."""
+    import numpy as np
+
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    left, top = width // 2 - box // 2, height // 2 - box // 2
+    square = (left, top, left + box, top + box)
+    out = []
+    for t in range(frames):
+        image = scene_background(xs - t * shift[0], ys - t * shift[1])
+        inside = (xs >= left) & (xs < left + box) & (ys >= top) & (ys < top + box)
+        check = 0.5 + 0.4 * np.sin(0.9 * xs) * np.sin(0.7 * ys)
+        image[inside] = np.stack([check, 1 - check, 0.5 * check], axis=-1)[inside]
+        out.append((image * 255 + 0.5).astype(np.uint8))
+    return out, square
+
+
+def write_clip(path, frames, fps: int = 12) -> None:
+    """``frames`` as an H.264 file (nearly lossless: flow tests read it back)."""
+    from fractions import Fraction
+    from pathlib import Path
+
+    from nst.video.writer import write_video
+
+    write_video(Path(path), iter(frames), Fraction(fps), crf=4)

@@ -79,6 +79,8 @@ class Run:
         run_dir: Exactly this run directory (new, or continued with a ``ckpt_path``).
         stop: Shared with other runs (a sweep's cells) so that one request stops them all.
         images: Images given in memory, by the name data.content or data.style uses for them.
+        settings: How the settings are read (a subclass of Settings reads a subclass's model:
+            nst.video's frames).
 
     Bad settings raise :class:`nst.NSTError` with the one line the command line prints.
     """
@@ -95,6 +97,7 @@ class Run:
         run_dir: Path | None = None,
         stop: Stop | None = None,
         images: Mapping[str, Image.Image] | None = None,
+        settings: type[Settings] = Settings,
     ) -> None:
         quiet_lightning()
         self.stop_requests = stop or Stop()
@@ -103,7 +106,7 @@ class Run:
         save_dir = None if save_dir is None else str(save_dir)
         try:
             self.settings = [
-                Settings(
+                settings(
                     picture.layers,
                     where=None if in_memory else run_dirs.Where(save_dir, name, picture.run_dir),
                     made=self.new_run_dirs,

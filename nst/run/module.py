@@ -19,6 +19,7 @@ from nst.numerics import reuse
 from nst.numerics.colour import luminance
 from nst.numerics.memory import Plan, plan
 from nst.numerics.objective import Term
+from nst.numerics.targets import Images
 from nst.numerics.vgg import VGGFeatures, canonical_layers, depth_for
 from nst.run.checkpoint_files import unpack_optimizer_lists, without_old_callback_state
 from nst.run.checks import check_against_data, check_length, check_model_options, check_precision
@@ -195,12 +196,17 @@ class StyleTransfer(HookNameSetDirectly, LightningModule):
     def _start(self, data: StyleTransferData, seed: int | None) -> Painting:
         if seed is not None:  # with several pictures: a noise start as the picture's own run draws it
             seed_everything(seed, workers=True, verbose=False)
-        start = initial_image(self.hparams.init, data.at(self.schedule[0].size))
+        start = self.initial(data.at(self.schedule[0].size))
         # A luminance-only run optimises a grey image: its colours come from the content at the end.
         start = luminance(start) if data.colour_content is not None else start
         h, history = self.hparams, self.memory.lbfgs_history if self.memory else None
         options = {"lbfgs_restart": h.lbfgs_restart, "line_search": h.line_search, "lbfgs_history": history}
         return Painting(start, self.schedule, **options)
+
+    def initial(self, images: Images) -> Tensor:
+        """The image a picture starts from, at the size of ``images``: model.init's (a subclass
+        may start elsewhere, as a video frame starts from the frame before, warped)."""
+        return initial_image(self.hparams.init, images)
 
     def check_data(self, data: StyleTransferData, max_steps: int = 1) -> Schedule:
         """Check these settings against loaded images (before any network is built) and return

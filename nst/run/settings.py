@@ -48,6 +48,9 @@ DESCRIPTION = (
 
 
 class Settings(LightningCLI):
+    MODEL: type[StyleTransfer] = StyleTransfer  # a subclass's settings read its own model class
+    PROG, DESCRIPTION = "nst fit", DESCRIPTION
+
     """One picture's settings, read through LightningCLI's parser, and what they make: the
     model, the images, the callbacks the config describes and the trainer's options
     (``trainer``, a mapping of made objects). Making the trainer and running it is
@@ -74,14 +77,14 @@ class Settings(LightningCLI):
         self.made = made if made is not None else []
         self.config_as_given: Any = None  # what config.yaml holds (see before_instantiate_classes)
         super().__init__(
-            StyleTransfer,
+            self.MODEL,
             StyleTransferData,
             run=False,
             trainer_defaults=TRAINER_DEFAULTS,
             seed_everything_default=0,
             auto_configure_optimizers=False,  # the module chooses and configures its optimizer
             save_config_callback=None,  # each picture's config is saved by nst.run.outputs.SaveRunConfig
-            parser_kwargs={"prog": "nst fit", "description": DESCRIPTION},
+            parser_kwargs={"prog": self.PROG, "description": self.DESCRIPTION},
         )
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
@@ -170,11 +173,11 @@ def nested(mapping: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @functools.cache
-def _parser() -> LightningArgumentParser:
+def _parser(settings: type[Settings] = Settings) -> LightningArgumentParser:
     class _Got(Exception):
         pass
 
-    class ParserOnly(Settings):
+    class ParserOnly(settings):
         def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
             raise _Got(parser)
 
@@ -218,10 +221,10 @@ def _dotted(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def parse_layers(layers: Sequence[Layer]) -> dict[str, Any]:
+def parse_layers(layers: Sequence[Layer], settings: type[Settings] = Settings) -> dict[str, Any]:
     """The settings that ``layers`` make, as a nested mapping, without building anything."""
     try:
-        return _parse(_parser(), layers).as_dict()
+        return _parse(_parser(settings), layers).as_dict()
     except Exception as error:
         user = as_nst_error(error)
         if user is None:

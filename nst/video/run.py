@@ -1,0 +1,344 @@
+"""A video run: every frame painted by a run of its own (nst.run.engine), the first as any
+picture, each later one from the frame before warped by the optical flow and with the temporal
+term in its objective (Ruder, Dosovitskiy & Brox 2016). The run directory::
+
+    logs/<config>/version_N/
+        video.mp4            the result: H.264, the source's frame rate and sound
+        frames/000000.png    each stylised frame, written as it is finished
+        video.json           what is done: frames, steps and losses per frame (resume reads it)
+        config.yaml          the settings, to run again
+        input/, flow/        the source frames at the working size, and flows still ahead
+        runs/frame_000000/   each frame's run: TensorBoard curves, its checkpoint while painted
+
+TensorBoard shows the video's own curves (steps, losses and seconds per frame, and each finished
+frame) and each frame's run beside it. Ctrl-C ends the frame being painted at a step boundary
+with its checkpoint; ``--ckpt_path last`` continues at that frame and step.
+"""
+
+import contextlib
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from lightning.pytorch import Callback
+from PIL import Image
+
+from nst.errors import NSTError
+from nst.run import run_dirs
+from nst.run.engine import Run
+from nst.run.settings import Layer, parse_layers
+from nst.run.stopping import RunInterrupted, Stop
+from nst.video.options import VideoOptions, VideoSettings, video_options
+from nst.video.plateau import Plateau
+from nst.video.prepare import Preparer
+from nst.video.source import VideoSource
+from nst.video.temporal import tie
+from nst.video.writer import write_video
+
+STATE = "video.json"
+RESULT = "video.mp4"
+
+
+@dataclass
+class VideoResult:
+    """What a video run gave: the video (None if stopped before the end), its frames, the steps
+    each frame took, and where it all is."""
+
+    run_dir: Path
+    video: Path | None
+    frames: list[Path]
+    steps: list[int]
+    stopped: RunInterrupted | None = None
+
+
+def frame_path(run_dir: Path, index: int) -> Path:
+    return run_dir / "frames" / f"{index:06d}.png"
+
+
+class VideoRun:
+    """A video painted frame by frame (see the module's docstring).
+
+    Args:
+        layers: The settings (as nst.run.engine.Run takes them); data.content is the video (a
+            file or a folder of frames), data.size the long side of the frames painted.
+        callbacks: Lightning callbacks added to every frame's run.
+        save_dir, name: Where the run directory goes (default: the logger's save_dir, and the
+            config file's name).
+        stop: Ends the run at the next step boundary (Ctrl-C and SIGTERM do too).
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[Layer],
+        *,
+        callbacks: Sequence[Callback] = (),
+        save_dir: str | Path | None = None,
+        name: str | None = None,
+        stop: Stop | None = None,
+        images: dict[str, Image.Image] | None = None,
+    ) -> None:
+        self.layers, self.callbacks = list(layers), list(callbacks)
+        self.stop = stop or Stop()
+        self.images = dict(images or {})
+        config = parse_layers(self.layers, VideoSettings)
+        self.options: VideoOptions = video_options(config)
+        data, model = config["data"], config["model"]
+        if not data.get("content"):
+            raise NSTError("a video run needs the video as data.content (a file or a folder of frames)")
+        if model.get("phases"):
+            raise NSTError(
+                "model.phases (multi-scale) is not available for video; set data.size and leave phases out"
+            )
+        self.source = VideoSource(data["content"], self.options.fps)
+        if self.options.frames and self.source.count and self.options.frames > self.source.count:
+            raise NSTError(
+                f"video.frames is {self.options.frames} but {self.source.path} has {self.source.count} frames; "
+                "leave it out to paint them all"
+            )
+        self.size = working_size(self.source.size, data["size"])
+        self.grey = bool(data.get("luminance_only"))
+        logger = (config["trainer"].get("logger") or {}).get("init_args") or {}
+        root = Path(save_dir or logger.get("save_dir") or "logs") / (
+            name or logger.get("name") or _stem(config)
+        )
+        ckpt_path = config.get("ckpt_path")
+        self.settings = _as_given(config)
+        if ckpt_path:
+            self.run_dir = _resumed(root, ckpt_path)
+            self.state = json.loads((self.run_dir / STATE).read_text())
+            if self.state["settings"] != self.settings:
+                raise NSTError(
+                    f"{self.run_dir} was started with other settings; continue it with the same ones "
+                    "(only --ckpt_path added), or start a new run without --ckpt_path"
+                )
+            print(f"Resuming {self.run_dir} at frame {len(self.state['steps']) + 1}")
+            self._made: list[Path] = []
+        else:
+            self._made = run_dirs.create_run_dir(root)
+            self.run_dir = self._made[0]
+            self.state = {"settings": self.settings, "size": list(self.size), "fps": str(self.source.fps)}
+            self.state |= {"steps": [], "losses": [], "seconds": []}
+            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(self.settings, sort_keys=False))
+        self._writer = None
+
+    # -- the run ----------------------------------------------------------------------------
+
+    def fit(self) -> VideoResult:
+        """Paint the frames still to paint, then write the video. Returns with ``stopped`` set
+        when a stop request ended it early; bad input raises NSTError (a run that had painted
+        nothing leaves nothing behind)."""
+        done = self._first = len(self.state["steps"])
+        preparer = Preparer(
+            self.source, self.run_dir, self.size, self.options.frames, self.options.consistency,
+            self.options.flow, start=done,
+        )  # fmt: skip
+        try:
+            index = done
+            while (prepared := preparer.get(index)) is not None:
+                stopped = self._frame(index, prepared, preparer)
+                if stopped is not None:
+                    return self._result(stopped)
+                index += 1
+                if self.stop.requested is not None:  # asked between two frames: nothing half done
+                    return self._result(RunInterrupted(self.stop.requested, str(self.run_dir), step=0))
+            self.state["flow_seconds"] = self.state.get("flow_seconds", 0) + preparer.flow_seconds
+            video = self._write_video()
+        except BaseException:
+            preparer.close()
+            if not self.state["steps"] and not any((self.run_dir / "runs").glob("*/checkpoints/*.ckpt")):
+                for path in self._made:  # nothing painted: nothing left behind
+                    shutil.rmtree(path, ignore_errors=True)
+            raise
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+        preparer.close()
+        print(
+            f"Wrote {video} ({len(self.state['steps'])} frames); each frame is in {self.run_dir / 'frames'}"
+        )
+        return self._result(None, video)
+
+    def _frame(self, index: int, prepared: Any, preparer: Preparer) -> RunInterrupted | None:
+        # Lightning's notes ("GPU available", "Seed set", "max_steps reached") for the first
+        # frame this process paints, not again for every frame.
+        with _quiet() if index > self._first else contextlib.nullcontext():
+            return self._paint(index, prepared, preparer)
+
+    def _paint(self, index: int, prepared: Any, preparer: Preparer) -> RunInterrupted | None:
+        started = time.perf_counter()
+        run_dir = self.run_dir / "runs" / f"frame_{index:06d}"
+        resumed = run_dirs.checkpoint_of(run_dir).is_file()
+        if not resumed:  # stopped before its first checkpoint: nothing there to continue
+            shutil.rmtree(run_dir, ignore_errors=True)
+        steps = self.options.steps_first if index == 0 else self.options.steps
+        name = f"frame {index}"
+        frame = {
+            "data.content": name,
+            "data.size": list(self.size),
+            "trainer.max_steps": steps,
+            "ckpt_path": "last" if resumed else None,
+        }
+        plateau = Plateau(self.options.patience, self.options.min_delta)
+        callbacks = [*self.callbacks, plateau] if index > 0 else list(self.callbacks)
+        run = Run(
+            [*self.layers, frame],
+            callbacks=callbacks,
+            run_dir=run_dir,
+            stop=self.stop,
+            images={**self.images, name: Image.fromarray(prepared.frame)},
+            settings=VideoSettings,
+        )
+        earlier = {
+            offset: _read(frame_path(self.run_dir, index - offset))
+            for offset in prepared.flows
+            if index - offset >= 0
+        }
+        tied = tie(earlier, prepared.flows, self.grey)
+        if tied is not None:
+            start, run.model.temporal = tied
+            if self.options.init == "warped":
+                run.model.start = start
+        result = run.fit()
+        if result.stopped is not None:
+            return result.stopped
+        _write_png(frame_path(self.run_dir, index), result.image)
+        self.state["steps"].append(result.steps)
+        self.state["losses"].append(result.losses)
+        self.state["seconds"].append(time.perf_counter() - started)
+        _write_json(self.run_dir / STATE, self.state)
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the frame is done: the PNG is its result
+        preparer.forget(index)
+        self._log(index, result)
+        self._report(index)
+        return None
+
+    # -- what the user sees -----------------------------------------------------------------
+
+    def _log(self, index: int, result: Any) -> None:
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.run_dir))
+        writer = self._writer
+        writer.add_scalar("video/steps", result.steps, index)
+        writer.add_scalar("video/seconds", self.state["seconds"][-1], index)
+        for key, value in result.losses.items():
+            writer.add_scalar(f"video/{key}", value, index)
+        writer.add_image("video/frame", np.asarray(result.image), index, dataformats="HWC")
+        writer.flush()
+
+    def _report(self, index: int) -> None:
+        steps, seconds = self.state["steps"], self.state["seconds"]
+        total = self.options.frames or self.source.count
+        left = ""
+        if total and len(steps) < total:
+            later = seconds[1:] or seconds
+            remaining = (total - len(steps)) * sum(later) / len(later)
+            left = f"; about {_duration(remaining)} left"
+        of = f"/{total}" if total else ""
+        print(f"frame {index + 1}{of}: {steps[-1]} steps in {seconds[-1]:.1f} s{left}", flush=True)
+
+    def _write_video(self) -> Path:
+        frames = len(self.state["steps"])
+        path = self.run_dir / RESULT
+        audio = self.source.path if self.source.audio and self.source.path.is_file() else None
+        write_video(
+            path,
+            (_read(frame_path(self.run_dir, i)) for i in range(frames)),
+            Fraction(self.state["fps"]),
+            audio_from=audio,
+        )
+        self.state["video"] = RESULT
+        _write_json(self.run_dir / STATE, self.state)
+        return path
+
+    def _result(self, stopped: RunInterrupted | None, video: Path | None = None) -> VideoResult:
+        count = len(self.state["steps"])
+        frames = [frame_path(self.run_dir, i) for i in range(count)]
+        return VideoResult(self.run_dir, video, frames, list(self.state["steps"]), stopped)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in ("lightning", "lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def working_size(source: tuple[int, int], size: int | Sequence[int]) -> tuple[int, int]:
+    """The frames' size as painted: data.size's long side (or [width, height]) at the video's
+    aspect ratio, each side even (H.264 in yuv420p needs that)."""
+    if isinstance(size, int):
+        scale = size / max(source)
+        width, height = source[0] * scale, source[1] * scale
+    else:
+        width, height = size
+    width, height = max(2, 2 * round(width / 2)), max(2, 2 * round(height / 2))
+    return int(width), int(height)
+
+
+def _resumed(root: Path, ckpt_path: str) -> Path:
+    if ckpt_path != "last":
+        run_dir = Path(ckpt_path)
+        if not (run_dir / STATE).is_file():
+            raise NSTError(
+                f"{ckpt_path} is not a video run directory (it has no {STATE}); use --ckpt_path last"
+            )
+        return run_dir
+    runs = [root / f"version_{v}" for v in run_dirs.versions(root)]
+    runs = [run for run in runs if (run / STATE).is_file()]
+    if not runs:
+        raise NSTError(f"no video run in {root} to continue; start one without --ckpt_path")
+    return max(runs, key=lambda run: (run / STATE).stat().st_mtime)
+
+
+def _as_given(config: dict[str, Any]) -> dict[str, Any]:
+    settings = {k: v for k, v in config.items() if k not in ("config", "ckpt_path", "__path__")}
+    return json.loads(json.dumps(settings, default=str))
+
+
+def _stem(config: dict[str, Any]) -> str:
+    files = config.get("config") or []
+    return Path(str(files[-1])).stem if files else "video"
+
+
+def _read(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def _write_png(path: Path, image: Image.Image) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.part")
+    image.save(partial, format="PNG")
+    os.replace(partial, path)
+
+
+def _write_json(path: Path, state: dict[str, Any]) -> None:
+    partial = path.with_name(f".{path.name}.part")
+    partial.write_text(json.dumps(state, indent=1))
+    os.replace(partial, path)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{math.ceil(seconds)} s"
+    if seconds < 5400:
+        return f"{math.ceil(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,0 +1,74 @@
+"""Writing the stylised frames as a video every player opens: H.264 in an mp4, yuv420p, at the
+source's frame rate, with the source's sound copied as it is (cut to the frames written)."""
+
+import os
+from collections.abc import Iterable
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from nst.errors import NSTError
+
+
+def write_video(
+    path: Path,
+    frames: Iterable[np.ndarray],
+    fps: Fraction,
+    *,
+    audio_from: Path | None = None,
+    crf: int = 18,
+) -> int:
+    """Encode ``frames`` ([H, W, 3] uint8 RGB, each read when needed) into ``path`` and return
+    how many were written. The file appears whole or not at all (written beside it, then moved).
+    ``audio_from``: a video file whose first audio stream is copied, up to the last frame's end."""
+    import av
+
+    partial = path.with_name(f".{path.name}.part")
+    written = 0
+    try:
+        with av.open(str(partial), "w", format="mp4") as output:
+            stream = output.add_stream("libx264", rate=fps)
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": str(crf), "preset": "medium"}
+            for frame in frames:
+                if written == 0:
+                    stream.height, stream.width = frame.shape[:2]
+                picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+                for packet in stream.encode(picture):
+                    output.mux(packet)
+                written += 1
+            if written == 0:
+                raise NSTError("no frames to write")
+            for packet in stream.encode():
+                output.mux(packet)
+            if audio_from is not None:
+                _copy_audio(audio_from, output, written / fps)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return written
+
+
+def _copy_audio(source: Path, output, seconds: Fraction) -> None:  # output: av.container.OutputContainer
+    import av
+
+    with av.open(str(source)) as container:
+        if not container.streams.audio:
+            return
+        audio = container.streams.audio[0]
+        try:
+            out = output.add_stream_from_template(audio)
+        except (ValueError, av.FFmpegError):
+            return  # a codec mp4 cannot carry: the video is written without its sound
+        for packet in container.demux(audio):
+            if packet.dts is None:
+                continue
+            if (
+                packet.pts is not None
+                and packet.time_base is not None
+                and packet.pts * packet.time_base >= seconds
+            ):
+                break
+            packet.stream = out
+            output.mux(packet)
