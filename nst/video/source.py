@@ -33,8 +33,7 @@ class VideoSource:
             raise NSTError(f"the video {self.path} does not exist: check the path given as data.content")
         if self.path.is_dir():
             self._files = numbered_frames(self.path)
-            first = _read_frame(self._files[0])
-            self.size = (first.shape[1], first.shape[0])
+            self.size = _same_size(self._files)
             self.count: int | None = len(self._files)
             self.fps = Fraction(fps or 25).limit_denominator(1001)
             self.audio = False
@@ -44,7 +43,9 @@ class VideoSource:
         try:
             streams = container.streams.video
             if not streams:
-                raise NSTError(f"{self.path} holds no video stream: give a video file or a folder of frames")
+                raise NSTError(
+                    f"{self.path} has no frames (it holds no video stream): give a video file or a folder of frames"
+                )
             stream = streams[0]
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             self.size = (stream.codec_context.width, stream.codec_context.height)
@@ -110,6 +111,24 @@ def numbered_frames(folder: Path) -> list[Path]:
         return (int(found[-1]) if found else -1, file.name)
 
     return sorted(files, key=number)
+
+
+def _same_size(files: list[Path]) -> tuple[int, int]:
+    # Checked before anything is painted (opening an image reads its header only).
+    size = None
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                if size is None:
+                    size = image.size
+                elif image.size != size:
+                    raise NSTError(
+                        f"{file.name} is {image.size[0]}×{image.size[1]} px but {files[0].name} is "
+                        f"{size[0]}×{size[1]} px: all frames of a video must have one size"
+                    )
+        except (OSError, ValueError) as error:
+            raise NSTError(f"the frame {file} cannot be read as an image ({error})") from error
+    return size
 
 
 def _read_frame(file: Path) -> np.ndarray:

@@ -26,8 +26,11 @@ def write_video(
 
     partial = path.with_name(f".{path.name}.part")
     written = 0
+    source = av.open(str(audio_from)) if audio_from is not None else None
     try:
         with av.open(str(partial), "w", format="mp4") as output:
+            # Every stream is added before the first packet: the header is written with it.
+            sound = _sound_stream(source, output)
             stream = output.add_stream("libx264", rate=fps)
             stream.pix_fmt = "yuv420p"
             stream.options = {"crf": str(crf), "preset": "medium"}
@@ -42,33 +45,36 @@ def write_video(
                 raise NSTError("no frames to write")
             for packet in stream.encode():
                 output.mux(packet)
-            if audio_from is not None:
-                _copy_audio(audio_from, output, written / fps)
+            if sound is not None:
+                _copy_audio(source, sound, output, written / fps)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+        if source is not None:
+            source.close()
     return written
 
 
-def _copy_audio(source: Path, output, seconds: Fraction) -> None:  # output: av.container.OutputContainer
+def _sound_stream(source, output):  # -> av.AudioStream | None
     import av
 
-    with av.open(str(source)) as container:
-        if not container.streams.audio:
-            return
-        audio = container.streams.audio[0]
-        try:
-            out = output.add_stream_from_template(audio)
-        except (ValueError, av.FFmpegError):
-            return  # a codec mp4 cannot carry: the video is written without its sound
-        for packet in container.demux(audio):
-            if packet.dts is None:
-                continue
-            if (
-                packet.pts is not None
-                and packet.time_base is not None
-                and packet.pts * packet.time_base >= seconds
-            ):
-                break
-            packet.stream = out
-            output.mux(packet)
+    if source is None or not source.streams.audio:
+        return None
+    try:
+        return output.add_stream_from_template(source.streams.audio[0])
+    except (ValueError, av.FFmpegError):
+        return None  # a codec mp4 cannot carry: the video is written without its sound
+
+
+def _copy_audio(source, out, output, seconds: Fraction) -> None:
+    for packet in source.demux(source.streams.audio[0]):
+        if packet.dts is None:
+            continue
+        if (
+            packet.pts is not None
+            and packet.time_base is not None
+            and packet.pts * packet.time_base >= seconds
+        ):
+            break
+        packet.stream = out
+        output.mux(packet)
