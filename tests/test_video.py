@@ -43,7 +43,7 @@ def drawn():
 
 
 def test_flow_recovers_the_known_shift_within_half_a_pixel(drawn):
-    frames, square, backward, _ = drawn
+    _, square, backward, _ = drawn
     far, _ = regions(backward.shape[:2], square)
     error = np.abs(backward - np.array([-SHIFT[0], -SHIFT[1]]))[far]
     assert error.max() < 0.5, error.max()
@@ -62,7 +62,7 @@ def test_the_warped_frame_equals_the_shifted_one_inside_the_frame(drawn):
 
 
 def test_the_mask_is_zero_over_the_uncovered_region_and_one_where_flow_holds(drawn):
-    frames, square, backward, forward = drawn
+    _, square, backward, forward = drawn
     far, uncovered = regions(backward.shape[:2], square)
     mask = reliable(forward, backward)
     assert uncovered.sum() > 50
@@ -116,7 +116,7 @@ def test_the_written_video_has_the_source_frame_count_size_rate_and_sound(clip):
         assert stream.average_rate == original.average_rate == 12
         decoded = [frame.to_ndarray(format="rgb24") for frame in written.decode(video=0)]
         assert len(decoded) == 5 == len(frames_of(run_dir))
-        assert decoded[0].shape == (32, 48, 3)  # 96×64 at a long side of 48
+        assert decoded[0].shape == (32, 48, 3)  # 96 x 64 px at a long side of 48
         assert len(written.streams.audio) == 1
     # Each frame after the first stopped when its loss stopped improving, or at video.steps.
     import json
