@@ -70,7 +70,7 @@ def main(args: Sequence[str] | None = None, callbacks: Sequence[Any] = ()) -> No
         except RunInterrupted as interrupted:
             stopped = interrupted
         except Exception as error:
-            user = as_nst_error(error)
+            user = as_nst_error(error, command)
             if user is None or os.environ.get("NST_DEBUG"):
                 raise
             _fail(str(user))

@@ -226,7 +226,7 @@ def parse_layers(layers: Sequence[Layer], settings: type[Settings] = Settings) -
     try:
         return _parse(_parser(settings), layers).as_dict()
     except Exception as error:
-        user = as_nst_error(error)
+        user = as_nst_error(error, settings.PROG.split()[-1])
         if user is None:
             raise
         raise user from error

@@ -64,9 +64,9 @@ def _plain_parser_error(message: str) -> str:
     return f"{match['key']}: expected {expected}. Got value: {match['value']}"
 
 
-def as_nst_error(error: BaseException) -> NSTError | None:
-    """The error a user should see for ``error`` raised while building or running, or None for
-    a bug, which keeps its traceback."""
+def as_nst_error(error: BaseException, command: str = "fit") -> NSTError | None:
+    """The error a user should see for ``error`` raised while building or running (by the
+    command line's ``command``), or None for a bug, which keeps its traceback."""
     if isinstance(error, NSTError):
         return error
     if isinstance(error, torch.OutOfMemoryError):
@@ -76,7 +76,7 @@ def as_nst_error(error: BaseException) -> NSTError | None:
         )
     if isinstance(error, argparse.ArgumentError):  # from the config parser
         message = _plain_parser_error(" ".join(str(error).split()))
-        return NSTError(f"{message} (python cli.py fit --help lists the options)")
+        return NSTError(f"{message} (python cli.py {command} --help lists the options)")
     if isinstance(error, MisconfigurationException):  # Lightning's own checks of trainer options
         message = " ".join(str(error).split())
         if any(word in message.lower() for word in ("gpu", "cuda", "mps")):

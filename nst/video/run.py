@@ -18,7 +18,6 @@ with its checkpoint; ``--ckpt_path last`` continues at that frame and step.
 import contextlib
 import json
 import logging
-import math
 import os
 import shutil
 import time
@@ -41,6 +40,7 @@ from nst.run.stopping import RunInterrupted, Stop
 from nst.video.options import VideoOptions, VideoSettings, video_options
 from nst.video.plateau import Plateau
 from nst.video.prepare import Preparer
+from nst.video.progress import VideoProgress
 from nst.video.source import VideoSource
 from nst.video.temporal import tie
 from nst.video.writer import write_video
@@ -107,6 +107,7 @@ class VideoRun:
             )
         self.size = working_size(self.source.size, data["size"])
         self.grey = bool(data.get("luminance_only"))
+        self._bar = config["trainer"].get("enable_progress_bar") is not False
         logger = (config["trainer"].get("logger") or {}).get("init_args") or {}
         root = Path(save_dir or logger.get("save_dir") or "logs") / (
             name or logger.get("name") or _stem(config)
@@ -138,6 +139,8 @@ class VideoRun:
         when a stop request ended it early; bad input raises NSTError (a run that had painted
         nothing leaves nothing behind)."""
         done = self._first = len(self.state["steps"])
+        total = min(filter(None, (self.options.frames, self.source.count)), default=None)
+        self.progress = VideoProgress(total, done, bar=self._bar)
         preparer = Preparer(
             self.source, self.run_dir, self.size, self.options.frames, self.options.consistency,
             self.options.flow, start=done,
@@ -160,6 +163,7 @@ class VideoRun:
                     shutil.rmtree(path, ignore_errors=True)
             raise
         finally:
+            self.progress.close()
             if self._writer is not None:
                 self._writer.close()
         preparer.close()
@@ -187,9 +191,10 @@ class VideoRun:
             "data.size": list(self.size),
             "trainer.max_steps": steps,
             "ckpt_path": "last" if resumed else None,
+            "trainer.enable_progress_bar": False,  # the video's bar shows the frame's step
         }
         plateau = Plateau(self.options.patience, self.options.min_delta)
-        callbacks = [*self.callbacks, plateau] if index > 0 else list(self.callbacks)
+        callbacks = [*self.callbacks, self.progress, *([plateau] if index > 0 else [])]
         run = Run(
             [*self.layers, frame],
             callbacks=callbacks,
@@ -219,7 +224,7 @@ class VideoRun:
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the frame is done: the PNG is its result
         preparer.forget(index)
         self._log(index, result)
-        self._report(index)
+        self.progress.frame_done(index, result.steps, self.state["seconds"][-1])
         return None
 
     # -- what the user sees -----------------------------------------------------------------
@@ -236,17 +241,6 @@ class VideoRun:
             writer.add_scalar(f"video/{key}", value, index)
         writer.add_image("video/frame", np.asarray(result.image), index, dataformats="HWC")
         writer.flush()
-
-    def _report(self, index: int) -> None:
-        steps, seconds = self.state["steps"], self.state["seconds"]
-        total = self.options.frames or self.source.count
-        left = ""
-        if total and len(steps) < total:
-            later = seconds[1:] or seconds
-            remaining = (total - len(steps)) * sum(later) / len(later)
-            left = f"; about {_duration(remaining)} left"
-        of = f"/{total}" if total else ""
-        print(f"frame {index + 1}{of}: {steps[-1]} steps in {seconds[-1]:.1f} s{left}", flush=True)
 
     def _write_video(self) -> Path:
         frames = len(self.state["steps"])
@@ -334,11 +328,3 @@ def _write_json(path: Path, state: dict[str, Any]) -> None:
     partial = path.with_name(f".{path.name}.part")
     partial.write_text(json.dumps(state, indent=1))
     os.replace(partial, path)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{math.ceil(seconds)} s"
-    if seconds < 5400:
-        return f"{math.ceil(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
