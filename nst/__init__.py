@@ -3,6 +3,7 @@
 import nst
 picture = nst.stylize("photo.jpg", "painting.jpg", size=512, steps=500)
 result = nst.fit("configs/starry.yaml", {"data.size": 256})
+video = nst.stylize_video("clip.mp4", "painting.jpg", size=256)
 """
 
 import importlib
@@ -21,6 +22,7 @@ _EXPORTS = {
     "StyleTransferData": "nst.run.data",
     "fit": "nst.run.api",
     "stylize": "nst.run.api",
+    "stylize_video": "nst.video.api",
 }
 __all__ = [
     "NSTError",
@@ -33,6 +35,7 @@ __all__ = [
     "StyleTransferData",
     "fit",
     "stylize",
+    "stylize_video",
 ]
 
 
@@ -49,3 +52,4 @@ if TYPE_CHECKING:
     from nst.run.engine import Picture, Result, Run
     from nst.run.module import StyleTransfer
     from nst.run.stopping import RunInterrupted
+    from nst.video.api import stylize_video

@@ -238,3 +238,18 @@ def test_bad_input_gets_one_line_and_leaves_nothing(clip, capsys, case):
     assert err.splitlines() == [err.strip()] and err.startswith("error: "), err
     assert message in err, err
     assert not (clip["dir"] / "logs").exists() or not any((clip["dir"] / "logs").rglob("*.*"))
+
+
+def test_stylize_video_paints_a_clip_in_python_and_returns_the_video(clip, workdir):
+    import nst
+
+    options = {"weights": "random", "content_layers": ["conv2_2"], "style_layers": ["conv1_1", "conv2_1"]}
+    path = nst.stylize_video(
+        clip["clip"], draw_style(), size=40, log_dir=workdir / "runs", frames=3, steps_first=6, steps=4,
+        temporal_weight=50, init="warped", progress_bar=False, **options,
+    )  # fmt: skip
+    assert path == workdir / "runs" / "video" / "version_0" / "video.mp4"
+    with av.open(str(path)) as written:
+        assert sum(1 for _ in written.decode(video=0)) == 3
+    with pytest.raises(nst.NSTError, match="did you mean temporal_weight"):
+        nst.stylize_video(clip["clip"], draw_style(), temporal_wieght=1, **options)
