@@ -14,6 +14,7 @@ from PIL import Image
 from steps import AtStep
 
 from nst.cli import main
+from nst.video import measure
 from nst.video.flow import closest_trusted, flow_between, grey, reliable, sample
 
 SHIFT = (2, 1)
@@ -126,17 +127,8 @@ def test_the_written_video_has_the_source_frame_count_size_rate_and_sound(clip):
 
 
 def warping_error(run_dir: Path) -> float:
-    """Mean over frames of the masked squared difference between each output frame and the one
-    before, warped by the flow of the input frames."""
     inputs = [np.asarray(Image.open(p)) for p in sorted((run_dir / "input").glob("*.png"))]
-    outputs = frames_of(run_dir)
-    errors = []
-    for t in range(1, len(outputs)):
-        back = flow_between(grey(inputs[t]), grey(inputs[t - 1]))
-        mask = reliable(flow_between(grey(inputs[t - 1]), grey(inputs[t])), back)
-        warped = sample(outputs[t - 1].astype(np.float32) / 255, back)
-        errors.append(float((mask[..., None] * (outputs[t] / 255 - warped) ** 2).mean()))
-    return float(np.mean(errors))
+    return measure.warping_error(inputs, frames_of(run_dir))
 
 
 def test_the_temporal_term_makes_frames_follow_each_other(clip):

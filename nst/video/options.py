@@ -24,7 +24,7 @@ class VideoOptions:
         consistency: How far back each frame is tied: 1 is the frame before; [1, 2, 4] ties each
             pixel to the nearest of those frames whose flow it can trust (long-term consistency).
         patience: A frame ends after this many steps in which its best loss fell by less than min_delta.
-        min_delta: The improvement that counts, as a fraction of the loss (0.001: 0.1 %).
+        min_delta: The improvement that counts, as a fraction of the loss (0.005: 0.5 %).
         flow: OpenCV DIS preset: ``ultrafast``, ``fast`` or ``medium`` (slower, finer).
         fps: Frame rate of a folder of frames (default 25), or one to replace a file's.
     """
@@ -34,8 +34,8 @@ class VideoOptions:
     steps: int = 200
     frames: int | None = None
     consistency: list[int] = field(default_factory=lambda: [1, 2, 4])
-    patience: int = 20
-    min_delta: float = 1e-3
+    patience: int = 10
+    min_delta: float = 5e-3
     flow: Literal["ultrafast", "fast", "medium"] = "medium"
     fps: float | None = None
 
