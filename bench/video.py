@@ -73,8 +73,8 @@ def paint(clip: Path, style: Path, out: Path, args: argparse.Namespace, tied: fl
         "video.patience": args.patience,
         "video.min_delta": args.min_delta,
     }
-    if tied is None:
-        layers |= {"model.temporal_weight": 0.0, "video.init": "content"}
+    if tied is None:  # each frame a whole run, as the first: no plateau stop
+        layers |= {"model.temporal_weight": 0.0, "video.init": "content", "video.patience": args.steps_first}
     else:
         layers["model.temporal_weight"] = tied
     started = time.perf_counter()
@@ -116,7 +116,9 @@ def main() -> None:
         tmp = Path(tmp)
         clips = {}
         if args.clip in ("drawn", "both"):
-            frames, _ = draw_clip(args.frames, 2 * args.size, 2 * args.size * 2 // 3, (3, 1), args.size // 3)
+            frames, _ = draw_clip(
+                args.frames, 2 * args.size, args.size * 4 // 3 // 2 * 2, (3, 1), args.size // 3
+            )
             write_clip(tmp / "drawn.mp4", frames, fps=12)
             draw_style(256).save(tmp / "drawn_style.png")
             clips["drawn"] = (tmp / "drawn.mp4", tmp / "drawn_style.png")

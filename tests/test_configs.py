@@ -7,11 +7,14 @@ import torch
 
 from nst import StyleTransfer, StyleTransferData
 from nst.run.settings import Settings
+from nst.video.options import VideoSettings
 
 
 def make_cli(args):
-    """Build a config's objects as a run would, without choosing a run directory."""
-    return Settings([args])
+    """Build a config's objects as a run would, without choosing a run directory (a video's
+    config as nst video reads it)."""
+    video = any(str(a).endswith("video.yaml") for a in args)
+    return (VideoSettings if video else Settings)([args])
 
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))  # sweeps: test_sweep.py

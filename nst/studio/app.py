@@ -26,6 +26,8 @@ from nst.studio.form import NAME, fields, settings_of
 from nst.studio.gallery import Gallery
 from nst.studio.jobs import Jobs
 from nst.studio.uploads import MAX_BYTES, Uploads
+from nst.video.run import RESULT as VIDEO
+from nst.video.run import frame_path, is_video_run
 
 STATIC = Path(__file__).parent / "static"
 FORMATS = {"png": "image/png", "jpg": "image/jpeg", "tif": "image/tiff"}
@@ -113,9 +115,14 @@ def create_app(
             "trainer.enable_progress_bar": False,
             "checkpoint.every_n_steps": 25,
         }
+        video = content is not None and uploads.is_video(content)
+        if video:  # the steps are the first frame's; later frames start from it and stop sooner
+            steps = layer.pop("trainer.max_steps")
+            layer |= {"video.steps_first": steps, "video.steps": max(1, min(steps, 200))}
         names = [uploads.name(i) for i in ([content] if content else []) + styles]
         title = " × ".join(n for n in names if n) or "run"
-        job = jobs.submit(title, [layer], run_dirs.Where(save_dir=str(logs), name=NAME))
+        where = run_dirs.Where(save_dir=str(logs), name=NAME)
+        job = jobs.submit(title, [layer], where, kind="video" if video else "picture")
         return job.summary()
 
     @app.get("/api/jobs")
@@ -170,12 +177,22 @@ def create_app(
     async def continue_run(run_id: str) -> dict[str, Any]:
         run_dir = gallery.find(run_id)
         checkpoint = run_dirs.checkpoint_of(run_dir)
-        if not checkpoint.is_file() or (run_dir / run_dirs.RESULT).is_file():
+        if is_video_run(run_dir):
+            if (run_dir / VIDEO).is_file():
+                raise NSTError(f"run {run_id} has nothing to continue: its video is written")
+        elif not checkpoint.is_file() or (run_dir / run_dirs.RESULT).is_file():
             raise NSTError(
                 f"run {run_id} has nothing to continue: it finished, or never reached a checkpoint"
             )
         if any(job.run_dir == run_dir for job in jobs.active()):
             raise NSTError(f"run {run_id} is running already")
+        if is_video_run(run_dir):
+            layers = [
+                ["--config", str(run_dir / "config.yaml")],
+                {"ckpt_path": str(run_dir), "trainer.enable_progress_bar": False},
+            ]
+            where = run_dirs.Where(run_dir=run_dir)
+            return jobs.submit(f"{run_id} (continued)", layers, where, kind="video").summary()
         layers = [
             ["--config", str(run_dir / "config.yaml")],
             {
@@ -185,6 +202,22 @@ def create_app(
             },
         ]
         return jobs.submit(f"{run_id} (continued)", layers, run_dirs.Where(run_dir=run_dir)).summary()
+
+    @app.get("/api/runs/{run_id}/video.mp4")
+    async def video_file(run_id: str) -> FileResponse:
+        run_dir = gallery.find(run_id)
+        if not (run_dir / VIDEO).is_file():
+            raise NSTError("no such video: the run is not a video, or it has not finished")
+        name = f"{run_dir.parent.name}_{run_dir.name}.mp4"
+        return FileResponse(run_dir / VIDEO, media_type="video/mp4", filename=name)
+
+    @app.get("/api/runs/{run_id}/frames/{index}.jpg")
+    async def frame(run_id: str, index: int) -> Response:
+        path = frame_path(gallery.find(run_id), index)
+        if index < 0 or not path.is_file():
+            raise NSTError("no such frame")
+        with Image.open(path) as picture:
+            return _jpeg(picture)
 
     @app.get("/api/runs/{run_id}/thumbnail.jpg")
     async def run_thumbnail(run_id: str) -> Response:
@@ -236,6 +269,12 @@ def _image(run_dir: Path) -> torch.Tensor | None:
 
 
 def _picture(run_dir: Path) -> Image.Image:
+    if is_video_run(run_dir):  # its latest frame
+        frames = sorted((run_dir / "frames").glob("*.png"))
+        if not frames:
+            raise NSTError("no such picture: no frame of the video is finished yet")
+        with Image.open(frames[-1]) as picture:
+            return picture.convert("RGB")
     if (run_dir / run_dirs.RESULT).is_file():
         with Image.open(run_dir / run_dirs.RESULT) as picture:
             return picture.convert("RGB")
@@ -250,6 +289,12 @@ def _encoded(run_dir: Path, ext: str) -> bytes:
     checkpoint's full-precision image (a 16-bit TIFF keeps it); a run whose colours are set
     after the optimisation (original colours, luminance only) is written from final.png."""
     finished = (run_dir / run_dirs.RESULT).is_file()
+    if is_video_run(run_dir):
+        image = to_tensor(_picture(run_dir))
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"picture.{ext}"
+            save_image(image, path)
+            return path.read_bytes()
     if ext == "png" and finished:
         return (run_dir / run_dirs.RESULT).read_bytes()
     config = Gallery(run_dir.parent.parent).config(run_dir)

@@ -2,6 +2,7 @@
 picture, settings, losses and time. A run is named to the page by an id made here
 (``<name>~<version>``) and found again only by looking it up among the runs found."""
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,8 @@ from nst.errors import NSTError
 from nst.many.sweep_figure import final_losses
 from nst.run import run_dirs
 from nst.studio.form import form_of
+from nst.video.run import RESULT as VIDEO
+from nst.video.run import STATE, is_video_run
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]+~\d+$")
 
@@ -64,21 +67,41 @@ class Gallery:
         config = self.config(run_dir)
         data = config.get("data", {})
         styles = data.get("style")
+        video = self._video(run_dir)
+        if video is not None:
+            finished, frames = video["finished"], video["frames"]
+            stamps.append((run_dir / STATE).stat().st_mtime)
+            checkpoint = run_dir / STATE  # its progress: the frames finished and the frame's checkpoint
         return {
             "id": run_id,
             "name": run_dir.parent.name,
             "version": run_dir.name,
             "status": "finished" if finished else "interrupted" if checkpoint.is_file() else "empty",
-            "picture": finished or checkpoint.is_file(),
+            "picture": finished or (frames > 0 if video else checkpoint.is_file()),
             "continuable": checkpoint.is_file() and not finished,
+            "kind": "video" if video else "picture",
+            "frames": frames if video else None,
             "time": max(stamps),
             "seconds": max(stamps) - min(stamps),
-            "losses": final_losses(run_dir),
+            "losses": video["losses"] if video else final_losses(run_dir),
             "content": self._named(data.get("content")),
             "style": [self._named(s) for s in (styles if isinstance(styles, list) else [styles])],
             "form": form_of(config),
             "uploads": self._uploads_of(data.get("content"), styles),
         }
+
+    @staticmethod
+    def _video(run_dir: Path) -> dict[str, Any] | None:
+        if not is_video_run(run_dir):
+            return None
+        frames = len(list((run_dir / "frames").glob("*.png")))
+        try:
+            losses = json.loads((run_dir / STATE).read_text())["losses"]
+        except (OSError, ValueError, KeyError):
+            losses = []
+        last = losses[-1] if losses and isinstance(losses[-1], dict) else {}
+        shown = {k: v for k, v in last.items() if k in ("total", "content", "style", "temporal")}
+        return {"finished": (run_dir / VIDEO).is_file(), "frames": frames, "losses": shown}
 
     def _uploads_of(self, content: Any, styles: Any) -> dict[str, Any] | None:
         """The studio uploads a run's pictures are, to pick them again; None if any is not one."""

@@ -21,6 +21,7 @@ from nst.run.engine import Run
 from nst.run.outputs import FinalImage, picture_as_written
 from nst.run.run_dirs import Where
 from nst.run.settings import Layer
+from nst.video.run import VideoRun
 
 log = logging.getLogger("nst.studio")
 LIVE_EVERY_S = 0.5  # how often the live picture is taken (it costs a copy from the device and a JPEG)
@@ -46,8 +47,12 @@ class Job:
     error: str | None = None
     live: bytes | None = None  # the latest picture, JPEG
     live_version: int = 0
-    run: Run | None = None
+    run: Run | VideoRun | None = None
     stop_asked: bool = False  # before its Run was built
+    kind: str = "picture"  # or "video": painted frame by frame (nst.video.run)
+    frames_done: int = 0
+    frames_total: int | None = None
+    frame_seconds: list[float] = field(default_factory=list)  # of the later frames this job painted
 
     def summary(self) -> dict[str, Any]:
         rate = eta = None
@@ -55,6 +60,9 @@ class Job:
             elapsed = (self.ended or time.time()) - self.started
             rate = (self.step - self.start_step) / max(elapsed, 1e-9)
             eta = (self.total - self.step) / rate if self.status == "running" else None
+        if self.kind == "video" and self.frame_seconds and self.frames_total and self.status == "running":
+            frames_left = self.frames_total - self.frames_done
+            eta = frames_left * sum(self.frame_seconds) / len(self.frame_seconds)
         return {
             "id": self.id,
             "title": self.title,
@@ -68,6 +76,9 @@ class Job:
             "eta": eta,
             "error": self.error,
             "live": self.live_version,
+            "kind": self.kind,
+            "frames_done": self.frames_done,
+            "frames_total": self.frames_total,
         }
 
 
@@ -88,10 +99,16 @@ class Jobs:
         self._worker = threading.Thread(target=self._work, name="nst-studio-worker", daemon=True)
         self._worker.start()
 
-    def submit(self, title: str, layers: Sequence[Layer], where: Where) -> Job:
-        """Queue a run; ``where.run_dir`` names the run it continues, if it continues one."""
+    def submit(self, title: str, layers: Sequence[Layer], where: Where, kind: str = "picture") -> Job:
+        """Queue a run (``kind`` video: a video run); ``where.run_dir`` names the run it
+        continues, if it continues one."""
         job = Job(
-            id=str(next(self._ids)), title=title, layers=list(layers), where=where, run_dir=where.run_dir
+            id=str(next(self._ids)),
+            title=title,
+            layers=list(layers),
+            where=where,
+            run_dir=where.run_dir,
+            kind=kind,
         )
         self.jobs[job.id] = job
         self._queue.put(job)
@@ -150,20 +167,24 @@ class Jobs:
         self.announce(job)
         try:
             where = job.where
-            job.run = Run(
-                job.layers,
-                callbacks=[_Watch(job, self)],
-                save_dir=where.save_dir,
-                name=where.name,
-                run_dir=where.run_dir,
-            )
-            job.run_dir = Path(job.run.trainer.log_dir)
+            if job.kind == "video":
+                job.run = self._video(job)
+                job.run_dir = job.run.run_dir
+            else:
+                job.run = Run(
+                    job.layers,
+                    callbacks=[_Watch(job, self)],
+                    save_dir=where.save_dir,
+                    name=where.name,
+                    run_dir=where.run_dir,
+                )
+                job.run_dir = Path(job.run.trainer.log_dir)
             if job.stop_asked:  # while the run was being built: it ends after its first step
                 job.run.stop()
             self.announce(job)
             result = job.run.fit()
             job.status = "stopped" if result.stopped is not None else "finished"
-            job.losses = result.losses or job.losses
+            job.losses = getattr(result, "losses", None) or job.losses
         except NSTError as error:
             job.status, job.error = "failed", str(error)
         except Exception as error:  # a bug: one line on the page, the traceback in the server's log
@@ -174,6 +195,28 @@ class Jobs:
             job.run = None
             self.announce(job)
 
+    def _video(self, job: Job) -> VideoRun:
+        started = time.time()
+
+        def finished(index: int, frame: Path) -> None:
+            nonlocal started
+            if index > 0:
+                job.frame_seconds.append(time.time() - started)
+            started = time.time()
+            job.frames_done = index + 1
+            self.announce(job)
+
+        run = VideoRun(
+            job.layers,
+            callbacks=[_Watch(job, self)],
+            save_dir=job.where.save_dir,
+            name=job.where.name,
+            on_frame=finished,
+        )
+        job.frames_total = run.total
+        job.frames_done = len(run.state["steps"])
+        return run
+
 
 class _Watch(Callback):
     """Hands a running job its step, losses, loss curve and live picture."""
@@ -183,6 +226,8 @@ class _Watch(Callback):
         self._last = self._told = 0.0
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.job.kind == "video":  # a frame's run: its own steps and curve
+            self.job.curve = []
         self.job.total, self.job.step = trainer.max_steps, trainer.global_step
         self.job.start_step = trainer.global_step
         self.job.started = time.time()

@@ -1,4 +1,4 @@
-"""Uploaded images: capped, checked by nst's own image loader, and kept under
+"""Uploaded images and short videos: capped, checked by nst's own loaders, and kept under
 ``logs/studio/uploads/`` by a name made from their content, never from the client."""
 
 import hashlib
@@ -16,6 +16,10 @@ from nst.images import read_image
 
 MAX_BYTES = 40 * 2**20
 MAX_MEGAPIXELS = 50
+# A video is painted frame by frame (seconds to minutes a frame): the studio takes short clips.
+MAX_VIDEO_SECONDS = 20
+MAX_VIDEO_FRAMES = 300
+MAX_VIDEO_MEGAPIXELS = 2.1  # a frame of 1920×1080
 _ID = re.compile(r"^[0-9a-f]{20}$")
 THUMBNAIL = 256
 
@@ -44,9 +48,12 @@ class Uploads:
         try:
             image = read_image(str(checking), "image")
         except NSTError as error:
-            raise NSTError(str(error).replace(str(checking), shown)) from None
+            video = _video_info(checking, shown)
+            if video is None:
+                raise NSTError(str(error).replace(str(checking), shown)) from None
+            return self._keep_video(checking, upload_id, suffix, shown, video)
         finally:
-            checking.unlink(missing_ok=True)
+            checking.unlink(missing_ok=True)  # (a video kept was moved away from it)
         width, height = image.size
         if width * height > MAX_MEGAPIXELS * 10**6:
             raise NSTError(
@@ -60,14 +67,50 @@ class Uploads:
             out.write(json.dumps(info).encode())
         return info
 
+    def _keep_video(
+        self, checking: Path, upload_id: str, suffix: str, shown: str, video: dict[str, Any]
+    ) -> dict[str, Any]:
+        # Kept as it came (its container and sound); the file name is the id and its suffix.
+        kept = self.folder / f"{upload_id}{suffix or '.mp4'}"
+        checking.replace(kept)
+        info = {
+            "id": upload_id,
+            "name": shown,
+            "time": time.time(),
+            "kind": "video",
+            "file": kept.name,
+            **video,
+        }
+        with atomic_write(self.folder / f"{upload_id}.json") as (out, _):
+            out.write(json.dumps(info).encode())
+        return info
+
     def path(self, upload_id: str) -> Path:
-        """The stored image of ``upload_id``; an id that is not one raises NSTError."""
+        """The stored image (or video) of ``upload_id``; an id that is not one raises NSTError."""
         if not isinstance(upload_id, str) or not _ID.match(upload_id):
             raise NSTError("no such upload")
         path = self.folder / f"{upload_id}.png"
-        if not path.is_file():
-            raise NSTError("no such upload")
-        return path
+        if path.is_file():
+            return path
+        kept = self.info(upload_id).get("file")
+        if isinstance(kept, str) and re.fullmatch(rf"{upload_id}\.[a-z0-9]{{1,8}}", kept):
+            path = self.folder / kept
+            if path.is_file():
+                return path
+        raise NSTError("no such upload")
+
+    def info(self, upload_id: str) -> dict[str, Any]:
+        """What was noted of ``upload_id`` when it came ({} if nothing)."""
+        if not isinstance(upload_id, str) or not _ID.match(upload_id):
+            return {}
+        try:
+            info = json.loads((self.folder / f"{upload_id}.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return info if isinstance(info, dict) else {}
+
+    def is_video(self, upload_id: str) -> bool:
+        return self.info(upload_id).get("kind") == "video"
 
     def name(self, upload_id: str) -> str | None:
         """The file name ``upload_id`` was uploaded as."""
@@ -85,12 +128,58 @@ class Uploads:
                 info = json.loads(meta.read_text())
             except (OSError, ValueError):
                 continue
-            if _ID.match(str(info.get("id", ""))) and (self.folder / f"{info['id']}.png").is_file():
+            if _ID.match(str(info.get("id", ""))):
+                try:
+                    self.path(info["id"])
+                except NSTError:
+                    continue
                 infos.append(info)
         return sorted(infos, key=lambda i: i["time"], reverse=True)[:limit]
 
     def thumbnail(self, upload_id: str) -> Image.Image:
-        with Image.open(self.path(upload_id)) as image:
-            image = image.convert("RGB")
+        path = self.path(upload_id)
+        if self.is_video(upload_id):
+            from nst.video.source import VideoSource
+
+            image = Image.fromarray(next(iter(VideoSource(path).frames(1))))
+        else:
+            with Image.open(path) as image:
+                image = image.convert("RGB")
         image.thumbnail((THUMBNAIL, THUMBNAIL))
         return image
+
+
+def _video_info(path: Path, shown: str) -> dict[str, Any] | None:
+    """A video's frame count, rate and size, checked against the studio's caps (one line when
+    over them); None if the file is not a video either."""
+    from nst.video.source import VideoSource
+
+    try:
+        source = VideoSource(path)
+    except NSTError as error:
+        if "not a video" in str(error):
+            return None
+        raise NSTError(str(error).replace(str(path), shown)) from None
+    width, height = source.size
+    if width * height > MAX_VIDEO_MEGAPIXELS * 10**6:
+        raise NSTError(
+            f"{shown} is {width}×{height} px a frame, over the {MAX_VIDEO_MEGAPIXELS} megapixels (1920×1080) a video upload may be"
+        )
+    frames = source.count
+    if frames is None:  # the container does not say: counted, up to one past the cap
+        frames = sum(1 for _ in source.frames(MAX_VIDEO_FRAMES + 1))
+    seconds = frames / source.fps
+    if seconds > MAX_VIDEO_SECONDS or frames > MAX_VIDEO_FRAMES:
+        raise NSTError(
+            f"{shown} is {float(seconds):.1f} s ({frames} frames), over the {MAX_VIDEO_SECONDS} s and "
+            f"{MAX_VIDEO_FRAMES} frames a video upload may be; cut it shorter, or run it with python cli.py video"
+        )
+    if frames == 0:
+        raise NSTError(f"{shown} has no frames")
+    return {
+        "width": width,
+        "height": height,
+        "frames": frames,
+        "fps": float(source.fps),
+        "seconds": float(seconds),
+    }

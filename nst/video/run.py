@@ -21,7 +21,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -65,6 +65,11 @@ def frame_path(run_dir: Path, index: int) -> Path:
     return run_dir / "frames" / f"{index:06d}.png"
 
 
+def is_video_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` is a video run's directory."""
+    return (run_dir / STATE).is_file()
+
+
 class VideoRun:
     """A video painted frame by frame (see the module's docstring).
 
@@ -75,6 +80,8 @@ class VideoRun:
         save_dir, name: Where the run directory goes (default: the logger's save_dir, and the
             config file's name).
         stop: Ends the run at the next step boundary (Ctrl-C and SIGTERM do too).
+        images: Images given in memory, by the name data.style uses for them.
+        on_frame: Called with each frame's index and PNG once it is finished (the studio's view).
     """
 
     def __init__(
@@ -86,9 +93,11 @@ class VideoRun:
         name: str | None = None,
         stop: Stop | None = None,
         images: dict[str, Image.Image] | None = None,
+        on_frame: Callable[[int, Path], None] | None = None,
     ) -> None:
+        self.on_frame = on_frame
         self.layers, self.callbacks = list(layers), list(callbacks)
-        self.stop = stop or Stop()
+        self.stop_requests = stop or Stop()
         self.images = dict(images or {})
         config = parse_layers(self.layers, VideoSettings)
         self.options: VideoOptions = video_options(config)
@@ -134,13 +143,21 @@ class VideoRun:
 
     # -- the run ----------------------------------------------------------------------------
 
+    @property
+    def total(self) -> int | None:
+        """How many frames the run paints (None: not known before the video has been read)."""
+        return min(filter(None, (self.options.frames, self.source.count)), default=None)
+
+    def stop(self) -> None:
+        """End the run after the step in progress, with a checkpoint (from any thread)."""
+        self.stop_requests.request()
+
     def fit(self) -> VideoResult:
         """Paint the frames still to paint, then write the video. Returns with ``stopped`` set
         when a stop request ended it early; bad input raises NSTError (a run that had painted
         nothing leaves nothing behind)."""
         done = self._first = len(self.state["steps"])
-        total = min(filter(None, (self.options.frames, self.source.count)), default=None)
-        self.progress = VideoProgress(total, done, bar=self._bar)
+        self.progress = VideoProgress(self.total, done, bar=self._bar)
         preparer = Preparer(
             self.source, self.run_dir, self.size, self.options.frames, self.options.consistency,
             self.options.flow, start=done,
@@ -152,8 +169,10 @@ class VideoRun:
                 if stopped is not None:
                     return self._result(stopped)
                 index += 1
-                if self.stop.requested is not None:  # asked between two frames: nothing half done
-                    return self._result(RunInterrupted(self.stop.requested, str(self.run_dir), step=0))
+                if self.stop_requests.requested is not None:  # asked between two frames: nothing half done
+                    return self._result(
+                        RunInterrupted(self.stop_requests.requested, str(self.run_dir), step=0)
+                    )
             self.state["flow_seconds"] = self.state.get("flow_seconds", 0) + preparer.flow_seconds
             video = self._write_video()
         except BaseException:
@@ -199,7 +218,7 @@ class VideoRun:
             [*self.layers, frame],
             callbacks=callbacks,
             run_dir=run_dir,
-            stop=self.stop,
+            stop=self.stop_requests,
             images={**self.images, name: Image.fromarray(prepared.frame)},
             settings=VideoSettings,
         )
@@ -225,6 +244,8 @@ class VideoRun:
         preparer.forget(index)
         self._log(index, result)
         self.progress.frame_done(index, result.steps, self.state["seconds"][-1])
+        if self.on_frame is not None:
+            self.on_frame(index, frame_path(self.run_dir, index))
         return None
 
     # -- what the user sees -----------------------------------------------------------------

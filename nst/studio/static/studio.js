@@ -56,7 +56,9 @@ function choose(info, role) {
 function thumb(info, onRemove) {
   const img = element("img", { src: `/api/uploads/${info.id}/thumbnail.jpg`, alt: info.name, title: info.name });
   const remove = element("button", { type: "button", title: "Remove", onclick: onRemove }, "×");
-  return element("div", { class: "thumb" }, img, remove);
+  const badge = info.kind === "video"
+    ? [element("span", { class: "video-badge" }, `▶ ${info.seconds.toFixed(1)} s`)] : [];
+  return element("div", { class: "thumb" }, img, remove, ...badge);
 }
 
 function drawChosen() {
@@ -189,6 +191,12 @@ function drawLive(job) {
   const total = job.total || 0;
   $("bar-fill").style.width = total ? `${(100 * job.step) / total}%` : "0";
   $("step").textContent = `step ${job.step} / ${total || "…"}`;
+  if (job.kind === "video") {
+    const frames = job.frames_total || 0;
+    $("bar-fill").style.width = frames ? `${(100 * job.frames_done) / frames}%` : "0";
+    $("step").textContent = `frame ${Math.min(job.frames_done + 1, frames || Infinity)} / ${frames || "…"} · step ${job.step} / ${total || "…"}`;
+  }
+  drawFrames(job);
   $("rate").textContent = job.rate ? `${job.rate.toFixed(job.rate < 10 ? 2 : 0)} steps/s` : "–";
   $("eta").textContent = job.eta !== null && job.eta !== undefined ? `${seconds(job.eta)} left` : "";
   $("losses").replaceChildren(...Object.entries(job.losses || {}).map(([k, v]) => element("span", {}, `${k} ${v.toPrecision(4)}`)));
@@ -198,6 +206,25 @@ function drawLive(job) {
   $("job-status").textContent = words[job.status] || job.status;
   $("job-status").className = job.status === "failed" ? "error" : "";
   $("stop").disabled = !["queued", "running"].includes(job.status);
+}
+
+// A video's finished frames, newest last, as they come; the mp4 once it is written.
+function drawFrames(job) {
+  const strip = $("frames");
+  if (job.kind !== "video" || !job.run) { strip.hidden = true; strip.replaceChildren(); return; }
+  strip.hidden = false;
+  const run = encodeURIComponent(job.run);
+  const first = Math.max(0, job.frames_done - 8);
+  const key = `${job.id}:${job.frames_done}:${job.status}`;
+  if (strip.dataset.key === key) return;
+  strip.dataset.key = key;
+  const frames = [];
+  for (let i = first; i < job.frames_done; i++) {
+    frames.push(element("img", { src: `/api/runs/${run}/frames/${i}.jpg`, alt: `frame ${i + 1}`, title: `frame ${i + 1}` }));
+  }
+  const done = job.status === "finished"
+    ? [element("a", { href: `/api/runs/${run}/video.mp4`, download: "", class: "download" }, "Download video.mp4")] : [];
+  strip.replaceChildren(element("span", { class: "hint" }, `${job.frames_done} frames finished`), ...frames, ...done);
 }
 
 function drawQueue() {
@@ -241,6 +268,9 @@ async function loadGallery() {
     const losses = Object.entries(run.losses).map(([k, v]) => `${k} ${Number(v).toPrecision(3)}`).join(" · ");
     const what = [run.content, ...(run.style || [])].filter(Boolean).join(" × ");
     const links = element("div", { class: "links" });
+    if (run.kind === "video" && run.status === "finished") {
+      links.append(element("a", { href: `/api/runs/${encodeURIComponent(run.id)}/video.mp4`, download: "" }, "Video (mp4)"));
+    }
     if (run.picture) {
       for (const [ext, label] of [["png", "PNG"], ["jpg", "JPEG"], ["tif", "16-bit TIFF"]]) {
         links.append(element("a", { href: `/api/runs/${encodeURIComponent(run.id)}/picture.${ext}`, download: "" }, label));
@@ -258,7 +288,7 @@ async function loadGallery() {
     return element("div", { class: "card", "data-run": run.id }, img,
       element("div", { class: "body" },
         element("div", { class: "title" }, `${run.name}/${run.version} `, element("span", { class: `badge ${run.status}` }, run.status)),
-        element("div", { class: "hint" }, what || "—"),
+        element("div", { class: "hint" }, (what || "—") + (run.kind === "video" ? ` · video, ${run.frames} frames painted` : "")),
         element("div", { class: "hint settings-line" }, settingsLine(run.form)),
         element("div", { class: "hint" }, `${when} · ${seconds(run.seconds)}`),
         element("div", { class: "hint" }, losses || "no losses yet"),
