@@ -19,7 +19,7 @@ MAX_MEGAPIXELS = 50
 # A video is painted frame by frame (seconds to minutes a frame): the studio takes short clips.
 MAX_VIDEO_SECONDS = 20
 MAX_VIDEO_FRAMES = 300
-MAX_VIDEO_MEGAPIXELS = 2.1  # a frame of 1920×1080
+MAX_VIDEO_MEGAPIXELS = 2.1  # a frame of 1920 x 1080
 _ID = re.compile(r"^[0-9a-f]{20}$")
 THUMBNAIL = 256
 

@@ -13,7 +13,7 @@ def warping_error(
     inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray], preset: str = "medium"
 ) -> float:
     """The mean over frames t ≥ 1 of the masked mean squared difference between output frame t
-    and output frame t−1 warped by the flow between input frames t and t−1 (pixels in [0, 1];
+    and output frame t-1 warped by the flow between input frames t and t-1 (pixels in [0, 1];
     frames [H, W, 3] uint8, inputs at the outputs' size)."""
     errors = []
     for t in range(1, len(outputs)):
