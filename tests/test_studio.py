@@ -289,3 +289,41 @@ def test_a_server_restart_loses_nothing(workdir):
         wait(client, continued["id"], lambda j: j["status"] == "running" and j["step"] > 2)
         client.post(f"/api/jobs/{continued['id']}/stop")
         assert wait(client, continued["id"])["status"] == "stopped"
+
+
+def test_a_short_video_is_painted_frame_by_frame_shown_and_offered_as_mp4(studio, workdir):
+    import av
+    from drawing import draw_clip, write_clip
+
+    frames, _ = draw_clip(4, 64, 48, (2, 1), 12)
+    write_clip(workdir / "clip.mp4", frames, fps=8)
+    info = upload(studio, (workdir / "clip.mp4").read_bytes(), "clip.mp4").json()
+    assert info["kind"] == "video" and info["frames"] == 4 and info["seconds"] == 0.5
+    thumbnail = Image.open(io.BytesIO(studio.get(f"/api/uploads/{info['id']}/thumbnail.jpg").content))
+    assert thumbnail.format == "JPEG"
+    style = upload(studio, png(draw_style()), "painting.png").json()["id"]
+    job = wait(studio, start(studio, info["id"], [style])["id"])
+    assert job["status"] == "finished", job
+    assert (job["kind"], job["frames_done"], job["frames_total"]) == ("video", 4, 4)
+    frame = studio.get(f"/api/runs/{job['run']}/frames/3.jpg")
+    assert frame.status_code == 200 and Image.open(io.BytesIO(frame.content)).size == (32, 24)
+    video = studio.get(f"/api/runs/{job['run']}/video.mp4")
+    assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
+    (workdir / "got.mp4").write_bytes(video.content)
+    with av.open(str(workdir / "got.mp4")) as written:
+        assert sum(1 for _ in written.decode(video=0)) == 4
+    entry = next(e for e in studio.get("/api/runs").json() if e["id"] == job["run"])
+    assert (entry["kind"], entry["frames"], entry["status"]) == ("video", 4, "finished")
+
+
+def test_a_video_over_the_studio_caps_gets_one_line(studio, workdir, monkeypatch):
+    from drawing import draw_clip, write_clip
+
+    frames, _ = draw_clip(12, 64, 48, (2, 1), 12)
+    write_clip(workdir / "long.mp4", frames, fps=4)  # 3 s
+    monkeypatch.setattr(uploads_module, "MAX_VIDEO_SECONDS", 2)
+    response = upload(studio, (workdir / "long.mp4").read_bytes(), "long.mp4")
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("long.mp4 is 3.0 s (12 frames), over the 2 s")
+    folder = workdir / "logs" / "studio" / "uploads"
+    assert not folder.exists() or not any(folder.iterdir())  # nothing kept of it

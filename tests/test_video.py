@@ -245,3 +245,46 @@ def test_stylize_video_paints_a_clip_in_python_and_returns_the_video(clip, workd
         assert sum(1 for _ in written.decode(video=0)) == 3
     with pytest.raises(nst.NSTError, match="did you mean temporal_weight"):
         nst.stylize_video(clip["clip"], draw_style(), temporal_wieght=1, **options)
+
+
+# -- many videos -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clips(clip, workdir):
+    folder = workdir / "clips"
+    folder.mkdir()
+    for name, shift in (("left", (2, 1)), ("right", (-2, 0))):
+        frames, _ = draw_clip(3, 64, 48, shift, 12)
+        write_clip(folder / f"{name}.mp4", frames, fps=10)
+    (folder / "notes.txt").write_text("not a video: left out")
+    return folder
+
+
+def test_a_folder_of_videos_is_a_sweep_axis_with_a_figure(clip, clips, workdir):
+    main(["sweep", "--config", str(clip["config"]), "--videos", "clips/", "--styles", "style.png"])
+    sweep_dir = workdir / "logs" / "video-videos" / "version_0"
+    for cell in ("r0c0", "r1c0"):
+        with av.open(str(sweep_dir / "cells" / cell / "video.mp4")) as written:
+            assert sum(1 for _ in written.decode(video=0)) == 3
+    assert sorted(p.name for p in (sweep_dir / "results").iterdir()) == ["left__style.png", "right__style.png"]
+    assert (sweep_dir / "figure.png").is_file() and (sweep_dir / "losses.png").is_file()
+
+
+@pytest.mark.slow
+def test_videos_are_spread_over_processes_and_equal_one_process(clip, clips, workdir):
+    import subprocess
+    import sys
+
+    command = [sys.executable, str(Path(__file__).parents[1] / "cli.py"), "sweep", "--config", str(clip["config"]),
+               "--videos", "clips/", "--styles", "style.png", "--trainer.accelerator", "cpu"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for extra in ([], ["--trainer.devices", "2"]):
+        done = subprocess.run([*command, *extra], capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert "[rank 1]" in done.stdout
+    one, two = (workdir / "logs" / "video-videos" / f"version_{v}" / "cells" for v in (0, 1))
+    for cell in ("r0c0", "r1c0"):
+        assert [np.asarray(Image.open(p)).tolist() for p in sorted((one / cell / "frames").glob("*.png"))] == [
+            np.asarray(Image.open(p)).tolist() for p in sorted((two / cell / "frames").glob("*.png"))
+        ]

@@ -152,8 +152,13 @@ def save_figure(figure: Image.Image, path: str | os.PathLike) -> None:
         figure.save(out, format="PNG")
 
 
-def plot_losses(curves: dict[str, tuple[list[int], list[float]]], path: Path, title: str) -> None:
-    """One line per run: total loss against iteration, on a log scale."""
+def plot_losses(
+    curves: dict[str, tuple[list[int], list[float]]],
+    path: Path,
+    title: str,
+    along: str = "iteration (one loss and gradient evaluation each)",
+) -> None:
+    """One line per run: total loss against iteration (or ``along``), on a log scale."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never a window
@@ -163,7 +168,7 @@ def plot_losses(curves: dict[str, tuple[list[int], list[float]]], path: Path, ti
     for label, (steps, values) in curves.items():
         ax.plot(steps, values, label=label, linewidth=1.5)
     ax.set_yscale("log")
-    ax.set_xlabel("iteration (one loss and gradient evaluation each)")
+    ax.set_xlabel(along)
     ax.set_ylabel("total loss (weighted)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)

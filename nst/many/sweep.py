@@ -28,13 +28,14 @@ from nst.images import to_pil
 from nst.many.batches import JUST_BUILT, groups
 from nst.many.figure import THUMBNAIL
 from nst.many.processes import Ranks, plan
-from nst.many.sweep_cells import run_cell, run_together
+from nst.many.sweep_cells import run_cell, run_together, run_video_cell
 from nst.many.sweep_figure import RESULT, RESULTS, draw
-from nst.many.sweep_file import Cell, Sweep, contents_by_styles, describe, read_sweep
+from nst.many.sweep_file import Cell, Sweep, contents_by_styles, describe, is_video_config, read_sweep
 from nst.run import run_dirs
 from nst.run.settings import Layer, Settings, given_settings, parse_layers
 from nst.run.stopping import RunInterrupted, Stop, is_spawned
 from nst.run.user_errors import as_nst_error
+from nst.video.options import VideoSettings
 
 __all__ = ["check_cells", "read_sweep", "run_sweep"]
 
@@ -71,7 +72,13 @@ def _parse_args(args: list[str]) -> tuple[argparse.Namespace, list[str]]:
         help="instead of a sweep file: photos (a folder, a glob or files)",
     )
     parser.add_argument(
-        "--styles", nargs="+", default=[], help="... and paintings: every photo in every style"
+        "--videos",
+        nargs="+",
+        default=[],
+        help="instead of --contents: videos (a folder, a glob or files), each painted frame by frame as nst video does",
+    )
+    parser.add_argument(
+        "--styles", nargs="+", default=[], help="... and paintings: every photo (or video) in every style"
     )
     parser.add_argument(
         "-c", "--config", action="append", default=[], help="base config (default: the sweep file's)"
@@ -116,8 +123,10 @@ def run_sweep(args: list[str], stop: Stop | None = None, callbacks: Sequence[Cal
     }
     # Checked on each machine before its other processes start, so that a typo in the last
     # cell does not surface hours later, and is reported once.
-    inputs = {} if is_spawned() else check_cells(sweep, base)
-    ranks = plan(parse_layers(base)["trainer"])
+    if sweep.videos and options.batch_size > 1:
+        raise NSTError("videos are painted one at a time in each process; leave --batch_size out (or 1)")
+    inputs = {} if is_spawned() else (check_video_cells if sweep.videos else check_cells)(sweep, base)
+    ranks = plan(parse_layers(base, VideoSettings if sweep.videos else Settings)["trainer"])
     sweep_dir, made = _start(ranks, root, recorded, options.ckpt_path == "last")
     stop.forward = ranks.forward
     ranks.stopped_outcome = {"stopped": signal.SIGTERM, "failed": {}}
@@ -192,10 +201,16 @@ def _the_sweep(options: argparse.Namespace, fit_args: list[str]) -> tuple[Sweep,
             "--output.* cannot be given to a sweep: every cell would write the same file; "
             "each cell's final.png is in its directory"
         )
+    if options.contents and options.videos:
+        raise NSTError("give photos with --contents or videos with --videos, not both: a sweep paints one kind")
+    videos = bool(options.videos) or any(is_video_config(config) for config in options.config)
     if options.sweep is not None:
         sweep, name = read_sweep(options.sweep), options.sweep.stem
+        sweep.videos = sweep.videos or videos
     else:
-        sweep, name = contents_by_styles(options.contents, options.styles), "batch"  # logs/<config>-batch/
+        given = options.videos or options.contents
+        sweep = contents_by_styles(given, options.styles, videos)
+        name = "videos" if videos else "batch"  # logs/<config>-batch/
     configs = options.config or ([sweep.config] if sweep.config else [])
     stem = Path(configs[-1]).stem if configs else "nst"
     return sweep, configs, Path("logs") / (sweep.name or f"{stem}-{name}")
@@ -259,7 +274,9 @@ def _run_share(
             named = ", ".join(f"{cell.id} ({describe(sweep, cell)})" for cell in batch)
             place = f"{who}[{count}/{len(mine)}] {named}"
             print(place + (" together" if len(batch) > 1 else ""))
-            if len(batch) == 1:
+            if sweep.videos:
+                failures = {batch[0].id: run_video_cell(layers_of(batch[0]), batch[0], sweep_dir, stop, callbacks)}
+            elif len(batch) == 1:
                 failures = {batch[0].id: run_cell(layers_of(batch[0]), batch[0], sweep_dir, stop, callbacks)}
             else:
                 failures = run_together(batch, layers_of, sweep_dir, stop, callbacks)
@@ -327,11 +344,37 @@ def check_cells(sweep: Sweep, base: list[Layer], load_images: bool = True) -> di
     return inputs
 
 
+def check_video_cells(sweep: Sweep, base: list[Layer]) -> dict[str, Any]:
+    """check_cells for a sweep of videos: every cell's settings read as nst video reads them,
+    and its video opened (its first frame and its painting shown in the figure's margins)."""
+    from nst.images import read_image
+    from nst.video.options import video_options
+    from nst.video.source import VideoSource
+
+    inputs = {}
+    for cell in sweep.cells():
+        try:
+            config = parse_layers([*base, cell.settings], VideoSettings)
+            video_options(config)
+            source = VideoSource(config["data"]["content"] or "", video_options(config).fps)
+            edge = cell.row == 0 or cell.column == 0
+            if edge:
+                first = Image.fromarray(next(iter(source.frames(1))))
+                style = config["data"].get("style")
+                painting = read_image(style, "style") if isinstance(style, str) else None
+                inputs[cell.id] = (_thumbnail(first), _thumbnail(painting))
+            else:
+                inputs[cell.id] = None
+        except NSTError as error:
+            raise NSTError(f"sweep cell {cell.id} ({describe(sweep, cell)}): {error}") from error
+    return inputs
+
+
 def _thumbnail(image: Any) -> Image.Image | None:
     # Small, so that a batch of thousands of cells does not hold its images until the figure.
     if image is None:
         return None
-    picture = to_pil(image)
+    picture = image.copy() if isinstance(image, Image.Image) else to_pil(image)
     picture.thumbnail((THUMBNAIL, THUMBNAIL))
     return picture
 

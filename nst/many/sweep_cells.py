@@ -11,7 +11,7 @@ from typing import Any
 from lightning.pytorch import Callback
 
 from nst.errors import NSTError
-from nst.many.sweep_figure import RESULT, final_losses, write_text
+from nst.many.sweep_figure import RESULT, final_losses, write_bytes, write_text
 from nst.many.sweep_file import Cell
 from nst.run import run_dirs
 from nst.run.engine import Picture, Run
@@ -51,6 +51,36 @@ def run_cell(
     if failure is None and result.stopped is not None:
         raise result.stopped
     _write_result(cell, cell_dir, failure, stopped_early=None if failure else result.stopped_early)
+    return failure
+
+
+def run_video_cell(
+    layers: list[Layer],
+    cell: Cell,
+    sweep_dir: Path,
+    stop: Stop,
+    callbacks: Sequence[Callback],
+) -> str | None:
+    """Run one cell that paints a video (nst.video.run; continued where it stopped, if it was);
+    its directory is a video run's, with final.png its last frame for the sweep's figure."""
+    from nst.video.run import VideoRun, frame_path, is_video_run
+
+    cell_dir = sweep_dir / "cells" / cell.id
+    start = time.perf_counter()
+    failure = None
+    try:
+        continued = {"ckpt_path": str(cell_dir)} if is_video_run(cell_dir) else {}
+        result = VideoRun([*layers, continued], run_dir=cell_dir, stop=stop, callbacks=callbacks).fit()
+    except NSTError as error:
+        failure = str(error)
+    finally:
+        _add_seconds(cell_dir, time.perf_counter() - start)
+    if failure is None and result.stopped is not None:
+        raise result.stopped
+    if failure is None:
+        last = frame_path(cell_dir, len(result.frames) - 1)
+        write_bytes(cell_dir / run_dirs.RESULT, last.read_bytes())
+    _write_result(cell, cell_dir, failure)
     return failure
 
 

@@ -36,7 +36,8 @@ def draw(sweep: Sweep, cells: list[Cell], sweep_dir: Path, inputs: dict[str, Any
         placed = {cell.id: box for cell, box in zip(cells, sheet_boxes, strict=True)}
     save_figure(figure, sweep_dir / FIGURE)
     write_text(sweep_dir / "figure.json", json.dumps(placed, indent=1))
-    plot_losses(_curves(sweep, cells, sweep_dir), sweep_dir / LOSSES, grid.title)
+    along = "frame" if sweep.videos else "iteration (one loss and gradient evaluation each)"
+    plot_losses(_curves(sweep, cells, sweep_dir), sweep_dir / LOSSES, grid.title, along)
     print(f"Figure: {sweep_dir / FIGURE}\nLoss curves: {sweep_dir / LOSSES}")
     if _animate_grid(grid, cells, sweep_dir):
         print(f"Animation: {sweep_dir / 'animation.gif'}")
@@ -52,8 +53,12 @@ def collect(sweep: Sweep, cells: list[Cell], sweep_dir: Path) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
+    write_bytes(path, text.encode())
+
+
+def write_bytes(path: Path, data: bytes) -> None:
     with atomic_write(path) as (out, _):
-        out.write(text.encode())
+        out.write(data)
 
 
 def _scalars(run_dir: Path) -> dict[str, dict[int, float]]:
@@ -163,7 +168,8 @@ def _animate_grid(grid: Grid, cells: list[Cell], sweep_dir: Path, max_frames: in
 def _curves(sweep: Sweep, cells: list[Cell], sweep_dir: Path) -> dict[str, tuple[list[int], list[float]]]:
     curves = {}
     for cell in cells:
-        points = _scalars(sweep_dir / "cells" / cell.id).get("loss/total")
+        # A video's cell: the total loss of each finished frame (by frame number).
+        points = _scalars(sweep_dir / "cells" / cell.id).get("video/total" if sweep.videos else "loss/total")
         if points:
             steps = sorted(points)  # step s is logged while iteration s + 1 runs
             curves[f"{cell.id}: {describe(sweep, cell)}"] = (

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from nst.errors import NSTError, brief
+from nst.video.source import VIDEO_SUFFIXES
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Sweep:
     fixed: dict[str, Any]
     name: str | None
     config: str | None = None  # the base config the sweep is meant for, used when --config is not given
+    videos: bool = False  # its cells paint videos (--videos, or a base config with a video section)
 
     def cells(self) -> list[Cell]:
         columns = self.columns.values if self.columns else [None]
@@ -128,16 +130,29 @@ def read_sweep(path: Path) -> Sweep:
         raise NSTError(
             f"sweep file {path}: 'set' must map config keys to values, e.g. trainer.max_steps: 200"
         )
+    config = _base_config(path, spec.get("config"))
+    videos = config is not None and is_video_config(config)
+    where = f"sweep file {path}"
     return check_names(
         Sweep(
-            rows=_axis(f"sweep file {path}", "rows", spec["rows"]),
-            columns=_axis(f"sweep file {path}", "columns", spec["columns"]) if spec.get("columns") else None,
+            rows=_axis(where, "rows", spec["rows"], videos),
+            columns=_axis(where, "columns", spec["columns"], videos) if spec.get("columns") else None,
             fixed=fixed,
             name=spec.get("name"),
-            config=_base_config(path, spec.get("config")),
+            config=config,
+            videos=videos,
         ),
         f"sweep file {path}",
     )
+
+
+def is_video_config(path: str) -> bool:
+    """Whether a config file is a video's (it has a ``video`` section, as configs/video.yaml)."""
+    try:
+        config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, OSError):
+        return False  # the run's own reading of it says what is wrong
+    return isinstance(config, dict) and "video" in config
 
 
 def _base_config(path: Path, config: Any) -> str | None:
@@ -155,12 +170,13 @@ def _base_config(path: Path, config: Any) -> str | None:
     )
 
 
-def _axis(where: str, which: str, spec: Any) -> Axis:
+def _axis(where: str, which: str, spec: Any, videos: bool = False) -> Axis:
     if not isinstance(spec, dict) or not isinstance(spec.get("key"), str) or not spec.get("values"):
         raise NSTError(f"{where}: '{which}' needs a key and a non-empty list of values")
     values = spec["values"]
-    if spec["key"] in IMAGE_KEYS:  # a folder or a glob stands for its images
-        values = [image for value in _listed(values) for image in expand_images(value)]
+    if spec["key"] in IMAGE_KEYS:  # a folder or a glob stands for its images (or videos)
+        suffixes = VIDEO_SUFFIXES if videos and spec["key"] == "data.content" else IMAGE_SUFFIXES
+        values = [image for value in _listed(values) for image in expand_images(value, suffixes)]
     elif not isinstance(values, list):
         raise NSTError(f"{where}: {which}.values must be a list")
     labels = spec.get("labels") or [_label(v) for v in values]
@@ -188,14 +204,16 @@ def check_names(sweep: Sweep, where: str) -> Sweep:
     return sweep
 
 
-def contents_by_styles(contents: list[str], styles: list[str]) -> Sweep:
-    """Every photo in every painting's style, without a sweep file (``--contents``, ``--styles``):
-    each a folder, a glob or files; the photos are the rows, the paintings the columns."""
-    rows = _axis("--contents", "rows", {"key": "data.content", "values": contents}) if contents else None
+def contents_by_styles(contents: list[str], styles: list[str], videos: bool = False) -> Sweep:
+    """Every photo (or video) in every painting's style, without a sweep file (``--contents``
+    or ``--videos``, and ``--styles``): each a folder, a glob or files; the photos are the rows,
+    the paintings the columns."""
+    where = "--videos" if videos else "--contents"
+    rows = _axis(where, "rows", {"key": "data.content", "values": contents}, videos) if contents else None
     columns = _axis("--styles", "columns", {"key": "data.style", "values": styles}) if styles else None
     if rows is None:
         rows, columns = columns, None
-    return check_names(Sweep(rows=rows, columns=columns, fixed={}, name=None), "--contents/--styles")
+    return check_names(Sweep(rows=rows, columns=columns, fixed={}, name=None, videos=videos), f"{where}/--styles")
 
 
 IMAGE_KEYS = ("data.content", "data.style")
@@ -206,9 +224,10 @@ def _listed(values: Any) -> list[Any]:
     return values if isinstance(values, list) else [values]
 
 
-def expand_images(value: Any) -> list[Any]:
-    """A folder (``photos/``) or a glob (``photos/*.jpg``) as its images, sorted by name; any
-    other value (a file, a URL, null, a list of blended styles) as it is."""
+def expand_images(value: Any, suffixes: set[str] = IMAGE_SUFFIXES) -> list[Any]:
+    """A folder (``photos/``) or a glob (``photos/*.jpg``) as its images (files with one of
+    ``suffixes``), sorted by name; any other value (a file, a URL, null, a list of blended
+    styles) as it is."""
     if not isinstance(value, str) or value.startswith(("http://", "https://")):
         return [value]
     if _GLOB.search(value):
@@ -217,11 +236,10 @@ def expand_images(value: Any) -> list[Any]:
         found = sorted(Path(value).iterdir())
     else:
         return [value]
-    images = [str(p) for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    images = [str(p) for p in found if p.is_file() and p.suffix.lower() in suffixes]
     if not images:
-        raise NSTError(
-            f"{value} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); give a folder or glob of images"
-        )
+        what = "videos" if suffixes is VIDEO_SUFFIXES else "images"
+        raise NSTError(f"{value} holds no {what} ({', '.join(sorted(suffixes))}); give a folder or glob of {what}")
     return images
 
 

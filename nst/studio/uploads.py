@@ -152,12 +152,14 @@ class Uploads:
 def _video_info(path: Path, shown: str) -> dict[str, Any] | None:
     """A video's frame count, rate and size, checked against the studio's caps (one line when
     over them); None if the file is not a video either."""
-    from nst.video.source import VideoSource
+    from nst.video.source import VIDEO_SUFFIXES, VideoSource
 
     try:
         source = VideoSource(path)
     except NSTError as error:
-        if "not a video" in str(error):
+        # FFmpeg opens nearly anything as some stream: a file is only taken for a broken video
+        # if it is named as a video.
+        if "not a video" in str(error) or Path(shown).suffix.lower() not in VIDEO_SUFFIXES:
             return None
         raise NSTError(str(error).replace(str(path), shown)) from None
     width, height = source.size

@@ -82,6 +82,7 @@ class VideoRun:
         stop: Ends the run at the next step boundary (Ctrl-C and SIGTERM do too).
         images: Images given in memory, by the name data.style uses for them.
         on_frame: Called with each frame's index and PNG once it is finished (the studio's view).
+        run_dir: Exactly this run directory (a sweep's cell): new, or continued with ``ckpt_path``.
     """
 
     def __init__(
@@ -94,6 +95,7 @@ class VideoRun:
         stop: Stop | None = None,
         images: dict[str, Image.Image] | None = None,
         on_frame: Callable[[int, Path], None] | None = None,
+        run_dir: Path | None = None,
     ) -> None:
         self.on_frame = on_frame
         self.layers, self.callbacks = list(layers), list(callbacks)
@@ -124,7 +126,7 @@ class VideoRun:
         ckpt_path = config.get("ckpt_path")
         self.settings = _as_given(config)
         if ckpt_path:
-            self.run_dir = _resumed(root, ckpt_path)
+            self.run_dir = _resumed(root, str(run_dir) if run_dir is not None else ckpt_path)
             self.state = json.loads((self.run_dir / STATE).read_text())
             if self.state["settings"] != self.settings:
                 raise NSTError(
@@ -134,8 +136,12 @@ class VideoRun:
             print(f"Resuming {self.run_dir} at frame {len(self.state['steps']) + 1}")
             self._made: list[Path] = []
         else:
-            self._made = run_dirs.create_run_dir(root)
-            self.run_dir = self._made[0]
+            if run_dir is not None:  # kept whatever happens: its owner (a sweep) says what became of it
+                self._made, self.run_dir = [], Path(run_dir)
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+            else:
+                self._made = run_dirs.create_run_dir(root)
+                self.run_dir = self._made[0]
             self.state = {"settings": self.settings, "size": list(self.size), "fps": str(self.source.fps)}
             self.state |= {"steps": [], "losses": [], "seconds": []}
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(self.settings, sort_keys=False))

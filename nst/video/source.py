@@ -12,6 +12,7 @@ from PIL import Image
 
 from nst.errors import NSTError
 
+VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".gif", ".avi", ".m4v"}  # what a folder of clips holds
 FRAME_FILES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 MAX_FPS = 1000
 
