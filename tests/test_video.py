@@ -267,7 +267,10 @@ def test_a_folder_of_videos_is_a_sweep_axis_with_a_figure(clip, clips, workdir):
     for cell in ("r0c0", "r1c0"):
         with av.open(str(sweep_dir / "cells" / cell / "video.mp4")) as written:
             assert sum(1 for _ in written.decode(video=0)) == 3
-    assert sorted(p.name for p in (sweep_dir / "results").iterdir()) == ["left__style.png", "right__style.png"]
+    assert sorted(p.name for p in (sweep_dir / "results").iterdir()) == [
+        "left__style.png",
+        "right__style.png",
+    ]
     assert (sweep_dir / "figure.png").is_file() and (sweep_dir / "losses.png").is_file()
 
 
@@ -285,6 +288,46 @@ def test_videos_are_spread_over_processes_and_equal_one_process(clip, clips, wor
     assert "[rank 1]" in done.stdout
     one, two = (workdir / "logs" / "video-videos" / f"version_{v}" / "cells" for v in (0, 1))
     for cell in ("r0c0", "r1c0"):
-        assert [np.asarray(Image.open(p)).tolist() for p in sorted((one / cell / "frames").glob("*.png"))] == [
-            np.asarray(Image.open(p)).tolist() for p in sorted((two / cell / "frames").glob("*.png"))
-        ]
+        assert [
+            np.asarray(Image.open(p)).tolist() for p in sorted((one / cell / "frames").glob("*.png"))
+        ] == [np.asarray(Image.open(p)).tolist() for p in sorted((two / cell / "frames").glob("*.png"))]
+
+
+@pytest.mark.parametrize(("suffix", "codec", "pixels"), [(".mov", "libx264", "yuv420p"), (".mkv", "libx264", "yuv420p"), (".webm", "libvpx-vp9", "yuv420p"), (".gif", "gif", "rgb8")])  # fmt: skip
+def test_common_containers_are_read_frame_by_frame(tmp_path, suffix, codec, pixels):
+    from nst.video.source import VideoSource
+
+    frames, _ = draw_clip(4, 48, 32, SHIFT, 8)
+    path = tmp_path / f"clip{suffix}"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, pixels
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    source = VideoSource(path)
+    read = list(source.frames())
+    assert (source.size, source.fps, len(read)) == ((48, 32), 10, 4)
+    # Lossy codecs, so near the drawn frames, not equal to them.
+    assert np.abs(read[2].astype(float) - frames[2]).mean() < 24
+
+
+def test_a_stop_between_two_frames_keeps_the_finished_ones_and_continues(clip, capsys):
+    from lightning.pytorch import Callback
+
+    class AtFrameEnd(Callback):
+        def on_train_end(self, trainer, pl_module):
+            if trainer.datamodule.hparams.content == "frame 1":
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["video", "--config", str(clip["config"])], callbacks=[AtFrameEnd()])
+    assert stopped.value.code == 143
+    err = capsys.readouterr().err
+    assert "2 finished frames" in err and "--ckpt_path last" in err, err
+    run_dir = clip["dir"] / "logs" / "video" / "version_0"
+    assert len(frames_of(run_dir)) == 2
+    main(["video", "--config", str(clip["config"]), "--ckpt_path", "last"])
+    assert len(frames_of(run_dir)) == 5 and (run_dir / "video.mp4").is_file()

@@ -202,7 +202,9 @@ def _the_sweep(options: argparse.Namespace, fit_args: list[str]) -> tuple[Sweep,
             "each cell's final.png is in its directory"
         )
     if options.contents and options.videos:
-        raise NSTError("give photos with --contents or videos with --videos, not both: a sweep paints one kind")
+        raise NSTError(
+            "give photos with --contents or videos with --videos, not both: a sweep paints one kind"
+        )
     videos = bool(options.videos) or any(is_video_config(config) for config in options.config)
     if options.sweep is not None:
         sweep, name = read_sweep(options.sweep), options.sweep.stem
@@ -275,7 +277,9 @@ def _run_share(
             place = f"{who}[{count}/{len(mine)}] {named}"
             print(place + (" together" if len(batch) > 1 else ""))
             if sweep.videos:
-                failures = {batch[0].id: run_video_cell(layers_of(batch[0]), batch[0], sweep_dir, stop, callbacks)}
+                failures = {
+                    batch[0].id: run_video_cell(layers_of(batch[0]), batch[0], sweep_dir, stop, callbacks)
+                }
             elif len(batch) == 1:
                 failures = {batch[0].id: run_cell(layers_of(batch[0]), batch[0], sweep_dir, stop, callbacks)}
             else:

@@ -213,7 +213,9 @@ def contents_by_styles(contents: list[str], styles: list[str], videos: bool = Fa
     columns = _axis("--styles", "columns", {"key": "data.style", "values": styles}) if styles else None
     if rows is None:
         rows, columns = columns, None
-    return check_names(Sweep(rows=rows, columns=columns, fixed={}, name=None, videos=videos), f"{where}/--styles")
+    return check_names(
+        Sweep(rows=rows, columns=columns, fixed={}, name=None, videos=videos), f"{where}/--styles"
+    )
 
 
 IMAGE_KEYS = ("data.content", "data.style")
@@ -239,7 +241,9 @@ def expand_images(value: Any, suffixes: set[str] = IMAGE_SUFFIXES) -> list[Any]:
     images = [str(p) for p in found if p.is_file() and p.suffix.lower() in suffixes]
     if not images:
         what = "videos" if suffixes is VIDEO_SUFFIXES else "images"
-        raise NSTError(f"{value} holds no {what} ({', '.join(sorted(suffixes))}); give a folder or glob of {what}")
+        raise NSTError(
+            f"{value} holds no {what} ({', '.join(sorted(suffixes))}); give a folder or glob of {what}"
+        )
     return images
 
 

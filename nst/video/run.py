@@ -176,22 +176,22 @@ class VideoRun:
                     return self._result(stopped)
                 index += 1
                 if self.stop_requests.requested is not None:  # asked between two frames: nothing half done
-                    return self._result(
-                        RunInterrupted(self.stop_requests.requested, str(self.run_dir), step=0)
-                    )
-            self.state["flow_seconds"] = self.state.get("flow_seconds", 0) + preparer.flow_seconds
-            video = self._write_video()
-        except BaseException:
-            preparer.close()
+                    return self._result(self._kept(self.stop_requests.requested))
+            video = self._write_video(preparer.flow_seconds)
+        except RunInterrupted as stopped:  # a signal between two frames' runs, or as one started
             if not self.state["steps"] and not any((self.run_dir / "runs").glob("*/checkpoints/*.ckpt")):
-                for path in self._made:  # nothing painted: nothing left behind
-                    shutil.rmtree(path, ignore_errors=True)
+                self._remove_made()
+                raise
+            return self._result(self._kept(stopped.signum))
+        except BaseException:
+            if not self.state["steps"] and not any((self.run_dir / "runs").glob("*/checkpoints/*.ckpt")):
+                self._remove_made()  # nothing painted: nothing left behind
             raise
         finally:
+            preparer.close()
             self.progress.close()
             if self._writer is not None:
                 self._writer.close()
-        preparer.close()
         print(
             f"Wrote {video} ({len(self.state['steps'])} frames); each frame is in {self.run_dir / 'frames'}"
         )
@@ -202,6 +202,16 @@ class VideoRun:
         # frame this process paints, not again for every frame.
         with _quiet() if index > self._first else contextlib.nullcontext():
             return self._paint(index, prepared, preparer)
+
+    def _kept(self, signum: int) -> RunInterrupted:
+        done = len(self.state["steps"])
+        stopped = RunInterrupted(signum, f"{done} finished frames in {self.run_dir / 'frames'}")
+        stopped.resumable = True
+        return stopped
+
+    def _remove_made(self) -> None:
+        for path in self._made:
+            shutil.rmtree(path, ignore_errors=True)
 
     def _paint(self, index: int, prepared: Any, preparer: Preparer) -> RunInterrupted | None:
         started = time.perf_counter()
@@ -269,7 +279,7 @@ class VideoRun:
         writer.add_image("video/frame", np.asarray(result.image), index, dataformats="HWC")
         writer.flush()
 
-    def _write_video(self) -> Path:
+    def _write_video(self, flow_seconds: float) -> Path:
         frames = len(self.state["steps"])
         path = self.run_dir / RESULT
         audio = self.source.path if self.source.audio and self.source.path.is_file() else None
@@ -280,6 +290,7 @@ class VideoRun:
             audio_from=audio,
         )
         self.state["video"] = RESULT
+        self.state["flow_seconds"] = self.state.get("flow_seconds", 0) + flow_seconds
         _write_json(self.run_dir / STATE, self.state)
         return path
 
