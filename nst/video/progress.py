@@ -18,6 +18,8 @@ class VideoProgress(Callback):
         self.seconds: list[float] = []  # of the frames after the first that this process painted
         self._bar = None
         self._shown = 0.0
+        # A terminal redraws the line in place; a log file (or a pipe) gets every redraw as text.
+        self._every = 0.2 if sys.stderr.isatty() else 10.0
         if bar:
             from tqdm.auto import tqdm
 
@@ -31,7 +33,7 @@ class VideoProgress(Callback):
             )
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
-        if self._bar is None or time.monotonic() - self._shown < 0.2:
+        if self._bar is None or time.monotonic() - self._shown < self._every:
             return
         self._shown = time.monotonic()
         losses = pl_module.painting.losses
