@@ -327,3 +327,23 @@ def test_a_video_over_the_studio_caps_gets_one_line(studio, workdir, monkeypatch
     assert response.json()["error"].startswith("long.mp4 is 3.0 s (12 frames), over the 2 s")
     folder = workdir / "logs" / "studio" / "uploads"
     assert not folder.exists() or not any(folder.iterdir())  # nothing kept of it
+
+
+def test_a_stopped_video_continues_from_the_gallery(studio, workdir):
+    from drawing import draw_clip, write_clip
+
+    frames, _ = draw_clip(10, 64, 48, (2, 1), 12)
+    write_clip(workdir / "clip.mp4", frames, fps=8)
+    video = upload(studio, (workdir / "clip.mp4").read_bytes(), "clip.mp4").json()["id"]
+    style = upload(studio, png(draw_style()), "painting.png").json()["id"]
+    job = start(studio, video, [style])
+    wait(studio, job["id"], until=lambda j: j["frames_done"] >= 1)
+    studio.post(f"/api/jobs/{job['id']}/stop")
+    stopped = wait(studio, job["id"])
+    assert stopped["status"] == "stopped" and stopped["frames_done"] < 10, stopped
+    entry = next(e for e in studio.get("/api/runs").json() if e["id"] == stopped["run"])
+    assert entry["continuable"] and entry["kind"] == "video"
+    continued = studio.post(f"/api/runs/{stopped['run']}/continue").json()
+    done = wait(studio, continued["id"])
+    assert done["status"] == "finished" and done["frames_done"] == 10, done
+    assert len(list((run_dir(workdir, stopped) / "frames").glob("*.png"))) == 10
