@@ -124,6 +124,17 @@ def test_the_written_video_has_the_source_frame_count_size_rate_and_sound(clip):
 
     steps = json.loads((run_dir / "video.json").read_text())["steps"]
     assert steps[0] == 16 and all(1 <= s <= 10 for s in steps[1:])
+    # TensorBoard has each frame's steps and losses, and the frames themselves.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    assert [e.value for e in events.Scalars("video/steps")] == steps
+    assert {"video/total", "video/content", "video/style", "video/temporal"} <= set(events.Tags()["scalars"])
+    assert len(events.Images("video/frame")) == 5
+    frame_run = EventAccumulator(str(run_dir / "runs" / "frame_000002"), size_guidance={"scalars": 0})
+    frame_run.Reload()
+    assert "loss/temporal" in frame_run.Tags()["scalars"]
 
 
 def warping_error(run_dir: Path) -> float:
@@ -140,7 +151,7 @@ def test_the_temporal_term_makes_frames_follow_each_other(clip):
     assert warping_error(tied) < 0.5 * warping_error(alone), (warping_error(tied), warping_error(alone))
 
 
-def test_a_stopped_video_continues_at_its_frame_and_step_and_equals_an_uninterrupted_one(clip):
+def test_a_stopped_video_continues_at_its_frame_and_step_and_equals_an_uninterrupted_one(clip, monkeypatch):
     main(["video", "--config", str(clip["config"])])
     ctrl_c = AtStep(
         4,
@@ -153,7 +164,14 @@ def test_a_stopped_video_continues_at_its_frame_and_step_and_equals_an_uninterru
     run_dir = clip["dir"] / "logs" / "video" / "version_1"
     assert len(frames_of(run_dir)) == 2 and not (run_dir / "video.mp4").exists()
     assert (run_dir / "runs" / "frame_000002" / "checkpoints" / "last.ckpt").is_file()
+    # The flows of the frames left were made before the stop (ahead of the painting): the
+    # continued run reads them from the run directory instead of computing them again.
+    from nst.video import prepare
+
+    computed = []
+    monkeypatch.setattr(prepare, "flow_between", lambda *args: computed.append(args) or 1 / 0)
     main(["video", "--config", str(clip["config"]), "--ckpt_path", "last"])
+    assert computed == []
     uninterrupted = frames_of(clip["dir"] / "logs" / "video" / "version_0")
     continued = frames_of(run_dir)
     assert len(continued) == 5
