@@ -1,8 +1,13 @@
 """Images the tests and the benchmark draw for themselves (no files from outside)."""
 
 import math
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def draw_content(width: int = 64, height: int = 48) -> Image.Image:
@@ -55,8 +60,8 @@ def draw_regions(size: int = 64) -> dict[str, Image.Image]:
     }
 
 
-def scene_background(x, y):  # -> [..., 3] float array in [0, 1]
-    """A texture with detail at several scales everywhere (optical flow needs something to follow)."""
+def scene_background(x: "np.ndarray", y: "np.ndarray") -> "np.ndarray":
+    """[..., 3] in [0, 1] at the points (x, y): a texture with detail at several scales everywhere (optical flow needs something to follow)."""
     import numpy as np
 
     r = 0.5 + 0.25 * np.sin(0.31 * x + 0.17 * y) + 0.2 * np.sin(0.11 * x - 0.23 * y + 1.0)
@@ -86,7 +91,7 @@ def draw_clip(
     return out, square
 
 
-def write_clip(path, frames, fps: int = 12, audio: bool = False) -> None:
+def write_clip(path: "str | Path", frames: "list[np.ndarray]", fps: int = 12, audio: bool = False) -> None:
     """``frames`` as an H.264 file (nearly lossless: flow tests read it back), with a tone as
     its sound if ``audio``."""
     from fractions import Fraction

@@ -69,6 +69,8 @@ def test_the_mask_is_zero_over_the_uncovered_region_and_one_where_flow_holds(dra
     assert uncovered.sum() > 50
     assert (mask[uncovered] == 0).all()
     assert (mask[far] == 1).mean() > 0.99
+    # The strip the scene moves in from was outside the frame before: nothing there to tie to.
+    assert (mask[:, :2] == 0).all() and (mask[0] == 0).all()
 
 
 def test_each_pixel_is_tied_to_the_nearest_frame_it_can_trust():
@@ -230,6 +232,11 @@ CASES = {
     "more frames than there are": lambda w: (["--video.frames", "9"], "has 5 frames"),
     "a frame rate below 0": lambda w: (["--video.fps", "-3"], "video.fps must be a frame rate"),
     "consistency without the frame before": lambda w: (["--video.consistency", "[2]"], "1 among them"),
+    "a size that is not one": lambda w: (["--data.size", "[40, 30, 20]"], "data.size must be"),
+    "a temporal weight below 0": lambda w: (
+        ["--model.temporal_weight", "-1"],
+        "temporal_weight must be 0 or more",
+    ),
     "a frame too large for memory": lambda w: (
         ["--data.size", "4000", "--model.memory_limit", "0.1"],
         "GB",
@@ -344,7 +351,7 @@ def test_a_stop_between_two_frames_keeps_the_finished_ones_and_continues(clip, c
         main(["video", "--config", str(clip["config"])], callbacks=[AtFrameEnd()])
     assert stopped.value.code == 143
     err = capsys.readouterr().err
-    assert "2 finished frames" in err and "--ckpt_path last" in err, err
+    assert "saved" in err and "version_0/frames" in err and "--ckpt_path last" in err, err
     run_dir = clip["dir"] / "logs" / "video" / "version_0"
     assert len(frames_of(run_dir)) == 2
     main(["video", "--config", str(clip["config"]), "--ckpt_path", "last"])

@@ -359,8 +359,9 @@ def check_video_cells(sweep: Sweep, base: list[Layer]) -> dict[str, Any]:
     for cell in sweep.cells():
         try:
             config = parse_layers([*base, cell.settings], VideoSettings)
-            video_options(config)
-            source = VideoSource(config["data"]["content"] or "", video_options(config).fps)
+            if not config["data"].get("content"):
+                raise NSTError("a sweep of videos needs them as data.content, e.g. --videos clips/")
+            source = VideoSource(config["data"]["content"], video_options(config).fps)
             edge = cell.row == 0 or cell.column == 0
             if edge:
                 first = Image.fromarray(next(iter(source.frames(1))))

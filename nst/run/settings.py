@@ -48,9 +48,6 @@ DESCRIPTION = (
 
 
 class Settings(LightningCLI):
-    MODEL: type[StyleTransfer] = StyleTransfer  # a subclass's settings read its own model class
-    PROG, DESCRIPTION = "nst fit", DESCRIPTION
-
     """One picture's settings, read through LightningCLI's parser, and what they make: the
     model, the images, the callbacks the config describes and the trainer's options
     (``trainer``, a mapping of made objects). Making the trainer and running it is
@@ -63,6 +60,9 @@ class Settings(LightningCLI):
             (checking a config, or a run kept in memory).
         made: Where to note the run directories made, so that a failed start can remove them.
     """
+
+    MODEL: type[StyleTransfer] = StyleTransfer  # a subclass's settings read its own model class
+    PROG, DESCRIPTION = "nst fit", DESCRIPTION
 
     def __init__(
         self,

@@ -119,6 +119,8 @@ def create_app(
         if video:  # the steps are the first frame's; later frames start from it and stop sooner
             steps = layer.pop("trainer.max_steps")
             layer |= {"video.steps_first": steps, "video.steps": max(1, min(steps, 200))}
+            # No more frames than the upload was counted to have (and checked against the caps).
+            layer["video.frames"] = uploads.info(content)["frames"]
         names = [uploads.name(i) for i in ([content] if content else []) + styles]
         title = " × ".join(n for n in names if n) or "run"
         where = run_dirs.Where(save_dir=str(logs), name=NAME)
@@ -216,8 +218,7 @@ def create_app(
         path = frame_path(gallery.find(run_id), index)
         if index < 0 or not path.is_file():
             raise NSTError("no such frame")
-        with Image.open(path) as picture:
-            return _jpeg(picture)
+        return _jpeg(await asyncio.to_thread(_opened, path))
 
     @app.get("/api/runs/{run_id}/thumbnail.jpg")
     async def run_thumbnail(run_id: str) -> Response:
@@ -251,6 +252,11 @@ async def _json(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise NSTError("the request is a JSON object")
     return body
+
+
+def _opened(path: Path) -> Image.Image:
+    with Image.open(path) as picture:
+        return picture.convert("RGB")
 
 
 def _jpeg(picture: Image.Image) -> Response:

@@ -46,6 +46,10 @@ class Uploads:
         )  # the loader reads the format's name from it
         checking.write_bytes(data)
         try:
+            if _animated(checking):  # a GIF of several frames is a video, not its first frame
+                video = _video_info(checking, shown)
+                if video is not None:
+                    return self._keep_video(checking, upload_id, suffix or ".gif", shown, video)
             image = read_image(str(checking), "image")
         except NSTError as error:
             video = _video_info(checking, shown)
@@ -71,7 +75,9 @@ class Uploads:
         self, checking: Path, upload_id: str, suffix: str, shown: str, video: dict[str, Any]
     ) -> dict[str, Any]:
         # Kept as it came (its container and sound); the file name is the id and its suffix.
-        kept = self.folder / f"{upload_id}{suffix or '.mp4'}"
+        from nst.video.source import VIDEO_SUFFIXES
+
+        kept = self.folder / f"{upload_id}{suffix if suffix in VIDEO_SUFFIXES else '.mp4'}"
         checking.replace(kept)
         info = {
             "id": upload_id,
@@ -147,6 +153,14 @@ class Uploads:
                 image = image.convert("RGB")
         image.thumbnail((THUMBNAIL, THUMBNAIL))
         return image
+
+
+def _animated(path: Path) -> bool:
+    try:
+        with Image.open(path) as image:
+            return bool(getattr(image, "is_animated", False))
+    except (OSError, ValueError):
+        return False
 
 
 def _video_info(path: Path, shown: str) -> dict[str, Any] | None:

@@ -63,7 +63,9 @@ def reliable(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
 
     - with w̃(x) = forward(x + backward(x)), disoccluded where
       |w̃ + ŵ|² > 0.01 (|w̃|² + |ŵ|²) + 0.5 (ŵ = backward): the two flows do not undo each other;
-    - motion boundary where |∇u|² + |∇v|² > 0.01 |ŵ|² + 0.002, (u, v) = ŵ.
+    - motion boundary where |∇u|² + |∇v|² > 0.01 |ŵ|² + 0.002, (u, v) = ŵ;
+    - and where x + ŵ(x) lies outside the earlier frame: what is warped there is its edge
+      repeated, which the round trip above cannot tell from a true match (a pan's new strip).
     """
     there = sample(forward, backward)  # the forward flow of the point each pixel came from
     round_trip = np.sum((there + backward) ** 2, axis=-1)
@@ -71,16 +73,21 @@ def reliable(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
     disoccluded = round_trip > 0.01 * lengths + 0.5
     gradient = sum(np.sum(np.stack(np.gradient(backward[..., c]), axis=-1) ** 2, axis=-1) for c in (0, 1))
     boundary = gradient > 0.01 * np.sum(backward**2, axis=-1) + 0.002
-    return (~(disoccluded | boundary)).astype(np.float32)
+    height, width = backward.shape[:2]
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    x, y = xs + backward[..., 0], ys + backward[..., 1]
+    outside = (x < 0) | (x > width - 1) | (y < 0) | (y > height - 1)
+    return (~(disoccluded | boundary | outside)).astype(np.float32)
 
 
 def closest_trusted(masks: list[np.ndarray]) -> list[np.ndarray]:
     """Long-term weights (Ruder et al.'s c_long): ``masks`` are the reliability of the flows
-    from frames further and further back (the nearest first); each pixel keeps the weight of
-    the nearest frame whose flow it can trust, and 0 for the others."""
-    taken = np.zeros_like(masks[0])
+    from frames further and further back (the nearest first); frame j's weight is
+    max(c_j - sum of the nearer c_k, 0), so each pixel keeps the weight of the nearest frame whose
+    flow it can trust, and 0 for the others."""
+    nearer = np.zeros_like(masks[0])
     weights = []
     for mask in masks:
-        weights.append(np.maximum(mask - taken, 0))
-        taken = np.maximum(taken, mask)
+        weights.append(np.maximum(mask - nearer, 0))
+        nearer = nearer + mask
     return weights

@@ -6,6 +6,7 @@ from typing import Any
 
 from torch import Tensor
 
+from nst.errors import NSTError
 from nst.numerics.objective import Term
 from nst.numerics.targets import Images
 from nst.run.module import StyleTransfer
@@ -23,6 +24,10 @@ class VideoStyleTransfer(StyleTransfer):
 
     def __init__(self, temporal_weight: float = 200.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if not temporal_weight >= 0:  # (NaN too)
+            raise NSTError(
+                f"model.temporal_weight must be 0 or more (0: each frame on its own), got {temporal_weight}"
+            )
         self.temporal: Temporal | None = None  # this frame's, set by nst.video.run before fit
         self.start: Tensor | None = None  # where the frame starts, if not at model.init
 

@@ -9,7 +9,6 @@ what is missing. A frame's flows are removed once the frame is painted (they are
 its size); the frames stay, for side-by-side comparisons.
 """
 
-import os
 import threading
 import time
 from collections import deque
@@ -19,8 +18,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from nst.files import atomic_write
 from nst.video.flow import flow_between, grey, reliable
-from nst.video.source import VideoSource
+from nst.video.source import VideoSource, read_rgb
 
 AHEAD = 8  # frames made ready beyond the one being painted: enough to hide flow, bounded on disk
 
@@ -38,8 +38,7 @@ class Prepared:
     each offset it can look back, the backward flow ([H, W, 2]) and its reliability ([H, W])."""
 
     def __init__(self, run_dir: Path, index: int, offsets: Sequence[int]) -> None:
-        with Image.open(input_path(run_dir, index)) as image:
-            self.frame = np.asarray(image.convert("RGB"))
+        self.frame = read_rgb(input_path(run_dir, index))
         self.index = index
         self.flows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for offset in offsets:
@@ -93,9 +92,9 @@ class Preparer:
             self._changed.notify_all()
             while self.ready <= index and self.ended is None and self._error is None:
                 self._changed.wait()
-            if self._error is not None:
-                raise self._error
-            if self.ready <= index:
+            if self.ready <= index:  # the source ended, or broke off, before this frame
+                if self._error is not None:
+                    raise self._error
                 return None
         return Prepared(self.run_dir, index, self.offsets)
 
@@ -140,29 +139,22 @@ class Preparer:
     def _sized(self, frame: np.ndarray, index: int) -> np.ndarray:
         path = input_path(self.run_dir, index)
         if path.is_file():  # made by the run before a resume: the same pixels, read back
-            with Image.open(path) as image:
-                return np.asarray(image.convert("RGB"))
+            return read_rgb(path)
         image = Image.fromarray(frame)
         if image.size != self.size:
             image = image.resize(self.size, Image.Resampling.LANCZOS)
-        _write_atomically(path, lambda file: image.save(file, format="PNG"))
+        with atomic_write(path) as (out, _):
+            image.save(out, format="PNG")
         return np.asarray(image)
 
     def _flow(self, earlier: np.ndarray, later: np.ndarray, index: int, offset: int) -> None:
         backward = flow_between(later, earlier, self.preset)
         forward = flow_between(earlier, later, self.preset)
         mask = reliable(forward, backward).astype(np.uint8)
-        path = flow_path(self.run_dir, index, offset)
-        _write_atomically(path, lambda file: np.savez(file, backward=backward, reliable=mask))
+        with atomic_write(flow_path(self.run_dir, index, offset)) as (out, _):
+            np.savez(out, backward=backward, reliable=mask)
 
     def forget(self, index: int) -> None:
         """Remove frame ``index``'s flows: the frame is painted."""
         for offset in self.offsets:
             flow_path(self.run_dir, index, offset).unlink(missing_ok=True)
-
-
-def _write_atomically(path: Path, write) -> None:
-    partial = path.with_name(f".{path.name}.part")
-    with open(partial, "wb") as file:
-        write(file)
-    os.replace(partial, path)

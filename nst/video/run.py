@@ -18,7 +18,6 @@ with its checkpoint; ``--ckpt_path last`` continues at that frame and step.
 import contextlib
 import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -33,6 +32,7 @@ from lightning.pytorch import Callback
 from PIL import Image
 
 from nst.errors import NSTError
+from nst.files import atomic_write
 from nst.run import run_dirs
 from nst.run.engine import Run
 from nst.run.settings import Layer, parse_layers
@@ -41,7 +41,7 @@ from nst.video.options import VideoOptions, VideoSettings, video_options
 from nst.video.plateau import Plateau
 from nst.video.prepare import Preparer
 from nst.video.progress import VideoProgress
-from nst.video.source import VideoSource
+from nst.video.source import VideoSource, read_rgb
 from nst.video.temporal import tie
 from nst.video.writer import write_video
 
@@ -117,7 +117,10 @@ class VideoRun:
                 "leave it out to paint them all"
             )
         self.size = working_size(self.source.size, data["size"])
-        self.grey = bool(data.get("luminance_only"))
+        # Where the written frames take the photo's colours, the frames are tied in luminance:
+        # the painting's own colours are not kept, and the written ones would pull against its style.
+        recoloured = (config.get("output") or {}).get("original_colours")
+        self.grey = bool(data.get("luminance_only") or recoloured)
         self._bar = config["trainer"].get("enable_progress_bar") is not False
         logger = (config["trainer"].get("logger") or {}).get("init_args") or {}
         root = Path(save_dir or logger.get("save_dir") or "logs") / (
@@ -128,7 +131,7 @@ class VideoRun:
         if ckpt_path:
             self.run_dir = _resumed(root, str(run_dir) if run_dir is not None else ckpt_path)
             self.state = json.loads((self.run_dir / STATE).read_text())
-            if self.state["settings"] != self.settings:
+            if _identity(self.state["settings"]) != _identity(self.settings):
                 raise NSTError(
                     f"{self.run_dir} was started with other settings; continue it with the same ones "
                     "(only --ckpt_path added), or start a new run without --ckpt_path"
@@ -144,7 +147,9 @@ class VideoRun:
                 self.run_dir = self._made[0]
             self.state = {"settings": self.settings, "size": list(self.size), "fps": str(self.source.fps)}
             self.state |= {"steps": [], "losses": [], "seconds": []}
-            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(self.settings, sort_keys=False))
+            with atomic_write(self.run_dir / "config.yaml") as (out, _):
+                out.write(yaml.safe_dump(self.settings, sort_keys=False).encode())
+            _write_json(self.run_dir / STATE, self.state)  # a run stopped in its first frame continues
         self._writer = None
 
     # -- the run ----------------------------------------------------------------------------
@@ -175,16 +180,20 @@ class VideoRun:
                 if stopped is not None:
                     return self._result(stopped)
                 index += 1
-                if self.stop_requests.requested is not None:  # asked between two frames: nothing half done
+                # Asked between two frames (or in a frame's last step): nothing is half done.
+                # With no frame left, the video is written as if no one had asked.
+                if self.stop_requests.requested is not None and preparer.get(index) is not None:
                     return self._result(self._kept(self.stop_requests.requested))
             video = self._write_video(preparer.flow_seconds)
         except RunInterrupted as stopped:  # a signal between two frames' runs, or as one started
-            if not self.state["steps"] and not any((self.run_dir / "runs").glob("*/checkpoints/*.ckpt")):
+            preparer.close()
+            if self._painted_nothing():
                 self._remove_made()
                 raise
             return self._result(self._kept(stopped.signum))
         except BaseException:
-            if not self.state["steps"] and not any((self.run_dir / "runs").glob("*/checkpoints/*.ckpt")):
+            preparer.close()  # before anything is removed: it may be writing there
+            if self._painted_nothing():
                 self._remove_made()  # nothing painted: nothing left behind
             raise
         finally:
@@ -203,9 +212,12 @@ class VideoRun:
         with _quiet() if index > self._first else contextlib.nullcontext():
             return self._paint(index, prepared, preparer)
 
+    def _painted_nothing(self) -> bool:
+        return not self.state["steps"] and not any((self.run_dir / "runs").glob("*/checkpoints/*.ckpt"))
+
     def _kept(self, signum: int) -> RunInterrupted:
-        done = len(self.state["steps"])
-        stopped = RunInterrupted(signum, f"{done} finished frames in {self.run_dir / 'frames'}")
+        # (Its "checkpoint" is where the finished frames are: a video continues from them.)
+        stopped = RunInterrupted(signum, str(self.run_dir / "frames"))
         stopped.resumable = True
         return stopped
 
@@ -282,7 +294,9 @@ class VideoRun:
     def _write_video(self, flow_seconds: float) -> Path:
         frames = len(self.state["steps"])
         path = self.run_dir / RESULT
-        audio = self.source.path if self.source.audio and self.source.path.is_file() else None
+        # The sound is copied as it is; frames re-timed by video.fps would leave it out of step.
+        keep = self.source.audio and self.source.path.is_file() and self.options.fps is None
+        audio = self.source.path if keep else None
         write_video(
             path,
             (_read(frame_path(self.run_dir, i)) for i in range(frames)),
@@ -316,6 +330,9 @@ def _quiet() -> Iterator[None]:
 def working_size(source: tuple[int, int], size: int | Sequence[int]) -> tuple[int, int]:
     """The frames' size as painted: data.size's long side (or [width, height]) at the video's
     aspect ratio, each side even (H.264 in yuv420p needs that)."""
+    sides = [size] if isinstance(size, int) else list(size)
+    if len(sides) not in (1, 2) or any(isinstance(v, bool) or not isinstance(v, int) or v < 2 for v in sides):
+        raise NSTError(f"data.size must be the long side in pixels (e.g. 512) or [width, height], got {size}")
     if isinstance(size, int):
         scale = size / max(source)
         width, height = source[0] * scale, source[1] * scale
@@ -340,6 +357,12 @@ def _resumed(root: Path, ckpt_path: str) -> Path:
     return max(runs, key=lambda run: (run / STATE).stat().st_mtime)
 
 
+def _identity(settings: dict[str, Any]) -> dict[str, Any]:
+    """What a continued video must share with the run it continues: what paints the frames
+    (not how it is watched, logged or checkpointed)."""
+    return {key: settings.get(key) for key in ("seed_everything", "model", "data", "video")}
+
+
 def _as_given(config: dict[str, Any]) -> dict[str, Any]:
     settings = {k: v for k, v in config.items() if k not in ("config", "ckpt_path", "__path__")}
     return json.loads(json.dumps(settings, default=str))
@@ -351,18 +374,14 @@ def _stem(config: dict[str, Any]) -> str:
 
 
 def _read(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
+    return read_rgb(path)
 
 
 def _write_png(path: Path, image: Image.Image) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.part")
-    image.save(partial, format="PNG")
-    os.replace(partial, path)
+    with atomic_write(path) as (out, _):
+        image.save(out, format="PNG")
 
 
 def _write_json(path: Path, state: dict[str, Any]) -> None:
-    partial = path.with_name(f".{path.name}.part")
-    partial.write_text(json.dumps(state, indent=1))
-    os.replace(partial, path)
+    with atomic_write(path) as (out, _):
+        out.write(json.dumps(state, indent=1).encode())

@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -70,11 +71,8 @@ class VideoSource:
         if self._files:
             for file in self._files[:limit]:
                 frame = _read_frame(file)
-                if (frame.shape[1], frame.shape[0]) != self.size:
-                    raise NSTError(
-                        f"{file.name} is {frame.shape[1]}×{frame.shape[0]} px but the folder's first frame is "
-                        f"{self.size[0]}×{self.size[1]} px: all frames of a video must have one size"
-                    )
+                if (frame.shape[1], frame.shape[0]) != self.size:  # changed since it was opened
+                    raise _mixed(file, (frame.shape[1], frame.shape[0]), self._files[0], self.size)
                 yield frame
             return
         container = _open(self.path)
@@ -123,24 +121,33 @@ def _same_size(files: list[Path]) -> tuple[int, int]:
                 if size is None:
                     size = image.size
                 elif image.size != size:
-                    raise NSTError(
-                        f"{file.name} is {image.size[0]}×{image.size[1]} px but {files[0].name} is "
-                        f"{size[0]}×{size[1]} px: all frames of a video must have one size"
-                    )
+                    raise _mixed(file, image.size, files[0], size)
         except (OSError, ValueError) as error:
             raise NSTError(f"the frame {file} cannot be read as an image ({error})") from error
     return size
 
 
+def _mixed(file: Path, size: tuple[int, int], first: Path, first_size: tuple[int, int]) -> NSTError:
+    return NSTError(
+        f"{file.name} is {size[0]}×{size[1]} px but {first.name} is {first_size[0]}×{first_size[1]} px: "
+        "all frames of a video must have one size"
+    )
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """An image file as [H, W, 3] uint8 RGB."""
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
 def _read_frame(file: Path) -> np.ndarray:
     try:
-        with Image.open(file) as image:
-            return np.asarray(image.convert("RGB"))
+        return read_rgb(file)
     except (OSError, ValueError) as error:
         raise NSTError(f"the frame {file} cannot be read as an image ({error})") from error
 
 
-def _open(path: Path):  # -> av.container.InputContainer
+def _open(path: Path) -> Any:  # av.container.InputContainer (av is imported only when needed)
     import av
 
     try:

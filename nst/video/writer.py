@@ -1,14 +1,15 @@
 """Writing the stylised frames as a video every player opens: H.264 in an mp4, yuv420p, at the
 source's frame rate, with the source's sound copied as it is (cut to the frames written)."""
 
-import os
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from nst.errors import NSTError
+from nst.files import atomic_write
 
 
 def write_video(
@@ -24,11 +25,10 @@ def write_video(
     ``audio_from``: a video file whose first audio stream is copied, up to the last frame's end."""
     import av
 
-    partial = path.with_name(f".{path.name}.part")
     written = 0
     source = av.open(str(audio_from)) if audio_from is not None else None
     try:
-        with av.open(str(partial), "w", format="mp4") as output:
+        with atomic_write(path) as (_, partial), av.open(str(partial), "w", format="mp4") as output:
             # Every stream is added before the first packet: the header is written with it.
             sound = _sound_stream(source, output)
             stream = output.add_stream("libx264", rate=fps)
@@ -47,15 +47,13 @@ def write_video(
                 output.mux(packet)
             if sound is not None:
                 _copy_audio(source, sound, output, written / fps)
-        os.replace(partial, path)
     finally:
-        partial.unlink(missing_ok=True)
         if source is not None:
             source.close()
     return written
 
 
-def _sound_stream(source, output):  # -> av.AudioStream | None
+def _sound_stream(source: Any, output: Any) -> Any:  # av's containers and streams (imported when needed)
     import av
 
     if source is None or not source.streams.audio:
@@ -66,7 +64,7 @@ def _sound_stream(source, output):  # -> av.AudioStream | None
         return None  # a codec mp4 cannot carry: the video is written without its sound
 
 
-def _copy_audio(source, out, output, seconds: Fraction) -> None:
+def _copy_audio(source: Any, out: Any, output: Any, seconds: Fraction) -> None:
     for packet in source.demux(source.streams.audio[0]):
         if packet.dts is None:
             continue
