@@ -263,17 +263,20 @@ class VideoRun:
         result = run.fit()
         if result.stopped is not None:
             return result.stopped
-        _write_png(frame_path(self.run_dir, index), result.image)
-        self.state["steps"].append(result.steps)
-        self.state["losses"].append(result.losses)
-        self.state["seconds"].append(time.perf_counter() - started)
-        _write_json(self.run_dir / STATE, self.state)
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the frame is done: the PNG is its result
-        preparer.forget(index)
-        self._log(index, result)
-        self.progress.frame_done(index, result.steps, self.state["seconds"][-1])
-        if self.on_frame is not None:
-            self.on_frame(index, frame_path(self.run_dir, index))
+        # A signal now is noted (the loop stops before the next frame), not raised: a frame
+        # counted as finished and its checkpoint removed go together.
+        with self.stop_requests.waiting():
+            _write_png(frame_path(self.run_dir, index), result.image)
+            self.state["steps"].append(result.steps)
+            self.state["losses"].append(result.losses)
+            self.state["seconds"].append(time.perf_counter() - started)
+            _write_json(self.run_dir / STATE, self.state)
+            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # done: the PNG is its result
+            preparer.forget(index)
+            self._log(index, result)
+            self.progress.frame_done(index, result.steps, self.state["seconds"][-1])
+            if self.on_frame is not None:
+                self.on_frame(index, frame_path(self.run_dir, index))
         return None
 
     # -- what the user sees -----------------------------------------------------------------
