@@ -17,12 +17,12 @@ def test_help_describes_nst_and_lists_every_command(capsys):
     main(["--help"])
     out = capsys.readouterr().out
     assert "neural style transfer" in out and "Gatys" in out
-    for command in ("fit", "sweep", "export"):
+    for command in ("fit", "video", "sweep", "export"):
         assert f"\n  {command} " in out
     with pytest.raises(SystemExit) as exit_info:
         main(["paint"])
     assert exit_info.value.code == 2
-    assert "unknown command 'paint'; use fit, sweep, export" in capsys.readouterr().err
+    assert "unknown command 'paint'; use fit, video, sweep, export" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
