@@ -145,7 +145,8 @@ def form_of(config: dict[str, Any]) -> dict[str, Any]:
     )
     form = {
         "size": max(size) if isinstance(size, list) else size,
-        "steps": trainer.get("max_steps", 300),
+        # A video's steps on the page are its first frame's (nst.studio.app).
+        "steps": (config.get("video") or {}).get("steps_first") or trainer.get("max_steps", 300),
         "style_weight": model.get("style_weight"),
         "content_weight": model.get("content_weight"),
         "tv_weight": model.get("tv_weight"),

@@ -230,7 +230,7 @@ function drawFrames(job) {
 function drawQueue() {
   const waiting = [...jobs.values()].filter((j) => ["queued", "running", "stopping"].includes(j.status));
   $("queue").replaceChildren(...(waiting.length ? waiting.map((j) => element("li", {},
-    `${j.title} — ${j.status}${j.status === "running" ? ` (${j.step}/${j.total})` : ""} `,
+    `${j.title} — ${j.status}${j.status === "running" ? (j.kind === "video" ? ` (frame ${j.frames_done + 1}/${j.frames_total || "…"})` : ` (${j.step}/${j.total})`) : ""} `,
     element("button", { type: "button", class: "quiet", onclick: () => stopJob(j.id) }, "stop"))) : [element("li", {}, "Empty.")]));
 }
 
