@@ -314,6 +314,7 @@ def test_a_short_video_is_painted_frame_by_frame_shown_and_offered_as_mp4(studio
         assert sum(1 for _ in written.decode(video=0)) == 4
     entry = next(e for e in studio.get("/api/runs").json() if e["id"] == job["run"])
     assert (entry["kind"], entry["frames"], entry["status"]) == ("video", 4, "finished")
+    assert entry["form"]["steps"] == FAST["steps"]  # the first frame's, as the page set them
 
 
 def test_a_video_over_the_studio_caps_gets_one_line(studio, workdir, monkeypatch):
