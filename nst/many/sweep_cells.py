@@ -39,19 +39,27 @@ def run_cell(
     """Run one cell (continuing it from its checkpoint if it has one); returns why it failed,
     if it did. Its result.json records the outcome, so a resumed sweep does not run it again."""
     cell_dir = sweep_dir / "cells" / cell.id
-    start = time.perf_counter()
-    failure = None
-    try:
-        run = Run([*layers, _continued(cell_dir)], run_dir=cell_dir, stop=stop, callbacks=callbacks)
-        result = run.fit()
-    except NSTError as error:  # a cell that diverges, say: the other cells go on
-        failure = str(error)
-    finally:  # wall time adds up over interruptions
-        _add_seconds(cell_dir, time.perf_counter() - start)
-    if failure is None and result.stopped is not None:
-        raise result.stopped
+    result, failure = _timed(
+        cell_dir,
+        lambda: Run([*layers, _continued(cell_dir)], run_dir=cell_dir, stop=stop, callbacks=callbacks).fit(),
+    )
     _write_result(cell, cell_dir, failure, stopped_early=None if failure else result.stopped_early)
     return failure
+
+
+def _timed(cell_dir: Path, fit: Callable[[], Any]) -> tuple[Any, str | None]:
+    """A cell's run, fitted: its result, or why it failed (a cell that diverges, say: the other
+    cells go on); a stop is raised. The wall time is added to the cell's, over interruptions."""
+    start = time.perf_counter()
+    try:
+        result = fit()
+    except NSTError as error:
+        return None, str(error)
+    finally:
+        _add_seconds(cell_dir, time.perf_counter() - start)
+    if result.stopped is not None:
+        raise result.stopped
+    return result, None
 
 
 def run_video_cell(
@@ -66,17 +74,11 @@ def run_video_cell(
     from nst.video.run import VideoRun, frame_path, is_video_run
 
     cell_dir = sweep_dir / "cells" / cell.id
-    start = time.perf_counter()
-    failure = None
-    try:
-        continued = {"ckpt_path": str(cell_dir)} if is_video_run(cell_dir) else {}
-        result = VideoRun([*layers, continued], run_dir=cell_dir, stop=stop, callbacks=callbacks).fit()
-    except NSTError as error:
-        failure = str(error)
-    finally:
-        _add_seconds(cell_dir, time.perf_counter() - start)
-    if failure is None and result.stopped is not None:
-        raise result.stopped
+    continued = {"ckpt_path": str(cell_dir)} if is_video_run(cell_dir) else {}
+    result, failure = _timed(
+        cell_dir,
+        lambda: VideoRun([*layers, continued], run_dir=cell_dir, stop=stop, callbacks=callbacks).fit(),
+    )
     if failure is None:
         last = frame_path(cell_dir, len(result.frames) - 1)
         write_bytes(cell_dir / run_dirs.RESULT, last.read_bytes())

@@ -293,14 +293,10 @@ def _picture(run_dir: Path) -> Image.Image:
 def _encoded(run_dir: Path, ext: str) -> bytes:
     """The run's picture as a file of format ``ext``: final.png as it is, or written from the
     checkpoint's full-precision image (a 16-bit TIFF keeps it); a run whose colours are set
-    after the optimisation (original colours, luminance only) is written from final.png."""
+    after the optimisation (original colours, luminance only) is written from final.png, and a
+    video run's picture is its latest frame."""
     finished = (run_dir / run_dirs.RESULT).is_file()
-    if is_video_run(run_dir):
-        image = to_tensor(_picture(run_dir))
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / f"picture.{ext}"
-            save_image(image, path)
-            return path.read_bytes()
+    # (A video run has neither: its latest frame is written, through _picture.)
     if ext == "png" and finished:
         return (run_dir / run_dirs.RESULT).read_bytes()
     config = Gallery(run_dir.parent.parent).config(run_dir)

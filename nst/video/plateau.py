@@ -31,6 +31,8 @@ class Plateau(Callback):
         best = pl_module.painting.best_loss
         if best is None:
             return
+        # On the host each step: L-BFGS's restart check reads the loss there anyway (a sync a
+        # step that the default optimizer already pays); with Adam it is one more.
         value = float(best)
         if self.start is None:
             self.start = value

@@ -251,7 +251,7 @@ class VideoRun:
             settings=VideoSettings,
         )
         earlier = {
-            offset: _read(frame_path(self.run_dir, index - offset))
+            offset: read_rgb(frame_path(self.run_dir, index - offset))
             for offset in prepared.flows
             if index - offset >= 0
         }
@@ -302,7 +302,7 @@ class VideoRun:
         audio = self.source.path if keep else None
         write_video(
             path,
-            (_read(frame_path(self.run_dir, i)) for i in range(frames)),
+            (read_rgb(frame_path(self.run_dir, i)) for i in range(frames)),
             Fraction(self.state["fps"]),
             audio_from=audio,
         )
@@ -374,10 +374,6 @@ def _as_given(config: dict[str, Any]) -> dict[str, Any]:
 def _stem(config: dict[str, Any]) -> str:
     files = config.get("config") or []
     return Path(str(files[-1])).stem if files else "video"
-
-
-def _read(path: Path) -> np.ndarray:
-    return read_rgb(path)
 
 
 def _write_png(path: Path, image: Image.Image) -> None:
