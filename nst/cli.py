@@ -16,7 +16,9 @@ COMMANDS = {
     "fit": "optimise one picture from a config: python cli.py fit --config configs/starry.yaml",
     "video": "paint a video frame by frame, each frame tied to the ones before (Ruder et al. 2016)",
     "sweep": "run variants of a config as a grid of runs, laid out in one figure",
-    "export": "write the image a checkpoint holds, as PNG, JPEG, WebP or 16-bit TIFF",
+    "train": "train a style network on folders of photos (Johnson et al. 2016), on one GPU or many",
+    "apply": "paint photos, folders or a video with a trained network, in one pass each",
+    "export": "a checkpoint's image as PNG, JPEG, WebP or TIFF; or a network as ONNX or TorchScript",
     "serve": "the studio: a web page to upload, tune, watch, stop and download runs",
 }
 
@@ -34,7 +36,10 @@ python cli.py <command> --help lists a command's options. Examples:
   python cli.py fit --config configs/starry.yaml --ckpt_path last    # continue after Ctrl-C
   python cli.py video --config configs/video.yaml --data.content clip.mp4 --data.style starry.jpg
   python cli.py sweep --sweep configs/sweeps/4_style_weight_x_init.yaml
+  python cli.py train --config configs/train.yaml --data.photos photos/ --data.style starry.jpg
+  python cli.py apply --network logs/train/version_0/network.pt --input photo.jpg --output painted.jpg
   python cli.py export logs/starry/version_0/checkpoints/last.ckpt step250.png
+  python cli.py export --network logs/train/version_0/network.pt --format onnx --output net.onnx
   python cli.py serve                                               # then open http://127.0.0.1:8000
   tensorboard --logdir logs
 In Python: import nst; nst.stylize("photo.jpg", "painting.jpg", size=512, steps=500)"""
@@ -108,10 +113,22 @@ def _run(command: str, args: list[str], stop: Any, callbacks: Sequence[Any]) -> 
         from nst.video.run import VideoRun
 
         return VideoRun([args], callbacks=callbacks, stop=stop).fit().stopped
-    if command == "sweep":
+    if command == "train":
+        from nst.train.run import TrainRun
+
+        return TrainRun([args], callbacks=callbacks, stop=stop).fit().stopped
+    if command == "apply":
+        from nst.train.apply import main as apply
+
+        apply(args, stop)
+    elif command == "sweep":
         from nst.many.sweep import run_sweep
 
         run_sweep(args, stop, callbacks)
+    elif command == "export" and any(a == "--network" or a.startswith("--network=") for a in args):
+        from nst.train.export import main as export_network
+
+        export_network(args)
     else:
         from nst.run.export import main as export
 
