@@ -4,6 +4,7 @@ import nst
 picture = nst.stylize("photo.jpg", "painting.jpg", size=512, steps=500)
 result = nst.fit("configs/starry.yaml", {"data.size": 256})
 video = nst.stylize_video("clip.mp4", "painting.jpg", size=256)
+network = nst.Network.load("logs/train/version_0/network.pt")   # nst train's; then network.paint(photo)
 """
 
 import importlib
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 # Lightning take seconds to import.
 _EXPORTS = {
     "NSTError": "nst.errors",
+    "Network": "nst.train.network",
     "Picture": "nst.run.engine",
     "Progress": "nst.run.api",
     "Result": "nst.run.engine",
@@ -26,6 +28,7 @@ _EXPORTS = {
 }
 __all__ = [
     "NSTError",
+    "Network",
     "Picture",
     "Progress",
     "Result",
@@ -52,4 +55,5 @@ if TYPE_CHECKING:
     from nst.run.engine import Picture, Result, Run
     from nst.run.module import StyleTransfer
     from nst.run.stopping import RunInterrupted
+    from nst.train.network import Network
     from nst.video.api import stylize_video

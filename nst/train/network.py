@@ -1,7 +1,7 @@
 """A trained style network as a painter, and its file, ``network.pt``::
 
-    paint = nst.Network.load("logs/train/version_0/network.pt")
-    picture = paint(photo)          # a PIL image, or a [3, H, W] / [N, 3, H, W] tensor in [0, 1]
+    network = nst.Network.load("logs/train/version_0/network.pt")
+    painting = network.paint(photo)   # a PIL image, or a [3, H, W] / [N, 3, H, W] tensor in [0, 1]
 
 The file holds the network's settings (width, residual blocks) with its weights, and what it
 was trained on, so painting needs no config. It is read with ``weights_only`` (no code runs on
@@ -12,7 +12,7 @@ checkpoint, any other file) is refused in one line that says which file to give.
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import torch
 from PIL import Image
@@ -30,7 +30,11 @@ MIN_SIDE = 16  # smaller sides are shorter than the network's two downsamplings 
 
 
 class Network:
-    """A trained style network: call it on a photo to paint it.
+    """A trained style network: a photo in, the painting out, in one pass (no optimisation).
+
+    ``Network.load("network.pt")`` reads the file nst train writes; ``paint`` (or calling the
+    network) paints a PIL image or a tensor. The photo can be any size of at least
+    ``MIN_SIDE`` px a side (odd sides too): the painting has the photo's size.
 
     Args:
         net: The image transformation network (nst.train.architecture.TransformNet).
@@ -49,52 +53,94 @@ class Network:
 
     @property
     def device(self) -> torch.device:
+        """Where the network's weights are, and where its paintings come out."""
         return next(self.net.parameters()).device
 
     def to(self, device: str | torch.device) -> "Network":
-        self.net.to(device)
+        """Move the network to ``device`` (in place); returns the network."""
+        device = torch.device(device)
+        # Convolutions on CUDA run fastest on channels-last tensors (cuDNN's NHWC kernels);
+        # elsewhere the default layout is the fast one.
+        layout = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+        self.net.to(device, memory_format=layout)
         return self
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "Network":
-        """The network in ``path`` (a ``network.pt`` that nst train wrote), on ``device``."""
+        """The network in ``path`` (a ``network.pt`` that nst train wrote), on ``device``.
+
+        Raises NSTError, in one line that names the file to give, for anything else: a Gatys
+        run's checkpoint, a training run's ``last.ckpt``, a file that is not a network."""
         held = read_network_file(path)
         net = TransformNet(**held["architecture"])
         net.load_state_dict(held["state_dict"])
         return cls(net, held.get("about")).to(device)
 
     def save(self, path: str | Path) -> None:
-        """Write the network file whole, or not at all."""
+        """Write the network file (weights, shape settings and ``about``) whole, or not at all."""
         held = {
             "format": FORMAT,
             "version": VERSION,
             "architecture": self.architecture,
-            "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            "state_dict": {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()},
             "about": self.about,
         }
         with atomic_write(path) as (file, _):
             torch.save(held, file)
 
+    @overload
+    def paint(self, photo: Image.Image) -> Image.Image: ...
+    @overload
+    def paint(self, photo: Tensor) -> Tensor: ...
+
     @torch.inference_mode()
-    def paint(self, photos: Tensor) -> Tensor:
-        """``photos`` [N, 3, H, W] in [0, 1] (any device) painted, on the network's device.
-        float32 in, float32 out; the network's own dtype inside."""
-        check_side(photos.shape[-2:])
-        dtype = next(self.net.parameters()).dtype
-        return self.net(photos.to(self.device, dtype)).float()
+    def paint(self, photo: Image.Image | Tensor) -> Image.Image | Tensor:
+        """``photo`` painted, at its own size.
+
+        Args:
+            photo: A PIL image (any mode; taken as RGB), or a float tensor in [0, 1], RGB,
+                [3, H, W] or a batch [N, 3, H, W], on any device. Each picture of a batch is
+                painted as it would be alone (the network normalises each picture on its own).
+
+        Returns:
+            A PIL image (RGB, 8 bit) for a PIL image; for a tensor, a float32 tensor of the same
+            shape in [0, 1] on the network's device.
+
+        Raises:
+            NSTError: for a side under ``MIN_SIDE`` px, or anything but the inputs above.
+        """
+        if isinstance(photo, Image.Image):
+            return to_pil(self._paint(to_tensor(photo.convert("RGB")))[0])
+        if (
+            not isinstance(photo, Tensor)
+            or photo.dim() not in (3, 4)
+            or photo.shape[-3] != 3
+            or not photo.is_floating_point()
+        ):
+            got = f"{photo.dtype} {list(photo.shape)}" if isinstance(photo, Tensor) else type(photo).__name__
+            raise NSTError(
+                "a network paints a PIL image or a float RGB tensor [3, H, W] or [N, 3, H, W] in [0, 1]; "
+                f"got {got}"
+            )
+        painted = self._paint(photo if photo.dim() == 4 else photo[None])
+        return painted if photo.dim() == 4 else painted[0]
+
+    @overload
+    def __call__(self, photo: Image.Image) -> Image.Image: ...
+    @overload
+    def __call__(self, photo: Tensor) -> Tensor: ...
 
     def __call__(self, photo: Image.Image | Tensor) -> Image.Image | Tensor:
-        """``photo`` painted: a PIL image gives a PIL image, a tensor ([3, H, W] or [N, 3, H, W]
-        in [0, 1]) a tensor of the same shape, on the network's device."""
-        if isinstance(photo, Image.Image):
-            return to_pil(self.paint(to_tensor(photo.convert("RGB")))[0].cpu())
-        if not isinstance(photo, Tensor) or photo.dim() not in (3, 4) or photo.shape[-3] != 3:
-            raise NSTError(
-                "a network paints a PIL image or an RGB tensor [3, H, W] or [N, 3, H, W] in [0, 1]; "
-                f"got {type(photo).__name__}{list(photo.shape) if isinstance(photo, Tensor) else ''}"
-            )
-        painted = self.paint(photo if photo.dim() == 4 else photo[None])
-        return painted if photo.dim() == 4 else painted[0]
+        """The same as :meth:`paint`."""
+        return self.paint(photo)
+
+    def _paint(self, photos: Tensor) -> Tensor:
+        check_side(photos.shape[-2:])
+        weight = next(self.net.parameters())
+        photos = photos.to(weight.device, weight.dtype)
+        if weight.device.type == "cuda":  # the layout `to` gave the weights
+            photos = photos.contiguous(memory_format=torch.channels_last)
+        return self.net(photos).float().contiguous()
 
 
 def architecture_of(net: TransformNet) -> dict[str, int]:
@@ -112,6 +158,9 @@ def check_side(size: Any) -> None:
 def read_network_file(path: str | Path) -> dict[str, Any]:
     """What a ``network.pt`` holds; one line naming the fix for anything else."""
     path = Path(path)
+    if path.is_dir():
+        inside = f"{path / FILE}" if (path / FILE).is_file() else f"the {FILE} of an nst train run"
+        raise NSTError(f"network {path} is a folder; give {inside}")
     if not path.is_file():
         raise NSTError(f"network {path} does not exist; give the network.pt of an nst train run")
     try:
