@@ -9,12 +9,12 @@ import json
 import queue
 import secrets
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import torch
-from fastapi import FastAPI, File, Request, UploadFile
+from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
@@ -25,6 +25,7 @@ from nst.run import run_dirs
 from nst.studio.form import NAME, fields, settings_of
 from nst.studio.gallery import Gallery
 from nst.studio.jobs import Jobs
+from nst.studio.networks import DEFAULT_SIDE, HOW, MAX_SIDE, Networks
 from nst.studio.uploads import MAX_BYTES, Uploads
 from nst.video.run import RESULT as VIDEO
 from nst.video.run import frame_path, is_video_run
@@ -35,12 +36,17 @@ TOKEN_COOKIE = "nst_token"
 
 
 def create_app(
-    logs: Path = Path("logs"), token: str | None = None, tensorboard: str | None = None
+    logs: Path = Path("logs"),
+    token: str | None = None,
+    tensorboard: str | None = None,
+    networks: Sequence[Path] = (),
 ) -> FastAPI:
-    """The studio over the runs in ``logs``; with ``token``, every request must carry it."""
+    """The studio over the runs in ``logs``; with ``token``, every request must carry it.
+    ``networks``: folders of trained style networks to offer besides the runs' own."""
     logs = logs.absolute()
     uploads = Uploads(logs / NAME / "uploads")
     jobs = Jobs()
+    styles = Networks(logs, networks)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -171,6 +177,43 @@ def create_app(
             send(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
         )
 
+    @app.get("/api/networks")
+    async def network_list() -> dict[str, Any]:
+        found = await asyncio.to_thread(styles.entries)
+        return {"networks": found, "how": HOW, "size": DEFAULT_SIDE, "max_size": MAX_SIDE}
+
+    @app.get("/api/networks/{network_id}/preview.jpg")
+    async def network_preview(network_id: str) -> Response:
+        return Response(await asyncio.to_thread(styles.preview, network_id), media_type="image/jpeg")
+
+    @app.post("/api/paint")
+    async def paint(
+        file: Annotated[UploadFile | None, File()] = None,
+        network: Annotated[str | None, Form()] = None,
+        size: Annotated[str | None, Form()] = None,
+    ) -> Response:
+        # Every field optional here and checked below: a missing one gets one line, not FastAPI's list.
+        if network is None:
+            raise NSTError("pick a network: network is the id the network list gave")
+        if file is None:
+            raise NSTError("give a photo to paint: file is missing")
+        long_side = _side(size)
+        data = await file.read(MAX_BYTES + 1)
+        name = file.filename or "photo"
+        painted = await asyncio.to_thread(
+            styles.paint, network, data, lambda d: uploads.photo(d, name), long_side
+        )
+        return Response(
+            painted.png,
+            media_type="image/png",
+            headers={
+                "X-Paint-Ms": f"{painted.paint_ms:.0f}",
+                "X-Total-Ms": f"{painted.total_ms:.0f}",
+                "X-Size": f"{painted.size[0]}x{painted.size[1]}",
+                "Cache-Control": "no-store",
+            },
+        )
+
     @app.get("/api/runs")
     async def runs_list() -> list[dict[str, Any]]:
         return await asyncio.to_thread(gallery.entries)
@@ -238,6 +281,18 @@ def create_app(
         )
 
     return app
+
+
+def _side(given: str | None) -> int:
+    if given is None or given == "":
+        return DEFAULT_SIDE
+    try:
+        side = int(given)
+    except ValueError:
+        side = 0
+    if not 16 <= side <= MAX_SIDE:
+        raise NSTError(f"size is the painting's long side in px, from 16 to {MAX_SIDE}; got {given[:20]}")
+    return side
 
 
 def _event(data: dict[str, Any]) -> str:

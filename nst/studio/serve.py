@@ -26,11 +26,23 @@ def main(args: list[str]) -> None:
     parser.add_argument("--token", help="the token a non-local studio asks for (default: a new random one)")
     parser.add_argument("--logs", type=Path, default=Path("logs"), help="where runs are kept (default: logs)")
     parser.add_argument(
+        "--networks",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of trained style networks (network.pt files) to offer as instant styles, "
+        "besides those of the runs in --logs; may be given more than once",
+    )
+    parser.add_argument(
         "--tensorboard", default="http://127.0.0.1:6006", help="where TensorBoard runs, for the runs' links"
     )
     options = parser.parse_args(args)
     if not 0 < options.port < 65536:
         parser.error(f"--port must be between 1 and 65535, got {options.port}")
+    for folder in options.networks:
+        if not folder.is_dir():
+            parser.error(f"--networks {folder} is not a folder")
     local = options.host in LOOPBACK or _is_loopback(options.host)
     token = options.token or (None if local else secrets.token_urlsafe(18))
 
@@ -38,7 +50,7 @@ def main(args: list[str]) -> None:
 
     from nst.studio.app import create_app
 
-    app = create_app(options.logs, token=token, tensorboard=options.tensorboard)
+    app = create_app(options.logs, token=token, tensorboard=options.tensorboard, networks=options.networks)
     shown = f"[{options.host}]" if ":" in options.host else options.host
     address = f"http://{shown}:{options.port}/" + (f"?token={token}" if token else "")
     print(f"nst studio: {address}   (Ctrl-C stops it; a running job stops with a checkpoint)", flush=True)

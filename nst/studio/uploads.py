@@ -3,7 +3,9 @@
 
 import hashlib
 import json
+import os
 import re
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,17 +32,11 @@ class Uploads:
 
     def add(self, data: bytes, filename: str) -> dict[str, Any]:
         """Store an uploaded image; bad input raises NSTError with the loader's one line."""
-        shown = Path(filename or "upload").name[:120]
-        if len(data) > MAX_BYTES:
-            raise NSTError(
-                f"{shown} is {len(data) / 2**20:.0f} MB, over the {MAX_BYTES // 2**20} MB an upload may be"
-            )
-        if not data:
-            raise NSTError(f"{shown} is empty")
+        shown = _shown(filename)
+        _check_bytes(data, shown)
         self.folder.mkdir(parents=True, exist_ok=True)
         upload_id = hashlib.sha256(data).hexdigest()[:20]
-        suffix = Path(shown).suffix.lower()
-        suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,8}", suffix) else ""
+        suffix = _suffix(shown)
         checking = (
             self.folder / f".checking-{upload_id}{suffix}"
         )  # the loader reads the format's name from it
@@ -58,11 +54,8 @@ class Uploads:
             return self._keep_video(checking, upload_id, suffix, shown, video)
         finally:
             checking.unlink(missing_ok=True)  # (a video kept was moved away from it)
+        _check_megapixels(image, shown)
         width, height = image.size
-        if width * height > MAX_MEGAPIXELS * 10**6:
-            raise NSTError(
-                f"{shown} is {width}×{height} px, over the {MAX_MEGAPIXELS} megapixels an upload may be"
-            )
         # Kept as PNG, upright (EXIF orientation applied), whatever format it came in.
         with atomic_write(self.folder / f"{upload_id}.png") as (out, _):
             image.save(out, format="PNG")
@@ -70,6 +63,34 @@ class Uploads:
         with atomic_write(self.folder / f"{upload_id}.json") as (out, _):
             out.write(json.dumps(info).encode())
         return info
+
+    @staticmethod
+    def photo(data: bytes, filename: str) -> Image.Image:
+        """An uploaded photo checked as ``add`` checks an image (bytes, format, megapixels), but
+        not kept: an instant style needs it only while it paints it, and writing a large photo
+        as PNG would take longer than the painting. A video is refused in one line."""
+        from nst.video.source import VIDEO_SUFFIXES
+
+        shown = _shown(filename)
+        _check_bytes(data, shown)
+        suffix = _suffix(shown)
+        if suffix in VIDEO_SUFFIXES - {".gif"}:
+            raise NSTError(
+                f"{shown} is a video; an instant style paints a photo (a video is painted frame by frame from 1 · Pictures)"
+            )
+        # nst's loader reads from a file, and names the format by its suffix in what it says.
+        handle, name = tempfile.mkstemp(prefix="nst-photo-", suffix=suffix)
+        checking = Path(name)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+            image = read_image(str(checking), "photo")
+        except NSTError as error:
+            raise NSTError(str(error).replace(str(checking), shown)) from None
+        finally:
+            checking.unlink(missing_ok=True)
+        _check_megapixels(image, shown)
+        return image
 
     def _keep_video(
         self, checking: Path, upload_id: str, suffix: str, shown: str, video: dict[str, Any]
@@ -153,6 +174,33 @@ class Uploads:
                 image = image.convert("RGB")
         image.thumbnail((THUMBNAIL, THUMBNAIL))
         return image
+
+
+def _shown(filename: str) -> str:
+    """The client's file name as it is said back: its last part, never used as a path."""
+    return Path(filename or "upload").name[:120] or "upload"
+
+
+def _suffix(shown: str) -> str:
+    suffix = Path(shown).suffix.lower()
+    return suffix if re.fullmatch(r"\.[a-z0-9]{1,8}", suffix) else ""
+
+
+def _check_bytes(data: bytes, shown: str) -> None:
+    if len(data) > MAX_BYTES:
+        raise NSTError(
+            f"{shown} is {len(data) / 2**20:.0f} MB, over the {MAX_BYTES // 2**20} MB an upload may be"
+        )
+    if not data:
+        raise NSTError(f"{shown} is empty")
+
+
+def _check_megapixels(image: Image.Image, shown: str) -> None:
+    width, height = image.size
+    if width * height > MAX_MEGAPIXELS * 10**6:
+        raise NSTError(
+            f"{shown} is {width}×{height} px, over the {MAX_MEGAPIXELS} megapixels an upload may be"
+        )
 
 
 def _animated(path: Path) -> bool:

@@ -328,6 +328,145 @@ async function continueRun(id) {
   }
 }
 
+// -- instant styles ----------------------------------------------------------------------
+// A trained network paints the photo in one request; the photo stays in the page (nothing is
+// kept on the server) and is sent again when another network or size is picked.
+
+const instant = { network: null, style: "", file: null, photoUrl: null, resultUrl: null, asked: 0 };
+
+function sayInstant(text, error = false) {
+  const message = $("instant-message");
+  message.textContent = text;
+  message.className = error ? "error" : "";
+}
+
+async function loadNetworks() {
+  let listed;
+  try {
+    listed = await api("/api/networks");
+  } catch (error) {
+    sayInstant(error.message, true);
+    return;
+  }
+  const box = $("networks");
+  if (!listed.networks.some((n) => n.id === instant.network && n.usable)) instant.network = null;
+  $("instant").classList.toggle("none", !listed.networks.length); // nothing to paint with: no photo asked for
+  if (!listed.networks.length) {
+    // The command breaks only between its words, never inside "--data.style".
+    const words = listed.how.split(" ").flatMap((word, i) => [...(i ? [" "] : []), element("span", { class: "word" }, word)]);
+    box.replaceChildren(element("p", { class: "hint empty" }, "No trained networks yet. Train one on a painting with ",
+      element("code", {}, ...words), " and it is listed here once its network.pt is written."));
+    return;
+  }
+  box.replaceChildren(...listed.networks.map((n) => {
+    const picture = n.usable
+      ? element("img", { src: `/api/networks/${encodeURIComponent(n.id)}/preview.jpg?t=${n.time}`, alt: "", loading: "lazy" })
+      : element("span", { class: "unusable" }, "cannot paint");
+    // A run's place may break after its slashes, not inside "version_0".
+    const run = n.run.split("/").flatMap((part, i) => (i ? [element("wbr"), `/${part}`] : [part]));
+    const steps = n.steps !== null && n.steps !== undefined ? [element("span", { class: "hint" }, `${n.steps} steps`)] : [];
+    const card = element("button", {
+      type: "button", class: "network", role: "radio", "data-network": n.id, title: n.error || n.name,
+      "aria-checked": String(n.id === instant.network), disabled: n.usable ? null : "",
+    }, picture, element("span", { class: "name" }, n.usable ? n.style.replace(/[_-]+/g, " ") : "unreadable"),
+    element("span", { class: "hint" }, ...run), ...steps, ...(n.error ? [element("span", { class: "why" }, n.error)] : []));
+    card.onclick = () => pickNetwork(n);
+    return card;
+  }));
+}
+
+function pickNetwork(network) {
+  instant.network = network.id;
+  instant.style = network.style;
+  for (const card of $("networks").querySelectorAll(".network")) {
+    card.setAttribute("aria-checked", String(card.dataset.network === network.id));
+  }
+  paintInstant();
+}
+
+function pickPhoto(file) {
+  if (!file) return;
+  instant.file = file;
+  if (instant.photoUrl) URL.revokeObjectURL(instant.photoUrl);
+  instant.photoUrl = URL.createObjectURL(file);
+  const photo = $("instant-photo");
+  photo.onerror = () => { // not a picture the browser shows: the server says why, beside it
+    photo.hidden = true;
+    $("instant-photo-hint").hidden = false;
+    $("instant-photo-hint").textContent = "This browser cannot show it";
+  };
+  photo.src = instant.photoUrl;
+  photo.hidden = false;
+  $("instant-photo-hint").hidden = true;
+  $("instant-photo-caption").textContent = file.name;
+  paintInstant();
+}
+
+function showResult(text, error = false) {
+  $("instant-result").hidden = true;
+  $("instant-download").hidden = true;
+  $("instant-timing").textContent = "";
+  const hint = $("instant-result-hint");
+  hint.hidden = false;
+  hint.textContent = text;
+  hint.className = error ? "hint error" : "hint";
+}
+
+async function paintInstant() {
+  if (!instant.network || !instant.file) {
+    showResult(instant.file ? "Pick a style above" : instant.network ? "Now a photo: drop one here or choose one" : "Pick a style and a photo");
+    return;
+  }
+  const asked = ++instant.asked; // a later request wins over one still on its way
+  const form = new FormData();
+  form.append("file", instant.file);
+  form.append("network", instant.network);
+  form.append("size", $("instant-size").value);
+  sayInstant("Painting …");
+  $("instant-drop").classList.add("busy");
+  const started = performance.now();
+  try {
+    const response = await fetch("/api/paint", { method: "POST", body: form });
+    if (!response.ok) {
+      const body = await response.json().catch(() => null);
+      throw new Error(body?.error || `${response.status} ${response.statusText}`);
+    }
+    const blob = await response.blob();
+    if (asked !== instant.asked) return;
+    if (instant.resultUrl) URL.revokeObjectURL(instant.resultUrl);
+    instant.resultUrl = URL.createObjectURL(blob);
+    const result = $("instant-result");
+    result.src = instant.resultUrl;
+    result.hidden = false;
+    $("instant-result-hint").hidden = true;
+    const size = (response.headers.get("x-size") || "").replace("x", "×");
+    const trip = Math.round(performance.now() - started);
+    $("instant-timing").textContent = `${size} px · painted in ${response.headers.get("x-paint-ms")} ms (${trip} ms in all)`;
+    const download = $("instant-download");
+    download.href = instant.resultUrl;
+    download.download = `${instant.file.name.replace(/\.[^.]*$/, "")}_${instant.style || "painted"}.png`;
+    download.hidden = false;
+    sayInstant("");
+  } catch (error) {
+    if (asked !== instant.asked) return;
+    sayInstant("");
+    showResult(error.message, true);
+  } finally {
+    if (asked === instant.asked) $("instant-drop").classList.remove("busy");
+  }
+}
+
+function instantDrop() {
+  const zone = $("instant-drop");
+  const input = $("instant-file");
+  input.onchange = () => { pickPhoto(input.files[0]); input.value = ""; };
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => { e.preventDefault(); zone.classList.remove("over"); pickPhoto(e.dataTransfer.files[0]); });
+  $("instant-size").onchange = paintInstant;
+  $("networks-refresh").onclick = loadNetworks;
+}
+
 // -- start -------------------------------------------------------------------------------
 
 async function main() {
@@ -340,6 +479,8 @@ async function main() {
   $("start").onclick = start;
   $("stop").onclick = () => watched && stopJob(watched);
   $("refresh").onclick = loadGallery;
+  instantDrop();
+  loadNetworks();
   loadRecent();
   loadGallery();
   listen();
