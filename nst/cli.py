@@ -115,8 +115,14 @@ def _run(command: str, args: list[str], stop: Any, callbacks: Sequence[Any]) -> 
         return VideoRun([args], callbacks=callbacks, stop=stop).fit().stopped
     if command == "train":
         from nst.train.run import TrainRun
+        from nst.train.settings import first_process
 
-        return TrainRun([args], callbacks=callbacks, stop=stop).fit().stopped
+        result = TrainRun([args], callbacks=callbacks, stop=stop).fit()
+        if result.stopped is None and result.network is not None and first_process():
+            print(
+                f"Wrote {result.network}\nPaint with it: nst apply --network {result.network} --input PHOTO --output OUT"
+            )
+        return result.stopped
     if command == "apply":
         from nst.train.apply import main as apply
 

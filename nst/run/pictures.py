@@ -85,7 +85,11 @@ def run_dir_of(trainer: Trainer, index: int, count: int) -> Path | None:
     loggers = loggers_of(trainer, index, count)
     if not loggers:
         return None
-    log_dir = trainer.log_dir if count == 1 else loggers[0].log_dir
+    # The logger's own directory, as trainer.log_dir finds it, but without the broadcast from
+    # the first process that trainer.log_dir makes: a collective that only some processes of a
+    # training run reach (those that write) would wait for the others for ever.
+    logger = loggers[0]
+    log_dir = getattr(logger, "log_dir", None) or logger.save_dir
     return Path(log_dir) if log_dir is not None else None
 
 

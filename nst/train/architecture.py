@@ -28,7 +28,9 @@ class _Conv(nn.Sequential):
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, relu: bool = True) -> None:
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(kernel // 2),
-            nn.Conv2d(cin, cout, kernel, stride),
+            # No bias: the norm after it subtracts each channel's mean, bias and all. Its gradient
+            # would be rounding noise, which Adam scales up into full steps of nothing.
+            nn.Conv2d(cin, cout, kernel, stride, bias=False),
             nn.InstanceNorm2d(cout, affine=True),
         ]
         if relu:

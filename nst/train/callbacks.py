@@ -10,6 +10,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from torchvision.utils import make_grid
 
 from nst.run.checkpoints import RunCheckpoint
+from nst.run.pictures import run_dir_of
+from nst.run.progress import StepProgressBar
 from nst.run.stopping import Stop
 from nst.run.tensorboard import add_summary, image_summary
 from nst.train.network import FILE
@@ -23,10 +25,12 @@ class NetworkFile(Callback):
         self.path: Path | None = None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        log_dir = trainer.log_dir if trainer.loggers else None
-        self.path = Path(log_dir) / FILE if log_dir is not None else None
+        run_dir = run_dir_of(trainer, 0, 1)
+        self.path = run_dir / FILE if run_dir is not None else None
 
-    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+    def on_save_checkpoint(
+        self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         if trainer.is_global_zero and self.path is not None:
             pl_module.network().save(self.path)
 
@@ -76,3 +80,28 @@ class StopTraining(Callback):
         if asked and self.stopped_at is None and trainer.global_step < trainer.max_steps:
             trainer.should_stop = True
             self.stopped_at = trainer.global_step
+
+
+class TrainingProgress(StepProgressBar):
+    """One bar over the run's steps with the training loss and the last held-out loss; the
+    validations between steps draw no bars of their own."""
+
+    def on_validation_start(self, *_: object) -> None:
+        pass
+
+    def on_validation_batch_start(self, *_: object, **__: object) -> None:
+        pass
+
+    def on_validation_batch_end(self, *_: object, **__: object) -> None:
+        pass
+
+    def on_validation_end(self, *_: object) -> None:
+        pass
+
+    def get_metrics(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, int | str | float]:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)  # the run directory is printed when the run starts
+        held_out = trainer.callback_metrics.get("val/total")
+        if held_out is not None:
+            metrics["held-out"] = f"{float(held_out):.3g}"
+        return metrics

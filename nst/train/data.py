@@ -7,7 +7,6 @@ and 2 processes with a batch of 2 each see the 4 crops that 1 process with a bat
 
 import glob
 import math
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -64,7 +63,7 @@ def crop(photo: Image.Image, size: int, generator: torch.Generator | None) -> Te
 
 class Photos(Dataset):
     """Crops of photo files: item ``(index, key)`` is photo ``index`` cropped where ``key``
-    (an integer) draws, with how many unreadable photos were skipped to find a readable one.
+    (an integer) draws, with the unreadable photos skipped to find a readable one (the next ones).
     ``key`` None: the centre crop (the validation photos)."""
 
     def __init__(self, files: Sequence[Path], size: int) -> None:
@@ -73,20 +72,20 @@ class Photos(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, item: tuple[int, int | None]) -> tuple[Tensor, int]:
+    def __getitem__(self, item: tuple[int, int | None]) -> tuple[Tensor, list[str]]:
         index, key = item
         generator = None if key is None else torch.Generator().manual_seed(key)
-        for skipped in range(min(_MAX_SKIPS, len(self.files))):
-            path = self.files[(index + skipped) % len(self.files)]
+        skipped: list[str] = []
+        for offset in range(min(_MAX_SKIPS, len(self.files))):
+            path = self.files[(index + offset) % len(self.files)]
             try:
                 with Image.open(path) as photo:
                     return crop(photo, self.size, generator), skipped
             except Exception as error:  # a damaged or non-image file among thousands: skip it
-                print(f"skipped unreadable photo {path}: {brief(error, 120)}", file=sys.stderr)
-        raise NSTError(
-            f"data.photos: {_MAX_SKIPS} photos in a row could not be read, from {self.files[index]}; "
-            "check the folder holds images"
-        )
+                skipped.append(f"{path} ({brief(error, 80)})")
+        # Said by the training process (check_batch): an error raised in a worker process would
+        # reach the user wrapped in the worker's traceback.
+        return torch.empty(0), skipped
 
 
 class Crops(Sampler):
@@ -120,9 +119,20 @@ class Crops(Sampler):
                 yield int(order[position]), key % 2**63
 
 
-def _collate(items: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
+def _collate(items: list[tuple[Tensor, list[str]]]) -> tuple[Tensor | None, list[str]]:
     photos, skipped = zip(*items, strict=True)
-    return torch.stack(photos), torch.tensor(sum(skipped))
+    paths = [path for paths in skipped for path in paths]
+    return (None if any(not p.numel() for p in photos) else torch.stack(photos)), paths
+
+
+def check_batch(photos: Tensor | None, skipped: list[str]) -> Tensor:
+    """The batch's photos; one line if a sample found no readable photo."""
+    if photos is None:
+        raise NSTError(
+            f"data.photos: {len(skipped)} photos in a row could not be read (the first: {skipped[0]}); "
+            "give folders of photos (JPEG, PNG, WebP, ...)"
+        )
+    return photos
 
 
 class PhotoData(LightningDataModule):
@@ -215,8 +225,7 @@ class PhotoData(LightningDataModule):
             )
         style_side = h.style_size or h.size
         self.styles = [
-            to_tensor(resize_long_side(read_image(s, "style image"), style_side))
-            for s in self.styles_sources
+            to_tensor(resize_long_side(read_image(s, "style image"), style_side)) for s in self.styles_sources
         ]
         weights = h.style_blend or [1.0] * len(self.styles)
         self.blend = [w / sum(weights) for w in weights]

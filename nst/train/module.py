@@ -19,8 +19,9 @@ from nst.numerics.objective import Objective
 from nst.numerics.targets import Images, Targets, compute_targets
 from nst.numerics.vgg import VGGFeatures, canonical_layers, depth_for
 from nst.run.checks import check_model_options
+from nst.run.pictures import run_dir_of
 from nst.train.architecture import TransformNet
-from nst.train.data import PhotoData
+from nst.train.data import PhotoData, check_batch
 from nst.train.network import Network
 
 
@@ -77,7 +78,7 @@ class StyleNetworkTraining(LightningModule):
         self.content_vgg: VGGFeatures | None = None
         self._style: dict[str, dict[str, Tensor]] = {}  # the style's statistics per layer
         self._batched: dict[int, dict[str, dict[str, Tensor]]] = {}  # ... expanded to a batch
-        self.skipped = 0  # unreadable photos skipped this epoch
+        self.skipped: set[str] = set()  # unreadable photos skipped this epoch (and why)
 
     @property
     def data(self) -> PhotoData:
@@ -122,12 +123,37 @@ class StyleNetworkTraining(LightningModule):
         else:
             super().__setattr__(name, value)
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # A network of another shape cannot take the checkpoint's weights; say so in one line
+        # rather than with load_state_dict's list of mismatched tensors.
+        saved = checkpoint.get("hyper_parameters", {})
+        for name in ("width", "blocks"):
+            if name in saved and saved[name] != self.hparams[name]:
+                raise NSTError(
+                    f"the checkpoint's network has model.{name} {saved[name]}, these settings "
+                    f"{self.hparams[name]}; continue with model.{name} {saved[name]} or start a new run"
+                )
+
     def on_fit_start(self) -> None:
+        if self.trainer.is_global_zero:
+            self._say_what()
         for vgg in (self.vgg, self.content_vgg):
             vgg.to(self.device)
         if self.device.type == "cuda":  # Tensor Cores read channels-last directly
             self.net.to(memory_format=torch.channels_last)
             self.vgg.use_channels_last()
+
+    def _say_what(self) -> None:
+        h, data, trainer = self.hparams, self.data, self.trainer
+        params = sum(p.numel() for p in self.net.parameters()) / 1e6
+        processes = f" × {trainer.world_size} processes" if trainer.world_size > 1 else ""
+        print(
+            f"Training a style network ({params:.1f} M parameters: width {h.width}, {h.blocks} blocks) "
+            f"on {len(data.train_files)} photos ({len(data.val_files)} held out), "
+            f"{data.hparams.size} px crops in batches of {data.hparams.batch_size}{processes}, "
+            f"style {', '.join(data.styles_sources)}; in {run_dir_of(trainer, 0, 1)}",
+            flush=True,
+        )
 
     def objective(self, photos: Tensor) -> Objective:
         """The objective of paintings of ``photos``: their own features as content."""
@@ -164,25 +190,33 @@ class StyleNetworkTraining(LightningModule):
         objective = self.objective(photos)
         return objective.losses(objective.evaluate(self.vgg, self.net(photos)))
 
-    def training_step(self, batch: tuple[Tensor, Tensor], index: int) -> Tensor:
+    def training_step(self, batch: tuple[Tensor, list[str]], index: int) -> Tensor:
         photos, skipped = batch
-        self.skipped += int(skipped)
+        photos = check_batch(photos, skipped)
+        self.skipped.update(skipped)
         losses = self.losses(photos)
         self.log_dict({f"loss/{k}": v.detach() for k, v in losses.items()}, prog_bar=False)
         self.log("loss", losses["total"].detach(), prog_bar=True, logger=False)
         return losses["total"]
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], index: int) -> None:
-        photos, _ = batch
+    def validation_step(self, batch: tuple[Tensor, list[str]], index: int) -> None:
+        photos = check_batch(*batch)
         losses = self.losses(photos)
         shown = ("total", "content", "style", "tv")
         self.log_dict({f"val/{k}": losses[k] for k in shown}, batch_size=photos.shape[0], prog_bar=False)
 
     def on_train_epoch_end(self) -> None:
+        # Said once an epoch (a bad file among thousands is read once an epoch), above the bar.
+        if self.skipped and self.trainer.is_global_zero:
+            names = sorted(self.skipped)
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+            say = getattr(self.trainer.progress_bar_callback, "print", print)
+            say(
+                f"skipped {len(names)} unreadable photos in epoch {self.current_epoch}: {', '.join(names[:3])}{more}"
+            )
         if self.skipped:
-            print(f"skipped {self.skipped} unreadable photos in epoch {self.current_epoch}")
-            self.log("data/skipped", float(self.skipped))
-        self.skipped = 0
+            self.log("data/skipped", float(len(self.skipped)))
+        self.skipped = set()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr)

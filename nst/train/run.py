@@ -8,6 +8,7 @@ Bad settings raise :class:`nst.NSTError` with the one line the command line prin
 fails before its first checkpoint leaves no run directory behind.
 """
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +22,11 @@ from nst.run.checkpoint_files import RunCheckpointIO
 from nst.run.console import quiet_lightning
 from nst.run.engine import interruption_in, reraise_for_user
 from nst.run.outputs import SaveRunConfig
-from nst.run.progress import StepProgressBar
+from nst.run.pictures import run_dir_of
 from nst.run.settings import Layer
 from nst.run.speed import drop_futile_nvml_check
 from nst.run.stopping import RunInterrupted, Stop
-from nst.train.callbacks import NetworkFile, Paintings, StopTraining
+from nst.train.callbacks import NetworkFile, Paintings, StopTraining, TrainingProgress
 from nst.train.network import FILE
 from nst.train.settings import TrainSettings
 
@@ -63,6 +64,10 @@ class TrainRun:
         stop: Stop | None = None,
     ) -> None:
         quiet_lightning()
+        # Lightning's advice for epochs shorter than the logging interval: a small folder's.
+        warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+        # Resuming mid-epoch is exact here: nst.train.data.Crops starts at the trainer's step.
+        warnings.filterwarnings("ignore", ".*your dataloader is not resumable.*")
         self.stop_requests = stop or Stop()
         self.made: list[list[Path]] = []
         where = run_dirs.Where(None if save_dir is None else str(save_dir), name)
@@ -82,8 +87,10 @@ class TrainRun:
         given = options.get("callbacks") or []
         own = [*(given if isinstance(given, list) else [given]), *callbacks]
         own += [settings.checkpoint, NetworkFile(), Paintings()]
-        if options.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in own):
-            own.append(StepProgressBar())
+        if options.get("enable_progress_bar") is not False and not any(
+            isinstance(c, ProgressBar) for c in own
+        ):
+            own.append(TrainingProgress())
         own += [SaveRunConfig(settings.parser, [settings.config_as_given]), self.stopping]
         drop_futile_nvml_check()
         try:
@@ -96,8 +103,8 @@ class TrainRun:
 
     @property
     def run_dir(self) -> Path | None:
-        log_dir = self.trainer.log_dir if self.trainer.loggers else None
-        return Path(log_dir).absolute() if log_dir is not None else None
+        run_dir = run_dir_of(self.trainer, 0, 1)
+        return run_dir.absolute() if run_dir is not None else None
 
     def stop(self) -> None:
         """End the run after the step in progress, with a checkpoint and network.pt (any thread)."""

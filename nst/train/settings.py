@@ -116,7 +116,11 @@ class TrainSettings(LightningCLI):
         init = logger.init_args
         if os.environ.get(RUN_DIR_ENV) and not first_process():  # a process the first one started
             run_dir = Path(os.environ[RUN_DIR_ENV])
-            init.save_dir, init.name, init.version = str(run_dir.parent.parent), run_dir.parent.name, run_dir.name
+            init.save_dir, init.name, init.version = (
+                str(run_dir.parent.parent),
+                run_dir.parent.name,
+                run_dir.name,
+            )
             config.ckpt_path = os.environ.get(CKPT_ENV) or None
             return
         if not first_process():  # another machine's process: it finds the checkpoint, writes nothing
