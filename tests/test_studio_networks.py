@@ -98,6 +98,16 @@ def test_networks_in_logs_and_in_the_networks_folder_are_listed_with_previews(st
         assert not any("mine" in name for name in listed(plain))
 
 
+def test_training_runs_are_instant_styles_not_pictures_in_the_gallery(studio, workdir):
+    # One with its network written, one stopped before its first checkpoint (config.yaml only).
+    starting = workdir / "logs" / "train" / "version_2"
+    starting.mkdir(parents=True)
+    (starting / "config.yaml").write_text("data:\n  photos: photos\n  style: starry.jpg\n")
+    (workdir / "logs" / "train" / "version_0" / "config.yaml").write_text("data:\n  photos: photos\n")
+    assert studio.get("/api/runs").json() == []
+    assert "train~0" in {n["id"] for n in listed(studio).values()}
+
+
 def test_a_damaged_network_is_listed_as_unusable_and_refused_in_one_line(studio, workdir):
     damaged = next(n for n in listed(studio).values() if n["id"] == "train~1")
     assert damaged["usable"] is False

@@ -40,7 +40,11 @@ class Gallery:
             if not name.is_dir():
                 continue
             for version in name.glob("version_*"):
-                if (version / "config.yaml").is_file() and not (version / "sweep.yaml").exists():
+                if (
+                    (version / "config.yaml").is_file()
+                    and not (version / "sweep.yaml").exists()
+                    and not is_training_run(version)  # listed as instant styles instead
+                ):
                     found[f"{name.name}~{version.name.removeprefix('version_')}"] = version
         return found
 
@@ -131,3 +135,14 @@ class Gallery:
         except (OSError, yaml.YAMLError):
             return {}
         return config if isinstance(config, dict) else {}
+
+
+def is_training_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` is an nst train run (a style network's, not a picture's)."""
+    if (run_dir / "network.pt").exists():
+        return True
+    try:
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return False
+    return isinstance(config, dict) and isinstance(config.get("data"), dict) and "photos" in config["data"]
