@@ -7,12 +7,17 @@ import torch
 
 from nst import StyleTransfer, StyleTransferData
 from nst.run.settings import Settings
+from nst.train.data import PhotoData
+from nst.train.module import StyleNetworkTraining
+from nst.train.settings import TrainSettings
 from nst.video.options import VideoSettings
 
 
 def make_cli(args):
     """Build a config's objects as a run would, without choosing a run directory (a video's
-    config as nst video reads it)."""
+    config as nst video reads it, a network's training as nst train does)."""
+    if any(str(a).endswith("train.yaml") for a in args):
+        return TrainSettings([args])
     video = any(str(a).endswith("video.yaml") for a in args)
     return (VideoSettings if video else Settings)([args])
 
@@ -27,8 +32,9 @@ def test_there_are_configs():
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_config_validates(path, workdir):
     cli = make_cli(["--config", str(path)])
-    assert isinstance(cli.model, StyleTransfer)
-    assert isinstance(cli.datamodule, StyleTransferData)
+    training = path.name == "train.yaml"
+    assert isinstance(cli.model, StyleNetworkTraining if training else StyleTransfer)
+    assert isinstance(cli.datamodule, PhotoData if training else StyleTransferData)
     assert cli.trainer_options["max_steps"] > 0
     assert not (workdir / "logs").exists()  # validating starts no run
 
@@ -41,6 +47,13 @@ def test_starry_is_the_paper_setting():
     assert (h.content_weight, h.style_weight, h.init, h.optimizer) == (1.0, 1e6, "content", "lbfgs")
     assert cli.datamodule.hparams.size == 512 and cli.trainer_options["max_steps"] == 500
     assert cli.datamodule.hparams.content.startswith("https://upload.wikimedia.org/")
+
+
+def test_train_is_the_papers_setting():
+    cli = make_cli(["--config", str(next(p for p in CONFIGS if p.name == "train.yaml"))])
+    h, data = cli.model.hparams, cli.datamodule.hparams
+    assert (h.width, h.blocks, h.lr) == (32, 5, 1e-3)  # Johnson et al.'s network and Adam
+    assert (data.size, data.batch_size, cli.trainer_options["max_steps"]) == (256, 4, 40_000)
 
 
 def test_starry_with_adam_gets_adams_learning_rate(workdir, images):
