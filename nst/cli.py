@@ -122,7 +122,7 @@ def _run(command: str, args: list[str], stop: Any, callbacks: Sequence[Any]) -> 
             print(
                 f"Wrote {result.network}\nPaint with it: nst apply --network {result.network} --input PHOTO --output OUT"
             )
-        return result.stopped
+        return result.stopped if first_process() else None  # said once, by the process that wrote
     if command == "apply":
         from nst.train.apply import main as apply
 

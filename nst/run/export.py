@@ -3,12 +3,10 @@
 python cli.py export logs/starry/version_0/checkpoints/last.ckpt starry_step250.png   (or python -m nst.run.export ...)
 """
 
-import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn
 
-from nst.errors import NSTError, brief
+from nst.errors import NSTError, OneLineParser, brief
 from nst.images import save_image
 from nst.run.module import StyleTransfer
 
@@ -29,14 +27,12 @@ def export_image(checkpoint: str | Path, output: str | Path, overwrite: bool = F
     save_image(module.image, output)
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, like every other bad input
-        print(f"error: {message} (python cli.py export --help)", file=sys.stderr)
-        sys.exit(2)
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = _ArgumentParser(prog="nst export", description=__doc__.splitlines()[0])
+    parser = OneLineParser(
+        prog="nst export",
+        description=__doc__.splitlines()[0],
+        epilog="A trained style network as ONNX or TorchScript: python cli.py export --network N --help",
+    )
     parser.add_argument("checkpoint")
     parser.add_argument("output", help="image path; .png, .jpg, .webp, .tif, …")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")

@@ -19,13 +19,13 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from nst.errors import NSTError, brief
+from nst.errors import NSTError, OneLineParser, brief
 from nst.images import (
     MAX_PIXELS,
     OUTPUT_FORMATS,
@@ -409,12 +409,6 @@ def _remove_empty(folder: Path | None) -> None:
             Path(inner).rmdir()
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, like every other bad input
-        print(f"error: {message} (python cli.py apply --help)", file=sys.stderr)
-        sys.exit(2)
-
-
 def _at_least(low: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -430,7 +424,7 @@ def _at_least(low: int) -> Callable[[str], int]:
 
 def main(args: list[str] | None = None, stop: Stop | None = None) -> None:
     """``nst apply``: ``args`` as on the command line; ``stop`` takes Ctrl-C (the CLI's)."""
-    parser = _ArgumentParser(
+    parser = OneLineParser(
         prog="nst apply",
         description=" ".join(__doc__.split("::")[0].split()),
         epilog=(

@@ -9,7 +9,6 @@ ONNX graph's input is named ``photo`` and its output ``painting``; the opset is 
 exporter writes.
 """
 
-import argparse
 import contextlib
 import inspect
 import io
@@ -18,11 +17,10 @@ import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import torch
 
-from nst.errors import NSTError, brief
+from nst.errors import NSTError, OneLineParser, brief
 from nst.files import atomic_write
 from nst.train.architecture import TransformNet
 from nst.train.network import MIN_SIDE, Network
@@ -123,15 +121,9 @@ def _quiet_loggers(*names: str) -> Iterator[None]:
             logger.setLevel(level)
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, like every other bad input
-        print(f"error: {message} (python cli.py export --network N --help)", file=sys.stderr)
-        sys.exit(2)
-
-
 def main(argv: list[str] | None = None) -> None:
     """``nst export --network ...``: ``argv`` as on the command line."""
-    parser = _ArgumentParser(description=" ".join(__doc__.split("::")[0].split()))
+    parser = OneLineParser(prog="nst export", description=" ".join(__doc__.split("::")[0].split()))
     parser.add_argument("--network", required=True, help="the network.pt of an nst train run")
     parser.add_argument(
         "--format",

@@ -203,7 +203,9 @@ class StyleNetworkTraining(LightningModule):
         photos = check_batch(*batch)
         losses = self.losses(photos)
         shown = ("total", "content", "style", "tv")
-        self.log_dict({f"val/{k}": losses[k] for k in shown}, batch_size=photos.shape[0], prog_bar=False)
+        # Every process measures every held-out photo: their means are the same number.
+        values = {f"val/{k}": losses[k] for k in shown}
+        self.log_dict(values, batch_size=photos.shape[0], prog_bar=False, sync_dist=True)
 
     def on_train_epoch_end(self) -> None:
         # Said once an epoch (a bad file among thousands is read once an epoch), above the bar.
@@ -214,8 +216,8 @@ class StyleNetworkTraining(LightningModule):
             say(
                 f"skipped {len(names)} unreadable photos in epoch {self.current_epoch}: {', '.join(names[:3])}{more}"
             )
-        if self.skipped:
-            self.log("data/skipped", float(len(self.skipped)))
+        if self.skipped or self.trainer.world_size > 1:  # every process logs, or the sum waits
+            self.log("data/skipped", float(len(self.skipped)), sync_dist=True, reduce_fx="sum")
         self.skipped = set()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
