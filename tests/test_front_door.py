@@ -17,12 +17,12 @@ def test_help_describes_nst_and_lists_every_command(capsys):
     main(["--help"])
     out = capsys.readouterr().out
     assert "neural style transfer" in out and "Gatys" in out
-    for command in ("fit", "video", "sweep", "export"):
+    for command in ("fit", "video", "sweep", "train", "apply", "export", "serve"):
         assert f"\n  {command} " in out
     with pytest.raises(SystemExit) as exit_info:
         main(["paint"])
     assert exit_info.value.code == 2
-    assert "unknown command 'paint'; use fit, video, sweep, export" in capsys.readouterr().err
+    assert "unknown command 'paint'; use fit, video, sweep, train, apply, export, serve" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -30,7 +30,9 @@ def test_help_describes_nst_and_lists_every_command(capsys):
     [
         ("fit", ["--model.style_weight", "--data.size", "--ckpt_path", "Optimise one picture"]),
         ("sweep", ["--sweep", "--ckpt_path", "any option of fit"]),
-        ("export", ["checkpoint", "--overwrite"]),
+        ("export", ["checkpoint", "--overwrite", "export --network"]),
+        ("train", ["--data.photos", "--data.style", "--model.width", "--ckpt_path", "Train a style network"]),
+        ("apply", ["--network", "--input", "--output", "video"]),
     ],
 )
 def test_each_command_has_its_help(capsys, command, expected):

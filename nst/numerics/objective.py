@@ -11,8 +11,9 @@ frame before) come in as :class:`Term` objects, without a change here::
     objective.losses(weighted)                     # {"content", "style", "tv", "total", "style/conv1_1", ...}
 
 A run of one picture and pictures optimised together in one VGG pass (which call
-``layer_terms`` and ``weigh`` on their share of each layer's maps) call this object, and so are
-the painters still to come (video frames, a trained network); no Lightning here.
+``layer_terms`` and ``weigh`` on their share of each layer's maps) call this object, and so do
+video frames (with a temporal Term) and a style network in training (on its paintings of a
+batch of photos, their own features as the content targets); no Lightning here.
 """
 
 from collections.abc import Callable, Mapping, Sequence
