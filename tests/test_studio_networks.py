@@ -147,6 +147,48 @@ def test_a_network_written_again_is_read_again(studio, networks):
     assert paint(studio, "train~0", size="64").content != before
 
 
+def test_the_list_reads_no_network_and_a_painting_loads_only_its_own(studio, workdir, monkeypatch):
+    for i in range(6):  # many runs: the list stays quick, whatever their size
+        make_network(workdir / "logs" / "many" / f"version_{i}" / "network.pt", seed=i)
+    loaded = []
+    real_load = Network.load.__func__
+    monkeypatch.setattr(
+        Network,
+        "load",
+        classmethod(lambda cls, path, *a: loaded.append(Path(path)) or real_load(cls, path, *a)),
+    )
+    found = {n["id"]: n for n in listed(studio).values()}
+    assert loaded == []  # names, steps and whether each can paint, without loading one
+    assert all(found[f"many~{i}"]["usable"] and found[f"many~{i}"]["steps"] == 10 for i in range(6))
+    assert found["train~1"]["usable"] is False  # the damaged one is still known to be
+    assert paint(studio, "many~3", size="32").status_code == 200
+    assert paint(studio, "many~3", size="64").status_code == 200
+    assert loaded == [workdir / "logs" / "many" / "version_3" / "network.pt"]  # once, and only it
+    listed(studio)
+    assert len(loaded) == 1
+
+
+def test_weights_that_do_not_fit_their_settings_are_listed_as_unusable(studio, workdir):
+    path = workdir / "logs" / "odd" / "version_0" / "network.pt"
+    make_network(path)
+    held = torch.load(path, weights_only=True)
+    held["architecture"] = {"width": 16, "blocks": 1}  # the weights are width 8's
+    torch.save(held, path)
+    odd = {n["id"]: n for n in listed(studio).values()}["odd~0"]
+    assert odd["usable"] is False and "do not fit" in odd["error"]
+    assert "cannot paint" in one_line(paint(studio, "odd~0"), 400)
+
+
+def test_torchscript_exports_in_a_networks_folder_are_passed_over(studio, workdir, networks):
+    from nst.train.export import export_network
+
+    export_network(networks["folder"], workdir / "mine" / "waves_exported.pt")  # TorchScript
+    names = listed(studio)
+    assert "the_great_wave · mine/waves.pt" in names
+    assert not any("exported" in name for name in names)  # not listed, not even as unusable
+    assert all(n["usable"] or n["id"] == "train~1" for n in names.values())
+
+
 def test_an_unknown_network_is_404(studio):
     for unknown in ("train~7", "nosuch~0", "n0123456789abcdef"):
         assert "no such network" in one_line(paint(studio, unknown), 404)

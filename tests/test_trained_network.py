@@ -113,6 +113,23 @@ def test_a_picture_is_painted_as_alone_in_any_batch(network_file: Path) -> None:
         assert (network.paint(batch)[1:2] - alone).abs().max() < 1e-5
 
 
+def test_a_pil_photo_is_painted_upright_and_in_srgb_as_apply_reads_it(
+    network_file: Path, tmp_path: Path
+) -> None:
+    # A camera's photo: pixels stored on their side, and the EXIF orientation to turn them.
+    stored = _photo(53, 37)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turned 90° clockwise to be seen upright
+    stored.save(tmp_path / "camera.jpg", exif=exif.tobytes(), quality=95)
+    network = Network.load(network_file)
+    with Image.open(tmp_path / "camera.jpg") as opened:
+        painted = network.paint(opened)
+    assert painted.size == (37, 53)  # upright, as nst apply and read_image take it
+    assert np.array_equal(
+        np.asarray(painted), np.asarray(network.paint(read_image(str(tmp_path / "camera.jpg"))))
+    )
+
+
 def test_nst_network_is_public() -> None:
     import nst
 
@@ -242,7 +259,7 @@ def _gatys_checkpoint(path: Path) -> Path:
         ("gatys", "is the checkpoint of a picture's run, not a style network"),
         ("text", "is not a style network (not a file torch.save wrote)"),
         ("missing", "does not exist"),
-        ("small", "would be painted at 40×15 px, too small for a style network"),
+        ("small", "photo.png: a picture of 40×15 px is too small for a style network; give one at least 16"),
         ("no photo", "--input"),
     ],
     ids=["gatys", "text", "missing", "small", "no-photo"],
@@ -289,6 +306,125 @@ def test_apply_refuses_to_overwrite(
     assert (tmp_path / "out" / "b.png").read_bytes() == b"mine"
     main([*args, "--overwrite"])
     assert Image.open(tmp_path / "out" / "b.png").size == (37, 53)
+
+
+def test_apply_never_paints_over_its_photos(
+    network_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _photo(37, 53).save(photos / "a.png")
+    original = (photos / "a.png").read_bytes()
+    (tmp_path / "link").symlink_to(photos, target_is_directory=True)
+    network = ["apply", "--network", str(network_file)]
+    for given, output in [
+        (photos, tmp_path / "photos" / ".." / "photos"),
+        (photos, tmp_path / "link"),
+        (photos / "a.png", tmp_path / "photos" / ".." / "photos" / "a.png"),
+        (photos / "a.png", tmp_path / "link"),  # a folder: the painting would be link/a.png
+        (photos / "a.png", tmp_path / "link" / "a.png"),
+    ]:
+        line = _refused(capsys, [*network, "--input", str(given), "--output", str(output), "--overwrite"])
+        assert "give another" in line, line
+        assert (photos / "a.png").read_bytes() == original
+
+
+def test_several_photos_are_not_painted_into_an_image_file_name(
+    network_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    for name in ("a.png", "b.png"):
+        _photo(37, 53).save(tmp_path / name)
+    network = ["apply", "--network", str(network_file)]
+    for given in ([str(tmp_path / "a.png"), str(tmp_path / "b.png")], [str(tmp_path / "*.png")]):
+        line = _refused(capsys, [*network, "--input", *given, "--output", str(tmp_path / "out.jpg")])
+        assert "out.jpg names an image file" in line and "give a folder" in line
+        assert not (tmp_path / "out.jpg").exists()
+
+
+def test_devices_are_cpu_cuda_cuda_n_mps_or_auto(
+    network_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from nst.train.apply import pick_device
+
+    assert pick_device("cpu") == torch.device("cpu")
+    for wrong in ("gpu", "cuda:x", "cuda:-1", "cuda1", "tpu:0"):
+        with pytest.raises(
+            NSTError, match="is not a device nst knows; use one of auto, cpu, cuda, cuda:N, mps"
+        ):
+            pick_device(wrong)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a machine with two GPUs
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert pick_device("cuda:1") == torch.device("cuda", 1) and pick_device("cuda") == torch.device("cuda")
+    with pytest.raises(
+        NSTError, match=r"--device cuda:2: this machine has 2 CUDA devices \(cuda:0 to cuda:1\)"
+    ):
+        pick_device("cuda:2")
+    monkeypatch.undo()
+    if not torch.cuda.is_available():
+        _photo(37, 53).save(tmp_path / "a.png")
+        args = ["apply", "--network", str(network_file), "--input", str(tmp_path / "a.png")]
+        line = _refused(capsys, [*args, "--output", str(tmp_path / "out.png"), "--device", "cuda:1"])
+        assert "--device cuda:1: no such device is available here" in line  # past argparse, in one line
+        assert not (tmp_path / "out.png").exists()
+
+
+def test_a_batch_is_capped_by_pixels_too(
+    network_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import nst.train.apply as apply_module
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(5):
+        _photo(37, 53, i).save(photos / f"{i}.png")
+    _photo(80, 70).save(photos / "large.png")  # over the cap alone: painted alone
+    write_clip(tmp_path / "clip.mp4", draw_clip(frames=5, width=66, height=48)[0])
+    batches = []
+    paint = Network.paint
+
+    def counted(self: Network, pictures: torch.Tensor) -> torch.Tensor:
+        batches.append(tuple(pictures.shape))
+        return paint(self, pictures)
+
+    monkeypatch.setattr(Network, "paint", counted)
+    monkeypatch.setattr(apply_module, "MAX_BATCH_PIXELS", 2 * 37 * 53 + 100)  # two small photos
+    apply_network(network_file, photos, tmp_path / "out", batch=8, bar=False)
+    assert batches == [(2, 3, 53, 37), (2, 3, 53, 37), (1, 3, 53, 37), (1, 3, 70, 80)]
+    batches.clear()
+    monkeypatch.setattr(apply_module, "MAX_BATCH_PIXELS", 3 * 66 * 48)
+    apply_network(network_file, tmp_path / "clip.mp4", tmp_path / "out.mp4", batch=8, bar=False)
+    assert batches == [(3, 3, 48, 66), (2, 3, 48, 66)]
+    monkeypatch.undo()
+    with pytest.raises(SystemExit):
+        apply_main(["--help"])
+    assert "at most 8 megapixels" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_video_refused_is_refused_in_apply_terms(
+    network_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import types
+
+    import nst.video.source as source_module
+
+    write_clip(tmp_path / "clip.mp4", draw_clip(frames=2, width=66, height=48)[0])
+    real_open = source_module._open
+
+    def without_rate(path: Path):  # a stream that says no frame rate, as some files' do
+        container = real_open(path)
+        stream = container.streams.video[0]
+        fake = types.SimpleNamespace(
+            average_rate=None, guessed_rate=None, base_rate=None, frames=0, codec_context=stream.codec_context
+        )
+        return types.SimpleNamespace(
+            streams=types.SimpleNamespace(video=[fake], audio=[]), close=container.close
+        )
+
+    monkeypatch.setattr(source_module, "_open", without_rate)
+    args = ["apply", "--network", str(network_file), "--input", str(tmp_path / "clip.mp4")]
+    line = _refused(capsys, [*args, "--output", str(tmp_path / "out.mp4")])
+    assert "gives no usable frame rate" in line and "ffmpeg -i IN -r 25 OUT.mp4" in line
+    assert "video.fps" not in line and "data.content" not in line
 
 
 # -- nst export --network ---------------------------------------------------------------------
@@ -345,6 +481,38 @@ def test_torchscript_paints_as_the_network(
         assert (scripted(photos) - trained[1](photos)).abs().max() < 1e-6
 
 
+def test_a_torchscript_export_given_as_a_network_is_refused_in_one_line(
+    network_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from nst.train.export import export_network
+
+    exported = export_network(network_file, tmp_path / "starry.pt")  # TorchScript, from .pt
+    _photo(37, 53).save(tmp_path / "a.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = _refused(
+            capsys,
+            [
+                "apply",
+                "--network",
+                str(exported),
+                "--input",
+                str(tmp_path / "a.png"),
+                "--output",
+                str(tmp_path / "o.png"),
+            ],
+        )
+        with pytest.raises(NSTError) as refused:
+            Network.load(exported)
+        again = _refused(capsys, ["export", "--network", str(exported), "--output", str(tmp_path / "x.onnx")])
+    assert line == (
+        f"error: {exported} is a TorchScript export of a network; give the network.pt it was exported "
+        "from (or load it with torch.jit.load)"
+    )
+    assert str(refused.value) == line.removeprefix("error: ") == again.removeprefix("error: ")
+    assert not caught, [str(w.message) for w in caught]  # torch's warning never reaches the terminal
+
+
 def test_export_refuses_to_overwrite(
     network_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -361,6 +529,10 @@ def test_export_refuses_to_overwrite(
         capsys, ["export", "--network", str(tmp_path / "x.ckpt"), "--output", str(tmp_path / "n.ts")]
     )
     assert "does not exist" in line and not (tmp_path / "n.ts").exists()
+    mine = tmp_path / "mine.pt"
+    mine.write_bytes(network_file.read_bytes())
+    line = _refused(capsys, ["export", "--network", str(mine), "--output", str(mine), "--overwrite"])
+    assert "is the network file itself" in line and mine.read_bytes() == network_file.read_bytes()
 
 
 def test_a_failed_run_leaves_what_it_finished_and_no_folder_it_made_empty(

@@ -3,26 +3,32 @@ logs folder, and in the folders ``nst serve --networks`` names, each named to th
 made here (a run's id, ``<name>~<version>``, or a hash of the file's place). A network is found
 again only by looking its id up among those found: nothing the page sends is used as a path.
 
-Networks are read once per version of their file (its mtime and size) and kept, the last few,
-in memory; a photo is painted on the CPU in torch's inference mode, one at a time, beside
-whatever job the studio runs (it shares the CPU with it, nothing else)."""
+The list reads of each version of a file (its mtime and size) only what it shows, with the
+weights mapped from the file, not read; a network is loaded when it first paints, and the last
+few loaded are kept in memory. TorchScript exports of networks (``nst export``) are passed over:
+they are not files a network can be loaded from. A photo is painted on the CPU in torch's
+inference mode, one at a time, beside whatever job the studio runs (it shares the CPU with it,
+nothing else)."""
 
+import functools
 import hashlib
 import io
 import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from PIL import Image, ImageDraw
 
 from nst.errors import NSTError, brief
 from nst.images import resize_long_side, to_pil, to_tensor
-from nst.train.network import FILE, MIN_SIDE, Network
+from nst.train.architecture import TransformNet
+from nst.train.network import FILE, MIN_SIDE, Network, is_torchscript, read_network_file
 
 DEFAULT_SIDE = 512
 MAX_SIDE = 2048
@@ -48,7 +54,8 @@ class Found:
 
 @dataclass
 class _Read:
-    """What one version of a network file gave: its network, or why it cannot be used."""
+    """What one version of a network file gave: what it says of itself (``about``), its network
+    once loaded to paint, or why it cannot be used."""
 
     stamp: tuple[int, int]
     about: dict[str, Any]
@@ -64,6 +71,7 @@ class Networks:
         self.logs = logs
         self.folders = [Path(f).absolute() for f in folders]
         self._read: dict[Path, _Read] = {}
+        self._exports: dict[Path, tuple[tuple[int, int], bool]] = {}  # TorchScript or not, by version
         self._loaded: OrderedDict[Path, Network] = OrderedDict()
         self._photos: OrderedDict[tuple[str, int], Image.Image] = OrderedDict()
         self._lock = threading.Lock()  # the caches
@@ -77,7 +85,7 @@ class Networks:
 
         def add(network_id: str, path: Path, run: str) -> None:
             real = path.resolve()
-            if real not in seen and path.is_file():
+            if real not in seen and path.is_file() and not self._is_export(path):
                 seen.add(real)
                 found[network_id] = Found(network_id, path, run)
 
@@ -109,7 +117,7 @@ class Networks:
 
     def entries(self) -> list[dict[str, Any]]:
         """The page's list, newest first (those that cannot paint last): each network's name,
-        steps and whether it can paint."""
+        steps and whether it can paint. No network is loaded for it."""
         entries = []
         for found in self.found().values():
             read = self._read_file(found)
@@ -193,32 +201,62 @@ class Networks:
                 self._photos.popitem(last=False)
         return scaled
 
+    def _is_export(self, path: Path) -> bool:
+        """Whether ``path`` is a TorchScript export, looked at once per version of the file."""
+        try:
+            stat = path.stat()
+        except OSError:
+            return False
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            known = self._exports.get(path)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        export = is_torchscript(path)  # the zip's directory only
+        with self._lock:
+            self._exports[path] = (stamp, export)
+        return export
+
     def _read_file(self, found: Found, load: bool = False) -> _Read:
-        """The file read as it is now: again only when its mtime or size changed (a training
-        run writes network.pt anew at each checkpoint); with ``load``, its network loaded."""
+        """The file as it is now, looked at again only when its mtime or size changed (a
+        training run writes network.pt anew at each checkpoint): what it says of itself, read
+        with its weights mapped, not loaded; with ``load``, its network loaded too."""
         try:
             stat = found.path.stat()
         except OSError as error:
-            return _Read((0, 0), {}, error=f"cannot be read ({brief(error)})")
+            return _Read((0, 0), {}, error=f"{found.shown} cannot be read ({brief(error)})")
         stamp = (stat.st_mtime_ns, stat.st_size)
         with self._lock:
             read = self._read.get(found.path)
-            if read is not None and read.stamp == stamp:
-                if load and read.network is None and read.error is None:  # let go since, to keep memory
-                    read.network = self._load(found)[0]
-                return read
-            network, error = self._load(found)
-            read = _Read(stamp, dict(network.about) if network else {}, network, error)
-            self._read[found.path] = read
+            if read is None or read.stamp != stamp:
+                read = self._look(found, stamp)
+                self._read[found.path] = read
+            if load and read.network is None and read.error is None:  # not yet, or let go since
+                read.network, read.error = self._load(found)
             return read
+
+    def _look(self, found: Found, stamp: tuple[int, int]) -> _Read:
+        """What the list needs of a file: its ``about``, and whether it holds a network whose
+        weights fit its settings (their names and shapes; the weights themselves stay unread)."""
+        try:
+            held = read_network_file(found.path, mmap=True)
+            shapes = {name: tuple(weight.shape) for name, weight in held["state_dict"].items()}
+            if shapes != _shapes(tuple(sorted(held["architecture"].items()))):
+                raise ValueError("its weights do not fit its settings")
+            about = held.get("about")
+        except NSTError as error:
+            return _Read(stamp, {}, error=self._said(error, found))
+        except Exception as error:
+            return _Read(stamp, {}, error=self._damaged(error, found))
+        return _Read(stamp, dict(about) if isinstance(about, Mapping) else {})
 
     def _load(self, found: Found) -> tuple[Network | None, str | None]:
         try:
             network = Network.load(found.path, "cpu")
         except NSTError as error:
-            return None, str(error).replace(str(found.path), found.shown)  # no server paths on the page
-        except Exception as error:  # a damaged file: listed as unusable, with torch's line, never a 500
-            return None, f"{found.shown} is damaged ({brief(error)}); train it again or copy it again"
+            return None, self._said(error, found)
+        except Exception as error:
+            return None, self._damaged(error, found)
         self._loaded[found.path] = network
         self._loaded.move_to_end(found.path)
         while len(self._loaded) > KEPT:  # the oldest let go; its listing stays, it is loaded again to paint
@@ -227,6 +265,15 @@ class Networks:
                 self._read[let_go].network = None
         return network, None
 
+    @staticmethod
+    def _said(error: NSTError, found: Found) -> str:
+        return str(error).replace(str(found.path), found.shown)  # no server paths on the page
+
+    @staticmethod
+    def _damaged(error: Exception, found: Found) -> str:
+        # A damaged file: listed as unusable, with torch's line, never a 500.
+        return f"{found.shown} is damaged ({brief(error)}); train it again or copy it again"
+
 
 @dataclass
 class Painted:
@@ -234,6 +281,14 @@ class Painted:
     size: tuple[int, int]
     paint_ms: float  # the network's pass alone
     total_ms: float  # with reading the photo (unless kept from before), scaling and writing the PNG
+
+
+@functools.lru_cache(maxsize=16)
+def _shapes(architecture: tuple[tuple[str, Any], ...]) -> dict[str, tuple[int, ...]]:
+    """The names and shapes of the weights of a TransformNet of ``architecture``."""
+    with torch.device("meta"):  # shapes only: no weights made
+        net = TransformNet(**dict(architecture))
+    return {name: tuple(weight.shape) for name, weight in net.state_dict().items()}
 
 
 def _number(value: Any) -> int | None:

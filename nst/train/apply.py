@@ -6,15 +6,17 @@ nst train writes), each picture in one pass::
     nst apply --network network.pt --input clip.mp4 --output painted.mp4
 
 The network file holds its settings: no config is needed. Photos of one size are painted
-together, up to ``--batch`` at a time; a video's frames are read, painted and written a few at a
-time, never all held at once, and its sound is copied. Each file appears whole or not at all, and
-Ctrl-C ends the run after the pictures in progress, keeping those finished.
+together, up to ``--batch`` at a time and up to 8 megapixels together (a larger photo alone); a
+video's frames are read, painted and written a few at a time, never all held at once, and its
+sound is copied. Each file appears whole or not at all, and Ctrl-C ends the run after the
+pictures in progress, keeping those finished.
 """
 
 import argparse
 import contextlib
 import glob
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -37,11 +39,16 @@ from nst.images import (
 )
 from nst.run.stopping import RunInterrupted, Stop
 from nst.train.data import PHOTO_SUFFIXES
-from nst.train.network import MIN_SIDE, Network
+from nst.train.network import MIN_SIDE, Network, check_side
 from nst.video.source import VIDEO_SUFFIXES, VideoSource
 from nst.video.writer import write_video
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")  # as --help and the errors name them
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+# A batch holds at most this many pixels of input, a larger picture alone: the network's first
+# layers hold 32 to 64 float channels per pixel, so 8 megapixels take a few GB at most, where 8
+# full-size camera photos would take tens.
+MAX_BATCH_PIXELS = 8 * 10**6
 _FALLBACK_SUFFIX = ".png"  # for photos in a format nst reads but does not write (.bmp)
 _TRANSPOSED = {5, 6, 7, 8}  # EXIF orientations of a camera held on its side: width and height swap
 T = TypeVar("T")
@@ -68,16 +75,23 @@ class _Photo:
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA if there is a GPU, else Apple's MPS if there is one, else the CPU."""
+    """``cpu``, ``cuda``, ``cuda:N`` (the N-th GPU), ``mps`` or ``auto``: CUDA if there is a
+    GPU, else Apple's MPS if there is one, else the CPU. One line for a form nst does not know
+    or a device this machine does not have."""
+    name = str(name).strip().lower()
+    if not _DEVICE.match(name):
+        raise NSTError(f"--device {name} is not a device nst knows; use one of {', '.join(DEVICES)}")
     cuda = torch.cuda.is_available()
     mps = torch.backends.mps.is_available()
     if name == "auto":
         return torch.device("cuda" if cuda else "mps" if mps else "cpu")
-    if name not in DEVICES:
-        raise NSTError(f"--device {name} is not a device nst knows; use one of {', '.join(DEVICES)}")
-    if (name == "cuda" and not cuda) or (name == "mps" and not mps):
+    if (name.startswith("cuda") and not cuda) or (name == "mps" and not mps):
         raise NSTError(f"--device {name}: no such device is available here; use --device auto or cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.index is not None and device.index >= (count := torch.cuda.device_count()):
+        have = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+        raise NSTError(f"--device {name}: this machine has {count} CUDA device{'s' * (count != 1)} ({have})")
+    return device
 
 
 def apply_network(
@@ -100,11 +114,12 @@ def apply_network(
             files (``output`` is a folder, created, where each painting keeps its photo's path
             below the folder given, or below the photos' common folder, its name and format;
             formats nst does not write, such as .bmp, become .png).
-        device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         size: Each photo or frame scaled to this long side first (None: as it is). A video's
             sides are made even (H.264 needs that): scaled, or without ``size``, its last odd
             row or column left out.
-        batch: At most this many pictures of one size painted together.
+        batch: At most this many pictures of one size painted together, and at most
+            ``MAX_BATCH_PIXELS`` of them (a larger picture is painted alone).
         overwrite: Replace existing outputs; otherwise they are refused before anything is painted.
         stop: A request made here (Ctrl-C, with ``stop.signals()``) ends the run after the
             pictures in progress; those finished are kept (a video as far as it was painted).
@@ -123,6 +138,7 @@ def apply_network(
     if not given:
         raise NSTError("give the photos, folders or video to paint as --input")
     output = Path(output)
+    where = pick_device(device)
     if not isinstance(network, Network):
         network = Network.load(network)  # its one-line refusals come before anything is read
     stop = stop or Stop()
@@ -130,7 +146,7 @@ def apply_network(
         work = _Video(given[0], output, size, overwrite)
     else:
         work = _Photos(given, output, size, overwrite)
-    network.to(pick_device(device))
+    network.to(where)
     made = _missing_folder(work.folder)
     try:
         with stop.signals(), stop.waiting():  # waiting: a first Ctrl-C is noted, not raised
@@ -169,6 +185,11 @@ class _Photos:
             )
         if not one and output.is_file():
             raise NSTError(f"--output {output} is a file; give a folder for the paintings of several photos")
+        if not one and not output.is_dir() and output.suffix.lower() in OUTPUT_FORMATS:
+            raise NSTError(
+                f"--output {output} names an image file, but several photos, a folder or a glob are painted "
+                "into a folder; give a folder as --output, or one photo as --input"
+            )
         self.output, self.folder = output, output.parent if one else output
         sources = [(given[0], Path(given[0].name))] if one else _list_photos(given, output)
         self.photos = [
@@ -180,7 +201,7 @@ class _Photos:
 
     def paint(self, network: Network, batch: int, stop: Stop, bar: bool) -> Applied:
         with _bar(self.total, self.unit, bar) as progress:
-            for group in _batches(self.photos, batch):
+            for group in _batches(self.photos, batch, MAX_BATCH_PIXELS):
                 if stop.requested is not None:
                     return Applied(self.output, self.kept, self.total, self.unit, stop.requested)
                 pictures = [self._read(photo) for photo in group]
@@ -210,7 +231,7 @@ class _Video:
             raise NSTError(
                 f"--output {output}: a video is written as an .mp4 file; give a path ending in .mp4"
             )
-        self.source = VideoSource(source)
+        self.source = _open_video(source)
         self.output, self.folder, self.total = output, output.parent, self.source.count
         width, height = self.source.size
         if size is not None:
@@ -218,12 +239,14 @@ class _Video:
             width, height = round(width * scale), round(height * scale)
         self.resize = size is not None
         self.size = (width - width % 2, height - height % 2)  # H.264 in yuv420p takes even sides only
-        _check_side(source, self.size)
+        check_side(self.size[::-1], _as_painted(source, size))
         _check_targets([output], [source], overwrite)
 
     def paint(self, network: Network, batch: int, stop: Stop, bar: bool) -> Applied:
         done, cut = 0, False
         width, height = self.size
+        source_width, source_height = self.source.size  # the frames are read at it, then scaled
+        batch = _fitting(batch, max(width * height, source_width * source_height), MAX_BATCH_PIXELS)
 
         def frames(progress: Any) -> Iterator[np.ndarray]:
             nonlocal done, cut
@@ -271,6 +294,10 @@ def _list_photos(given: list[Path], output: Path) -> list[tuple[Path, Path]]:
     loose: list[Path] = []
     for item in given:
         if item.is_dir():
+            if _same_file(item, output):  # its photos are all "inside the output", and would be painted over
+                raise NSTError(
+                    f"--output {output} is the folder of the photos (--input {item}); give another folder"
+                )
             for file in sorted(item.rglob("*")):
                 if file.suffix.lower() in PHOTO_SUFFIXES and file.is_file() and not _inside(file, output):
                     found.setdefault(file, file.relative_to(item))
@@ -306,7 +333,38 @@ def _target_name(name: str) -> str:
 
 
 def _inside(file: Path, folder: Path) -> bool:
-    return folder.absolute() in file.absolute().parents
+    return folder.resolve() in file.resolve().parents
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file: through ``..``, symbolic links (of the file or a
+    folder on the way) and hard links alike."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist (yet)
+        return False
+
+
+def _open_video(source: Path) -> VideoSource:
+    """``source`` opened, its refusals told in nst apply's terms: VideoSource's messages name
+    the options of nst video and nst fit (data.content, --video.fps), which nst apply lacks."""
+    try:
+        return VideoSource(source)
+    except NSTError as error:
+        message = str(error)
+        for theirs, ours in _VIDEO_TERMS:
+            message = message.replace(theirs, ours)
+        raise NSTError(message) from error
+
+
+_VIDEO_TERMS = (
+    ("set one with --video.fps, e.g. 25", "give it one, e.g. ffmpeg -i IN -r 25 OUT.mp4, and paint that"),
+    ("--video.fps", "a frame rate"),
+    ("video.fps", "the frame rate"),
+    ("data.content", "--input"),
+)
 
 
 def _painted_size(photo: Path, long_side: int | None) -> tuple[int, int]:
@@ -327,16 +385,13 @@ def _painted_size(photo: Path, long_side: int | None) -> tuple[int, int]:
     if long_side is not None:  # as nst.images.resize_long_side scales it
         scale = long_side / max(width, height)
         width, height = max(1, round(width * scale)), max(1, round(height * scale))
-    _check_side(photo, (width, height))
+    check_side((height, width), _as_painted(photo, long_side))
     return width, height
 
 
-def _check_side(source: Path, size: tuple[int, int]) -> None:
-    if min(size) < MIN_SIDE:
-        raise NSTError(
-            f"{source} would be painted at {size[0]}×{size[1]} px, too small for a style network; "
-            f"give pictures at least {MIN_SIDE} px on each side (or a larger --size)"
-        )
+def _as_painted(source: Path, long_side: int | None) -> str:
+    """The picture, as a too-small one is named: with the --size that scaled it."""
+    return f"{source} at --size {long_side}" if long_side is not None else str(source)
 
 
 def _check_targets(targets: list[Path], sources: list[Path], overwrite: bool) -> None:
@@ -344,8 +399,8 @@ def _check_targets(targets: list[Path], sources: list[Path], overwrite: bool) ->
     # outputs replaced and others not.
     seen: dict[Path, Path] = {}
     for target, source in zip(targets, sources, strict=True):
-        key = target.absolute()
-        if key == source.absolute():
+        key = target.resolve()  # photos/../photos/a.png and a folder's symbolic link as one
+        if _same_file(target, source):
             raise NSTError(f"--output would write over the photo {source} itself; give another --output")
         if key in seen:
             raise NSTError(
@@ -360,13 +415,20 @@ def _check_targets(targets: list[Path], sources: list[Path], overwrite: bool) ->
         raise NSTError(f"{folder} is a folder; --overwrite replaces files only, give another --output")
 
 
-def _batches(photos: list[_Photo], batch: int) -> Iterator[list[_Photo]]:
-    """The photos in groups of one size, at most ``batch`` each, in the order each size first comes."""
+def _batches(photos: list[_Photo], batch: int, pixels: int) -> Iterator[list[_Photo]]:
+    """The photos in groups of one size, in the order each size first comes: at most ``batch``
+    each, and at most ``pixels`` pixels (a larger photo alone)."""
     by_size: dict[tuple[int, int], list[_Photo]] = {}
     for photo in photos:
         by_size.setdefault(photo.size, []).append(photo)
-    for group in by_size.values():
-        yield from _chunks(group, batch)
+    for (width, height), group in by_size.items():
+        yield from _chunks(group, _fitting(batch, width * height, pixels))
+
+
+def _fitting(batch: int, each: int, pixels: int) -> int:
+    """How many pictures of ``each`` pixels go in one batch: at most ``batch``, and at most
+    ``pixels`` of them together, but always one."""
+    return max(1, min(batch, pixels // max(each, 1)))
 
 
 def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -444,10 +506,18 @@ def main(args: list[str] | None = None, stop: Stop | None = None) -> None:
         help="a photo, a folder of photos, a glob, several photos, or a video",
     )
     parser.add_argument("--output", required=True, help="an image file, a folder, or an .mp4 (see below)")
-    parser.add_argument("--device", default="auto", choices=DEVICES, help="auto: cuda, else mps, else cpu")
+    parser.add_argument(
+        "--device", default="auto", help="auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps (auto)"
+    )
     parser.add_argument("--size", type=_at_least(MIN_SIDE), help="scale each picture to this long side first")
     parser.add_argument(
-        "--batch", type=_at_least(1), default=8, help="pictures of one size painted at once (8)"
+        "--batch",
+        type=_at_least(1),
+        default=8,
+        help=(
+            f"at most this many pictures of one size painted at once (8), and at most "
+            f"{MAX_BATCH_PIXELS // 10**6} megapixels of them: a larger picture is painted alone"
+        ),
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     options = parser.parse_args(args)

@@ -13,6 +13,7 @@ import contextlib
 import inspect
 import io
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -51,6 +52,8 @@ def export_network(
         raise NSTError(f"--output {output} is a folder; give a file path such as {output / 'network.onnx'}")
     if output.exists() and not overwrite:
         raise NSTError(f"{output} exists; choose another path or pass --overwrite")
+    if not isinstance(network, Network) and _same_file(output, Path(network)):
+        raise NSTError(f"--output {output} is the network file itself; give another path")
     if not isinstance(network, Network):
         network = Network.load(network)
     net = TransformNet(**network.architecture)  # a CPU float32 copy: the caller's network is left as it is
@@ -68,6 +71,13 @@ def export_network(
             with atomic_write(output) as (file, _):
                 torch.jit.save(scripted, file)
     return output
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist
+        return False
 
 
 def _write_onnx(net: TransformNet, output: Path) -> None:

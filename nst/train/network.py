@@ -20,7 +20,7 @@ from torch import Tensor
 
 from nst.errors import NSTError, brief
 from nst.files import atomic_write
-from nst.images import to_pil, to_tensor
+from nst.images import from_memory, to_pil, to_tensor
 from nst.train.architecture import TransformNet
 
 FORMAT = "nst-network"  # the file's mark; VERSION counts changes to what it holds
@@ -98,9 +98,11 @@ class Network:
         """``photo`` painted, at its own size.
 
         Args:
-            photo: A PIL image (any mode; taken as RGB), or a float tensor in [0, 1], RGB,
-                [3, H, W] or a batch [N, 3, H, W], on any device. Each picture of a batch is
-                painted as it would be alone (the network normalises each picture on its own).
+            photo: A PIL image (any mode; turned upright by its EXIF orientation and
+                converted to sRGB by its ICC profile, as nst reads a photo file), or a float
+                tensor in [0, 1], RGB, [3, H, W] or a batch [N, 3, H, W], on any device. Each
+                picture of a batch is painted as it would be alone (the network normalises
+                each picture on its own).
 
         Returns:
             A PIL image (RGB, 8 bit) for a PIL image; for a tensor, a float32 tensor of the same
@@ -110,7 +112,7 @@ class Network:
             NSTError: for a side under ``MIN_SIDE`` px, or anything but the inputs above.
         """
         if isinstance(photo, Image.Image):
-            return to_pil(self._paint(to_tensor(photo.convert("RGB")))[0])
+            return to_pil(self._paint(to_tensor(from_memory(photo, "photo")))[0])
         if (
             not isinstance(photo, Tensor)
             or photo.dim() not in (3, 4)
@@ -147,24 +149,52 @@ def architecture_of(net: TransformNet) -> dict[str, int]:
     return {"width": net.down[0][1].out_channels, "blocks": len(net.residual)}
 
 
-def check_side(size: Any) -> None:
-    if min(size) < MIN_SIDE:
+def check_side(size: Any, source: Any = None) -> None:
+    """Refuse a picture with a side under ``MIN_SIDE``, in one line (``source``, where given,
+    names it first). ``size`` ends in (height, width), as a tensor's shape does."""
+    height, width = size[-2], size[-1]
+    if min(height, width) < MIN_SIDE:
+        of = f"{source}: " if source is not None else ""
         raise NSTError(
-            f"a picture of {size[-1]}×{size[-2]} px is too small for a style network; "
+            f"{of}a picture of {width}×{height} px is too small for a style network; "
             f"give one at least {MIN_SIDE} px on each side"
         )
 
 
-def read_network_file(path: str | Path) -> dict[str, Any]:
-    """What a ``network.pt`` holds; one line naming the fix for anything else."""
+def is_torchscript(path: str | Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (what ``nst export --format torchscript`` and
+    torch.jit.save write): a zip with ``<top>/constants.pkl`` or ``<top>/code/`` inside, which
+    a file torch.save wrote never holds. Read from the zip's directory only."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+    for name in names:
+        _, _, inner = name.partition("/")
+        if inner == "constants.pkl" or inner.startswith("code/"):
+            return True
+    return False
+
+
+def read_network_file(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """What a ``network.pt`` holds; one line naming the fix for anything else.
+
+    With ``mmap``, the weights are mapped from the file rather than read (they are read when
+    touched): what the file says of itself (``about``) comes at little cost."""
     path = Path(path)
     if path.is_dir():
         inside = f"{path / FILE}" if (path / FILE).is_file() else f"the {FILE} of an nst train run"
         raise NSTError(f"network {path} is a folder; give {inside}")
     if not path.is_file():
         raise NSTError(f"network {path} does not exist; give the network.pt of an nst train run")
+    if is_torchscript(path):  # before torch.load, which warns about such a file in many lines
+        raise NSTError(
+            f"{path} is a TorchScript export of a network; give the network.pt it was exported from "
+            "(or load it with torch.jit.load)"
+        )
     try:
-        held = torch.load(path, map_location="cpu", weights_only=True)
+        held = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as error:
         why = "not a file torch.save wrote" if not zipfile.is_zipfile(path) else brief(error)
         raise NSTError(
