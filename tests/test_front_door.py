@@ -22,7 +22,10 @@ def test_help_describes_nst_and_lists_every_command(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["paint"])
     assert exit_info.value.code == 2
-    assert "unknown command 'paint'; use fit, video, sweep, train, apply, export, serve" in capsys.readouterr().err
+    assert (
+        "unknown command 'paint'; use fit, video, sweep, train, apply, export, serve"
+        in capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize(

@@ -186,6 +186,10 @@ def _cli_error(args: list[str], capsys) -> str:
         ("too few photos", "training needs more than data.val_photos"),
         ("crops too small", "data.size must be at least 32"),
         ("no network", "model.width must be at least 1"),
+        ("accumulated batches", "accumulate_grad_batches does not apply to nst train"),
+        ("half precision throughout", "bf16-true is not supported by nst train"),
+        ("a picture's checkpoint", "the checkpoint holds no style network"),
+        ("a misspelt option", "python cli.py train --help"),
     ],
 )
 def test_bad_training_settings_get_one_line_and_leave_nothing(
@@ -211,6 +215,18 @@ def test_bad_training_settings_get_one_line_and_leave_nothing(
         args += ["--data.size", "16"]
     elif case == "no network":
         args += ["--model.width", "0"]
+    elif case == "accumulated batches":
+        args += ["--trainer.accumulate_grad_batches", "2"]
+    elif case == "half precision throughout":
+        args += ["--trainer.precision", "bf16-true"]
+    elif case == "a picture's checkpoint":
+        picture = tmp_path / "picture.ckpt"  # what a picture's run keeps: its image, no network
+        torch.save(
+            {"pytorch-lightning_version": "2.6.0", "state_dict": {"image": torch.zeros(1, 3, 8, 8)}}, picture
+        )
+        args += ["--ckpt_path", str(picture)]
+    elif case == "a misspelt option":
+        args += ["--model.widht", "3"]
     assert expected in _cli_error(args, capsys)
     assert not (tmp_path / "logs").exists() or not any((tmp_path / "logs").rglob("version_*"))
 
@@ -224,6 +240,17 @@ def test_continuing_with_another_network_shape_is_refused_in_one_line(photos, tm
     assert "model.width 8" in err
 
 
+def test_a_continued_run_takes_the_learning_rate_given_now(photos, tmp_path):
+    TrainRun([settings(photos, "--trainer.max_steps", "2")], save_dir=tmp_path).fit()
+    rest = TrainRun(
+        [settings(photos, "--trainer.max_steps", "3", "--model.lr", "1e-5", "--ckpt_path", "last")],
+        save_dir=tmp_path,
+    )
+    rest.fit()
+    saved = torch.load(rest.run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["optimizer_states"][0]["param_groups"][0]["lr"] == 1e-5
+
+
 def test_unreadable_photos_are_skipped_and_counted(photos, tmp_path, capsys):
     (photos / "broken.jpg").write_bytes(b"not a photo")
     Image.new("RGB", (4, 4)).save(photos / "tiny.png")  # readable: cropped after scaling up
@@ -232,5 +259,7 @@ def test_unreadable_photos_are_skipped_and_counted(photos, tmp_path, capsys):
     ).fit()
     assert result.steps == 10
     said = capsys.readouterr()
-    assert "skipped 1 unreadable photos in epoch 0: " in said.out + said.err
+    assert "skipped 1 unreadable photo in epoch 0: photos" in (said.out + said.err).replace(
+        str(photos.parent) + "/", ""
+    )
     assert curve(result.run_dir, "data/skipped")[0] == 1

@@ -231,9 +231,10 @@ class Run:
             run_dirs.remove_if_unfinished(made)
 
 
-def reraise_for_user(error: BaseException) -> None:
-    """Raise ``error`` as the one-line NSTError a user should see, or as it is if it is a bug."""
-    user = as_nst_error(error)
+def reraise_for_user(error: BaseException, command: str = "fit") -> None:
+    """Raise ``error`` as the one-line NSTError a user should see (naming ``command``'s help),
+    or as it is if it is a bug."""
+    user = as_nst_error(error, command)
     if user is None or user is error:
         raise error
     raise user from error

@@ -70,10 +70,12 @@ def as_nst_error(error: BaseException, command: str = "fit") -> NSTError | None:
     if isinstance(error, NSTError):
         return error
     if isinstance(error, torch.OutOfMemoryError):
-        return NSTError(
-            f"the device ran out of memory ({brief(error)}); lower data.size, model.lbfgs_history, or use "
-            "model.optimizer adam"
+        fix = (
+            "lower data.batch_size or data.size"
+            if command == "train"
+            else "lower data.size, model.lbfgs_history, or use model.optimizer adam"
         )
+        return NSTError(f"the device ran out of memory ({brief(error)}); {fix}")
     if isinstance(error, argparse.ArgumentError):  # from the config parser
         message = _plain_parser_error(" ".join(str(error).split()))
         return NSTError(f"{message} (python cli.py {command} --help lists the options)")

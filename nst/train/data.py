@@ -125,11 +125,13 @@ def _collate(items: list[tuple[Tensor, list[str]]]) -> tuple[Tensor | None, list
     return (None if any(not p.numel() for p in photos) else torch.stack(photos)), paths
 
 
-def check_batch(photos: Tensor | None, skipped: list[str]) -> Tensor:
-    """The batch's photos; one line if a sample found no readable photo."""
-    if photos is None:
+def check_batch(photos: Tensor | None, skipped: list[str], anywhere: bool = False) -> Tensor:
+    """The batch's photos; one line if a sample found no readable photo (here, or in another
+    process's batch: ``anywhere``)."""
+    if photos is None or anywhere:
+        first = f" (the first: {skipped[0]})" if photos is None else ""
         raise NSTError(
-            f"data.photos: {len(skipped)} photos in a row could not be read (the first: {skipped[0]}); "
+            f"data.photos: {_MAX_SKIPS if photos is None else 'many'} photos in a row could not be read{first}; "
             "give folders of photos (JPEG, PNG, WebP, ...)"
         )
     return photos
@@ -218,6 +220,8 @@ class PhotoData(LightningDataModule):
         self.val_files = [files[i] for i in sorted(held)]
         self.train_files = [f for i, f in enumerate(files) if i not in held]
         world = self.trainer.world_size if self.trainer is not None else 1
+        if world > 1:
+            self._check_same_photos(len(files))
         if len(self.train_files) < h.batch_size * world:
             raise NSTError(
                 f"data.photos holds {len(self.train_files)} training photos, fewer than one step's batch "
@@ -229,6 +233,17 @@ class PhotoData(LightningDataModule):
         ]
         weights = h.style_blend or [1.0] * len(self.styles)
         self.blend = [w / sum(weights) for w in weights]
+
+    def _check_same_photos(self, count: int) -> None:
+        # Each process lists the folders itself; the order of the crops is only the same for
+        # all when the lists are (folders still being filled, or different on each machine).
+        strategy = self.trainer.strategy
+        differs = strategy.broadcast(count) != count
+        if strategy.reduce_boolean_decision(differs, all=False):
+            raise NSTError(
+                "data.photos: the processes found different numbers of photos; give folders that "
+                "no one is changing, on a filesystem every machine shares"
+            )
 
     def train_dataloader(self) -> DataLoader:
         h, trainer = self.hparams, self.trainer
@@ -243,11 +258,12 @@ class PhotoData(LightningDataModule):
         return self._loader(Photos(self.train_files, h.size), sampler, h.batch_size)
 
     def val_dataloader(self) -> DataLoader:
+        # Read in this process: a few photos now and then need no worker processes kept idle.
         items = [(i, None) for i in range(len(self.val_files))]
-        return self._loader(Photos(self.val_files, self.hparams.size), items, self.hparams.batch_size)
+        return self._loader(Photos(self.val_files, self.hparams.size), items, self.hparams.batch_size, 0)
 
-    def _loader(self, photos: Photos, sampler: Any, batch: int) -> DataLoader:
-        workers = self.hparams.workers
+    def _loader(self, photos: Photos, sampler: Any, batch: int, workers: int | None = None) -> DataLoader:
+        workers = self.hparams.workers if workers is None else workers
         return DataLoader(
             photos,
             batch_size=batch,

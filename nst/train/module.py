@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule
+from lightning.pytorch.accelerators import CUDAAccelerator
 from torch import Tensor
 
 from nst.errors import NSTError
@@ -73,11 +74,9 @@ class StyleNetworkTraining(LightningModule):
         _check(self.hparams)
         self.net = TransformNet(width, blocks)
         # The frozen VGG19 is rebuilt from `weights`, never stored: checkpoints hold the network.
-        self.strict_loading = False
         self.vgg: VGGFeatures | None = None
         self.content_vgg: VGGFeatures | None = None
-        self._style: dict[str, dict[str, Tensor]] = {}  # the style's statistics per layer
-        self._batched: dict[int, dict[str, dict[str, Tensor]]] = {}  # ... expanded to a batch
+        self._style: dict[str, dict[str, Tensor]] = {}  # the style's statistics per layer, on the device
         self.skipped: set[str] = set()  # unreadable photos skipped this epoch (and why)
 
     @property
@@ -95,14 +94,10 @@ class StyleNetworkTraining(LightningModule):
         self.content_vgg = VGGFeatures(h.content_layers, features[: depth_for(h.content_layers)])
         for vgg in (self.vgg, self.content_vgg):
             vgg.requires_grad_(False)
-        data = self.data
-        shape = tuple(data.styles[0].shape[-2:])
-        images = Images(shape, style=data.styles[0], styles=[s.to(self.device) for s in data.styles])
-        key = (reuse.weights_identity(h.weights), h.pooling, h.padding, str(self.device), "fp32")
-        targets = compute_targets(
-            self._features_of, images, [], h.style_layers, data.blend, key, h.style_loss
-        )
-        self._style = targets.style
+        if isinstance(self.trainer.accelerator, CUDAAccelerator):
+            # Tensor Cores read channels-last directly. Set here, before DDP wraps the network:
+            # its gradient buckets take the parameters' layout when it is built.
+            self.net.to(memory_format=torch.channels_last)
 
     def _features_of(self, image: Tensor, make: Any) -> dict[str, Any]:
         made: dict[str, Any] = {}
@@ -124,6 +119,11 @@ class StyleNetworkTraining(LightningModule):
             super().__setattr__(name, value)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if not any(key.startswith("net.") for key in checkpoint.get("state_dict", {})):
+            raise NSTError(
+                "the checkpoint holds no style network (a picture's run writes such checkpoints); "
+                "give the checkpoints/last.ckpt of an nst train run, or --ckpt_path last"
+            )
         # A network of another shape cannot take the checkpoint's weights; say so in one line
         # rather than with load_state_dict's list of mismatched tensors.
         saved = checkpoint.get("hyper_parameters", {})
@@ -139,9 +139,15 @@ class StyleNetworkTraining(LightningModule):
             self._say_what()
         for vgg in (self.vgg, self.content_vgg):
             vgg.to(self.device)
-        if self.device.type == "cuda":  # Tensor Cores read channels-last directly
-            self.net.to(memory_format=torch.channels_last)
+        if self.device.type == "cuda":
             self.vgg.use_channels_last()
+        # The style's statistics, once, on the device (in float32, whatever the precision).
+        h, data = self.hparams, self.data
+        images = Images(tuple(data.styles[0].shape[-2:]), styles=[s.to(self.device) for s in data.styles])
+        key = (reuse.weights_identity(h.weights), h.pooling, h.padding, str(self.device), "fp32")
+        self._style = compute_targets(
+            self._features_of, images, [], h.style_layers, data.blend, key, h.style_loss
+        ).style
 
     def _say_what(self) -> None:
         h, data, trainer = self.hparams, self.data, self.trainer
@@ -172,12 +178,12 @@ class StyleNetworkTraining(LightningModule):
         )
 
     def _style_for(self, batch: int) -> dict[str, dict[str, Tensor]]:
-        if batch not in self._batched:
-            self._batched[batch] = {
-                layer: {k: v.to(self.device).expand(batch, *v.shape[1:]) for k, v in stat.items()}
-                for layer, stat in self._style.items()
-            }
-        return self._batched[batch]
+        # Views, made at each use: kept, one made under validation's inference mode could not
+        # be saved for a training step's backward.
+        return {
+            layer: {k: v.expand(batch, *v.shape[1:]) for k, v in stat.items()}
+            for layer, stat in self._style.items()
+        }
 
     def forward(self, photos: Tensor) -> Tensor:
         return self.net(photos)
@@ -192,7 +198,7 @@ class StyleNetworkTraining(LightningModule):
 
     def training_step(self, batch: tuple[Tensor, list[str]], index: int) -> Tensor:
         photos, skipped = batch
-        photos = check_batch(photos, skipped)
+        photos = check_batch(photos, skipped, self._anywhere(photos is None))
         self.skipped.update(skipped)
         losses = self.losses(photos)
         self.log_dict({f"loss/{k}": v.detach() for k, v in losses.items()}, prog_bar=False)
@@ -200,7 +206,7 @@ class StyleNetworkTraining(LightningModule):
         return losses["total"]
 
     def validation_step(self, batch: tuple[Tensor, list[str]], index: int) -> None:
-        photos = check_batch(*batch)
+        photos = check_batch(*batch, self._anywhere(batch[0] is None))
         losses = self.losses(photos)
         shown = ("total", "content", "style", "tv")
         # Every process measures every held-out photo: their means are the same number.
@@ -214,11 +220,25 @@ class StyleNetworkTraining(LightningModule):
             more = f" and {len(names) - 3} more" if len(names) > 3 else ""
             say = getattr(self.trainer.progress_bar_callback, "print", print)
             say(
-                f"skipped {len(names)} unreadable photos in epoch {self.current_epoch}: {', '.join(names[:3])}{more}"
+                f"skipped {len(names)} unreadable photo{'s' if len(names) > 1 else ''} in epoch {self.current_epoch}: {', '.join(names[:3])}{more}"
             )
         if self.skipped or self.trainer.world_size > 1:  # every process logs, or the sum waits
             self.log("data/skipped", float(len(self.skipped)), sync_dist=True, reduce_fx="sum")
         self.skipped = set()
+
+    def _anywhere(self, failed: bool) -> bool:
+        # Whether any process's batch failed: all must stop at the same step, or the others
+        # would wait for it at the next gradient average for ever.
+        if self.trainer.world_size > 1:
+            return self.trainer.strategy.reduce_boolean_decision(failed, all=False)
+        return failed
+
+    def on_train_start(self) -> None:
+        # A continued run restores Adam's state, learning rate included; the one given now is
+        # the one meant (lowering it to fine-tune is what a continue is for).
+        for optimizer in self.trainer.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = self.hparams.lr
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr)

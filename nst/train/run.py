@@ -8,8 +8,10 @@ Bad settings raise :class:`nst.NSTError` with the one line the command line prin
 fails before its first checkpoint leaves no run directory behind.
 """
 
+import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from nst.run.speed import drop_futile_nvml_check
 from nst.run.stopping import RunInterrupted, Stop
 from nst.train.callbacks import NetworkFile, Paintings, StopTraining, TrainingProgress
 from nst.train.network import FILE
-from nst.train.settings import TrainSettings
+from nst.train.settings import CKPT_ENV, RUN_DIR_ENV, TrainSettings, first_process
 
 
 @dataclass
@@ -79,7 +81,7 @@ class TrainRun:
         except BaseException as error:
             self.stop_requests.ignoring = True
             self._remove_unfinished()
-            reraise_for_user(error)
+            reraise_for_user(error, "train")
 
     def _trainer(self, callbacks: Sequence[Callback]) -> Trainer:
         settings = self.settings
@@ -114,7 +116,7 @@ class TrainRun:
         """Train to trainer.max_steps, or until stopped (the result's ``stopped`` says so). A
         signal before the first step, or a second Ctrl-C, raises :class:`RunInterrupted`."""
         ckpt_path = self.settings.config.ckpt_path
-        with self.stop_requests.signals():
+        with self.stop_requests.signals(), self._telling_the_processes_it_starts(ckpt_path):
             try:
                 self.trainer.fit(self.model, datamodule=self.data, ckpt_path=ckpt_path)
                 self.stop_requests.training = False
@@ -125,9 +127,25 @@ class TrainRun:
                 if stopped is None or stopped.checkpoint is None:
                     self._remove_unfinished()
                 if stopped is None:
-                    reraise_for_user(error)
+                    reraise_for_user(error, "train")
                 raise stopped from None
         return self._result()
+
+    @contextmanager
+    def _telling_the_processes_it_starts(self, ckpt_path: str | None) -> Iterator[None]:
+        # Lightning's launcher starts this machine's other processes (LOCAL_RANK 1, 2, ...)
+        # with this process's environment, during fit: they take the run directory chosen here
+        # rather than make their own. Taken back after, so that no later run or process in
+        # this environment takes it.
+        run_dir = self.run_dir if first_process() else None
+        if run_dir is not None:
+            os.environ[RUN_DIR_ENV], os.environ[CKPT_ENV] = str(run_dir), ckpt_path or ""
+        try:
+            yield
+        finally:
+            if run_dir is not None:
+                os.environ.pop(RUN_DIR_ENV, None)
+                os.environ.pop(CKPT_ENV, None)
 
     def _result(self) -> TrainResult:
         trainer, run_dir = self.trainer, self.run_dir

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from nst.errors import NSTError
 from nst.run import run_dirs
 from nst.run.checkpoint_files import check_ckpt_path, checkpoint_of
 from nst.run.checkpoints import RunCheckpoint
@@ -106,6 +107,7 @@ class TrainSettings(LightningCLI):
         self.config_as_given = config
         if config.trainer.precision is None:
             config.trainer.precision = default_precision(config.trainer.get("accelerator"))
+        check_trainer(config.trainer)
         if self.where is None:
             return
         check_ckpt_path(config.ckpt_path)
@@ -114,7 +116,7 @@ class TrainSettings(LightningCLI):
             return
         self.config_as_given = _without_run(config)
         init = logger.init_args
-        if os.environ.get(RUN_DIR_ENV) and not first_process():  # a process the first one started
+        if os.environ.get(RUN_DIR_ENV) and os.environ.get("LOCAL_RANK", "0") != "0":  # see TrainRun.fit
             run_dir = Path(os.environ[RUN_DIR_ENV])
             init.save_dir, init.name, init.version = (
                 str(run_dir.parent.parent),
@@ -133,9 +135,6 @@ class TrainSettings(LightningCLI):
         config.ckpt_path = run_dirs.place(self.where, init, _stem(config), config.ckpt_path, self.made)
         given = self.config_as_given.trainer.logger.init_args
         given.save_dir, given.name = init.save_dir, init.name
-        # What the processes Lightning's launcher starts on this machine read (they inherit it).
-        os.environ[RUN_DIR_ENV] = str(Path(init.save_dir) / init.name / _version_name(init.version))
-        os.environ[CKPT_ENV] = config.ckpt_path or ""
 
     def instantiate_classes(self) -> None:
         self.config_init = self.parser.instantiate(self.config)
@@ -148,9 +147,28 @@ class TrainSettings(LightningCLI):
 
 
 def default_precision(accelerator: Any) -> str:
-    """bf16-mixed on a CUDA GPU that computes in bf16 (Ampere on), 32-true elsewhere."""
+    """bf16-mixed on a CUDA GPU that computes in bf16 (Ampere on; older GPUs only emulate it,
+    slowly), 32-true elsewhere."""
     gpu = accelerator in (None, "auto", "gpu", "cuda") and torch.cuda.is_available()
-    return "bf16-mixed" if gpu and torch.cuda.is_bf16_supported() else "32-true"
+    return "bf16-mixed" if gpu and torch.cuda.is_bf16_supported(including_emulation=False) else "32-true"
+
+
+def check_trainer(trainer: Any) -> None:
+    """The trainer options a training run's shape rules out."""
+    if trainer.get("accumulate_grad_batches") not in (None, 1):
+        # The order of the crops follows the optimizer's steps (nst.train.data.Crops): a step
+        # of several batches would see some crops twice and a continued run others.
+        raise NSTError(
+            "trainer.accumulate_grad_batches does not apply to nst train; for a larger batch raise "
+            "data.batch_size or add processes (trainer.devices)"
+        )
+    precision = str(trainer.get("precision"))
+    if precision.endswith("-true") and precision != "32-true":
+        # The frozen VGG19 stays in float32 (it is not the module's child: see StyleNetworkTraining).
+        raise NSTError(
+            f"trainer.precision {precision} is not supported by nst train; use bf16-mixed or "
+            "16-mixed on a GPU (the network learns in float32, the passes run in half precision), or 32-true"
+        )
 
 
 def first_process() -> bool:
@@ -168,10 +186,6 @@ def _stem(config: Any) -> str:
     # Named after the config file, as a picture's run is; "train" without one.
     stem = _config_stem(config)
     return "train" if stem == "nst" and not config.get("config") else stem
-
-
-def _version_name(version: Any) -> str:
-    return f"version_{version}" if isinstance(version, int) else str(version)
 
 
 def _without_run(config: Any) -> Any:
