@@ -139,6 +139,7 @@ class VGGFeatures(nn.Module):
         self.features = features.requires_grad_(False)
         self.checkpointing = checkpointing
         self.channels_last = False  # the maps' memory layout (see use_channels_last)
+        self.lean = True  # may keep only what the image's gradient needs, where maps are large (_lean)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -194,7 +195,12 @@ class VGGFeatures(nn.Module):
         """Whether to keep only what the image's gradient needs (nst.numerics.frozen): where the maps are
         large. On small pictures PyTorch's own backward is faster (one fused kernel per layer,
         no Python in between) and what it keeps is a few megabytes."""
-        return x.requires_grad and torch.is_grad_enabled() and self._first_maps(x) >= LEAN_FROM_BYTES
+        return (
+            self.lean
+            and x.requires_grad
+            and torch.is_grad_enabled()
+            and self._first_maps(x) >= LEAN_FROM_BYTES
+        )
 
     @staticmethod
     def _first_maps(x: Tensor) -> int:

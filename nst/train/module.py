@@ -90,6 +90,10 @@ class StyleNetworkTraining(LightningModule):
         layers = [*h.content_layers, *h.style_layers]
         features = reuse.features(depth_for(layers), h.pooling, h.weights, h.padding).to(self.device)
         self.vgg = VGGFeatures(layers, features)
+        # A batch of 256 px crops has maps as large as one 512 px picture's, but training is
+        # short of time, not memory: PyTorch's own backward is faster here (5.12 against
+        # 5.36 s a step at 256 px, batch 4, on a 2-core CPU, 2026-12-07).
+        self.vgg.lean = False
         # The photos' own features need only the layers up to the deepest content layer.
         self.content_vgg = VGGFeatures(h.content_layers, features[: depth_for(h.content_layers)])
         for vgg in (self.vgg, self.content_vgg):
