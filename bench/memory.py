@@ -12,7 +12,6 @@ leaves out); on CUDA the peak of PyTorch's allocator. Prints a table and a JSON 
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,20 @@ def _rss() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _reset_peak() -> None:
+    # Linux >= 4.0: "5" restarts this process's peak RSS (VmHWM) from its RSS now.
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+
+
+def _peak() -> int:
+    # Not getrusage's ru_maxrss: Linux carries it over from the parent across fork and exec, so a
+    # child of a large process (pytest after many tests) reports the parent's peak as its own.
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+
 def once(size: int, checkpointing: bool, optimizer: str, device: str) -> dict[str, float]:
     """One run in this process; returns measured and estimated bytes."""
     import torch
@@ -40,6 +53,7 @@ def once(size: int, checkpointing: bool, optimizer: str, device: str) -> dict[st
 
     class Probe(Callback):
         def setup(self, trainer: object, pl_module: object, stage: str) -> None:
+            _reset_peak()
             seen["before"] = _rss()
             if torch.cuda.is_available() and device == "cuda":
                 torch.cuda.reset_peak_memory_stats()
@@ -67,8 +81,8 @@ def once(size: int, checkpointing: bool, optimizer: str, device: str) -> dict[st
     if device == "cuda":
         measured = torch.cuda.max_memory_allocated() - seen["before"]
     else:
-        measured = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - seen["before"]
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        measured = _peak() - seen["before"]
+    peak_rss = _peak()
     return {"measured": measured, "estimate": seen["estimate"], "peak_rss": peak_rss, "parts": seen["parts"]}
 
 
