@@ -179,6 +179,9 @@ CASES = [
     # checkpoints
     pytest.param(options("--ckpt_path", "nowhere.ckpt"), "checkpoint nowhere.ckpt does not exist", id="checkpoint-missing"),
     pytest.param(with_file("bad.ckpt", b"not a checkpoint", "--ckpt_path"), "checkpoint bad.ckpt cannot be read", id="checkpoint-corrupt"),
+    pytest.param(with_file("dict.ckpt", torch_file({"a": 1}), "--ckpt_path"), "checkpoint dict.ckpt is a torch file but not a checkpoint Lightning wrote; give --ckpt_path the checkpoints/last.ckpt of an nst run, or last", id="checkpoint-not-lightnings"),
+    pytest.param(with_file("vgg.pth", torch_file({"0.weight": torch.zeros(64, 3, 3, 3)}), "--ckpt_path"), "checkpoint vgg.pth is a torch file but not a checkpoint Lightning wrote", id="checkpoint-a-state-dict"),
+    pytest.param(options("--ckpt_path", "."), "checkpoint . is a folder; give --ckpt_path the checkpoints/last.ckpt of an nst run, or last", id="checkpoint-a-folder"),
     pytest.param(checkpoint_then("--data.size", "48"), "the run being resumed was made with a different data.size", id="checkpoint-other-size"),
     pytest.param(lambda w, c, u: ["--config", str(c), "--ckpt_path", "last"], "no run of 'tiny' to resume", id="resume-without-a-run"),
     pytest.param(last_run_then("--data.size", "48"), "the run being resumed was made with a different data.size", id="resume-last-with-other-size"),

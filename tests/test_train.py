@@ -189,6 +189,10 @@ def _cli_error(args: list[str], capsys) -> str:
         ("accumulated batches", "accumulate_grad_batches does not apply to nst train"),
         ("half precision throughout", "bf16-true is not supported by nst train"),
         ("a picture's checkpoint", "the checkpoint holds no style network"),
+        (
+            "a torch file",
+            "not a checkpoint Lightning wrote; give --ckpt_path the checkpoints/last.ckpt of an nst train run",
+        ),
         ("a misspelt option", "python cli.py train --help"),
     ],
 )
@@ -225,6 +229,9 @@ def test_bad_training_settings_get_one_line_and_leave_nothing(
             {"pytorch-lightning_version": "2.6.0", "state_dict": {"image": torch.zeros(1, 3, 8, 8)}}, picture
         )
         args += ["--ckpt_path", str(picture)]
+    elif case == "a torch file":
+        torch.save({"a": 1}, tmp_path / "dict.ckpt")
+        args += ["--ckpt_path", str(tmp_path / "dict.ckpt")]
     elif case == "a misspelt option":
         args += ["--model.widht", "3"]
     assert expected in _cli_error(args, capsys)

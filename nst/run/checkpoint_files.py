@@ -25,22 +25,45 @@ def checkpoint_of(run_dir: Path) -> Path:
     return run_dir / "checkpoints" / LAST
 
 
-def check_ckpt_path(path: str | None) -> None:
+def check_ckpt_path(path: str | None, run: str = "an nst run") -> None:
+    """Refuse a ``--ckpt_path`` that names no checkpoint of ``run`` (the kind of run continued),
+    before a run directory is made: Lightning would otherwise fail on it mid-start, with a
+    traceback (a torch file it did not write has no ``pytorch-lightning_version``)."""
     if path in ("best", "hpc", "registry"):
         raise NSTError(f"nst keeps one checkpoint per run; use --ckpt_path last or a .ckpt file, not {path}")
-    if path and path != "last" and not Path(path).is_file():
+    if not path or path == "last":
+        return
+    if Path(path).is_dir():
+        raise NSTError(
+            f"checkpoint {path} is a folder; give --ckpt_path the checkpoints/last.ckpt of {run}, or last"
+        )
+    if not Path(path).is_file():
         raise NSTError(f"checkpoint {path} does not exist; give a .ckpt file or --ckpt_path last")
+    read_checkpoint(path, run)
 
 
-def read_checkpoint(path: str) -> dict[str, Any]:
-    """The checkpoint at ``path``, on the CPU, its tensors read only when touched."""
+def read_checkpoint(path: str, run: str = "an nst run") -> dict[str, Any]:
+    """The checkpoint at ``path``, on the CPU, its tensors read only when touched; one line
+    naming ``run`` (the kind of run it should come from) for a file that is not a checkpoint."""
     try:  # mmap: an L-BFGS checkpoint can be hundreds of MB, and often only its settings are read
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:
         why = "it is not a whole file torch.save wrote" if not zipfile.is_zipfile(path) else brief(error)
         raise NSTError(
-            f"checkpoint {path} cannot be read ({why}); give the checkpoints/last.ckpt of a run"
+            f"checkpoint {path} cannot be read ({why}); give the checkpoints/last.ckpt of {run}"
         ) from error
+    # What every checkpoint Lightning writes holds: a plain state dict, or any other torch file,
+    # lacks them.
+    if not (
+        isinstance(checkpoint, dict)
+        and "pytorch-lightning_version" in checkpoint
+        and "state_dict" in checkpoint
+    ):
+        raise NSTError(
+            f"checkpoint {path} is a torch file but not a checkpoint Lightning wrote; "
+            f"give --ckpt_path the checkpoints/last.ckpt of {run}, or last"
+        )
+    return checkpoint
 
 
 class RunCheckpointIO(TorchCheckpointIO):

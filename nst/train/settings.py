@@ -110,7 +110,7 @@ class TrainSettings(LightningCLI):
         check_trainer(config.trainer)
         if self.where is None:
             return
-        check_ckpt_path(config.ckpt_path)
+        check_ckpt_path(config.ckpt_path, "an nst train run")
         logger = config.trainer.logger
         if not (hasattr(logger, "class_path") and logger.class_path.endswith("TensorBoardLogger")):
             return
