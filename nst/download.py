@@ -8,6 +8,7 @@ broken download never poisons later runs.
 import hashlib
 import http.client
 import os
+import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -22,6 +23,16 @@ from nst.files import atomic_write
 MAX_BYTES = 100 * 2**20  # larger than any painting scan a style transfer needs
 TIMEOUT_S = 30
 _USER_AGENT = "nst-style-transfer/0.1 (Python urllib)"  # Wikimedia refuses requests without one
+
+
+class Unreachable(NSTError):
+    """A download that failed for want of a connection rather than because of its address: the
+    other downloads of the run would fail the same way, so a run names them all at once
+    (nst.run.downloads). ``reason`` is what went wrong, as the message says it."""
+
+    def __init__(self, message: str, reason: object) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def is_url(source: str) -> bool:
@@ -76,13 +87,23 @@ def _download(url: str, out: BinaryIO) -> None:
     except (urllib.error.URLError, http.client.HTTPException, ValueError, OSError) as error:
         reason = getattr(error, "reason", error)  # URLError wraps what went wrong while connecting
         if isinstance(reason, TimeoutError):
-            raise NSTError(
-                f"cannot download {url}: the server sent nothing for {TIMEOUT_S} s; "
-                "try again later or pass a local file instead"
+            reason = f"the server sent nothing for {TIMEOUT_S} s"
+            raise Unreachable(
+                f"cannot download {url}: {reason}; try again later or pass a local file instead", reason
             ) from error
-        raise NSTError(
-            f"cannot download {url} ({reason}); check the address or the network, or pass a local file instead"
-        ) from error
+        message = f"cannot download {url} ({reason}); check the address or the network, or pass a local file instead"
+        if is_unreachable(error):
+            raise Unreachable(message, reason) from error
+        raise NSTError(message) from error
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """Whether ``error`` (from urllib, or torch.hub's download) says the server could not be
+    reached or stopped answering: no connection, no name lookup, a reset or a timeout. An answer
+    the server gave (HTTP errors) or an address that is not one says nothing about the network."""
+    if isinstance(error, urllib.error.HTTPError):
+        return False
+    return isinstance(error, urllib.error.URLError | ConnectionError | TimeoutError | socket.gaierror)
 
 
 def _too_large(url: str) -> NSTError:

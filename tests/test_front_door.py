@@ -106,3 +106,41 @@ def test_tensorboard_shows_losses_and_settings_not_epochs(tiny_config, workdir):
     hparams = session[0].session_start_info.hparams
     assert hparams["model.style_weight"].number_value == 1000
     assert hparams["data.size"].number_value == 32
+
+
+def offline(monkeypatch) -> None:
+    """No network: every image download fails as an unplugged machine's does (torch.hub's weights
+    download already does, see conftest)."""
+    import urllib.error
+
+    from nst import download
+
+    def unplugged(*args, **kwargs):
+        raise urllib.error.URLError(OSError(-2, "Name or service not known"))
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", unplugged)
+
+
+def test_offline_one_line_names_every_download_the_run_needs(tiny_config, workdir, monkeypatch, capsys):
+    offline(monkeypatch)
+    content, style = "https://example.org/photo.jpg", "https://example.org/painting.jpg"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(tiny_config()), "--data.content", content, "--data.style", style,
+              "--model.weights", "imagenet"])  # fmt: skip
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: cannot download "), err
+    for named in (content, style, "the ImageNet VGG19 weights", "vgg19-dcbb9e9d.pth"):
+        assert named in err, err
+    assert "--data.content and --data.style" in err and "--model.weights random" in err
+    assert "model.weights=" not in err  # what is typed is --model.weights
+    assert not (workdir / "logs").exists()
+
+
+def test_offline_the_weights_alone_are_named_with_the_way_round_them(tiny_config, workdir, capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(tiny_config()), "--model.weights", "imagenet"])
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and err.startswith("error: cannot download the ImageNet VGG19 weights"), err
+    assert "--model.weights /path/to/vgg19-dcbb9e9d.pth" in err and "--model.weights random" in err
+    assert out.count("Downloading:") == 1, out  # tried once, not again for fewer layers

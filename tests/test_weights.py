@@ -1,3 +1,5 @@
+import urllib.error
+
 import pytest
 import torch
 from torchvision.models import vgg19
@@ -58,7 +60,23 @@ def test_imagenet_offline_without_cache_says_which_file_goes_where(offline_torch
     message = str(error.value)
     assert "vgg19-dcbb9e9d.pth" in message
     assert str(offline_torch_home / "hub" / "checkpoints") in message
-    assert "model.weights=" in message
+    assert "--model.weights /path/to/vgg19-dcbb9e9d.pth" in message and "--model.weights random" in message
+
+
+def test_a_failed_imagenet_download_is_tried_once(offline_torch_home, monkeypatch, capsys):
+    from nst.numerics import reuse
+
+    tries = []
+
+    def unplugged(url, *args, **kwargs):
+        tries.append(url)
+        raise urllib.error.URLError("network disabled in tests")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", unplugged)
+    with pytest.raises(NSTError, match="cannot download the ImageNet VGG19 weights"):
+        reuse.features(10, "max", "imagenet")
+    assert len(tries) == 1
+    assert capsys.readouterr().out.count("Downloading:") == 1
 
 
 def test_random_weights_are_seeded_and_independent_of_depth():

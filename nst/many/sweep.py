@@ -32,6 +32,7 @@ from nst.many.sweep_cells import run_cell, run_together, run_video_cell
 from nst.many.sweep_figure import RESULT, RESULTS, draw
 from nst.many.sweep_file import Cell, Sweep, contents_by_styles, describe, is_video_config, read_sweep
 from nst.run import run_dirs
+from nst.run.downloads import fetch_ahead
 from nst.run.settings import Layer, Settings, given_settings, parse_layers
 from nst.run.stopping import RunInterrupted, Stop, is_spawned
 from nst.run.user_errors import as_nst_error
@@ -333,6 +334,7 @@ def check_cells(sweep: Sweep, base: list[Layer], load_images: bool = True) -> di
             built = Settings([*base, cell.settings, JUST_BUILT])
             data = built.datamodule
             if load_images:
+                fetch_ahead([built])  # offline, one line names every file the sweep lacks
                 data.prepare_data()
                 data.setup("fit")
                 built.model.check_data(data)

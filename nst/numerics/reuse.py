@@ -11,9 +11,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from nst.errors import NSTError
 from nst.numerics.vgg import LAYER_NAMES, build_features
-from nst.numerics.weights import load_weights
+from nst.numerics.weights import MissingLayers, load_weights
 
 _FEATURES: dict[tuple[Any, ...], nn.Sequential] = {}  # (pooling, weights) -> the deepest stack loaded
 _TARGETS: dict[tuple[Any, ...], dict[str, Tensor]] = {}
@@ -30,7 +29,8 @@ def features(depth: int, pooling: str, weights: str, padding: str = "zeros") -> 
     if key not in _FEATURES or len(_FEATURES[key]) < depth:
         try:
             _FEATURES[key] = load_weights(build_features(len(LAYER_NAMES), pooling, padding), weights)
-        except NSTError:  # a file holding only the first layers: enough if it reaches this depth
+        except MissingLayers:  # a file holding only the first layers: enough if it reaches this depth
+            # (only then: any other failure, a download above all, would just fail again)
             _FEATURES[key] = load_weights(build_features(depth, pooling, padding), weights)
     return copy.deepcopy(_FEATURES[key][:depth])
 

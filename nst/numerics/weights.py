@@ -1,5 +1,6 @@
 """Where VGG19's weights come from: ImageNet (torchvision's cache), a local file, or seeded random."""
 
+import http.client
 import os
 import urllib.error
 from pathlib import Path
@@ -8,7 +9,14 @@ import torch
 from torch import Tensor, nn
 from torchvision.models import VGG19_Weights
 
+from nst.download import Unreachable, is_unreachable
 from nst.errors import NSTError, brief
+
+
+class MissingLayers(NSTError):
+    """A weights file without some of the layers asked for: one holding only the first layers
+    is enough for a network cut above them (nst.numerics.reuse asks again for fewer)."""
+
 
 RANDOM_SEED = 0  # "random" always means the same network, so runs stay comparable
 
@@ -52,22 +60,54 @@ def _init_random(features: nn.Sequential) -> None:
             nn.init.zeros_(layer.bias)
 
 
-def _imagenet_state_dict() -> dict[str, Tensor]:
+def fetch_imagenet() -> Path:
+    """The ImageNet VGG19 file in torchvision's cache, downloaded into it first if it is not
+    there (as torchvision's own ``VGG19_Weights.get_state_dict`` would, with its progress bar)."""
     cached = imagenet_cache_file()
+    if cached.is_file():
+        return cached
+    url = VGG19_Weights.IMAGENET1K_V1.url
     try:
-        # torchvision's own route: reads the cache, downloads into it only if the file is missing.
-        return VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=True, weights_only=True)
-    except Exception as error:
-        if cached.exists():
-            raise NSTError(
-                f"cannot read the ImageNet VGG19 weights at {cached} ({brief(error)}); delete the file to download it again"
-            ) from error
-        if not isinstance(error, (urllib.error.URLError, OSError)):
-            raise
-        reason = getattr(error, "reason", error)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
         raise NSTError(
-            f"cannot download the ImageNet VGG19 weights ({reason}): put {cached.name} "
-            f"({VGG19_Weights.IMAGENET1K_V1.url}) into {cached.parent}, or pass model.weights=/path/to/vgg19.pth"
+            f"cannot write torchvision's cache {cached.parent} ({error.strerror or error}); "
+            "set TORCH_HOME to a writable directory"
+        ) from error
+    print(f'Downloading: "{url}" to {cached}')  # on stdout, as torch.hub says it
+    try:
+        # Looked up here, not imported: the tests replace it to stand for a machine offline.
+        torch.hub.download_url_to_file(url, str(cached), progress=True)
+    except Exception as error:
+        reason = getattr(error, "reason", None) or brief(error)
+        message = (
+            f"cannot download the ImageNet VGG19 weights {url} ({reason}); "
+            f"{imagenet_offline_fix()}; {TRY_RANDOM}"
+        )
+        if is_unreachable(error):
+            raise Unreachable(message, reason) from error
+        if isinstance(error, urllib.error.URLError | http.client.HTTPException):
+            raise NSTError(message) from error
+        raise
+    return cached
+
+
+def imagenet_offline_fix() -> str:
+    """What to do without the network: where the file goes, or what to pass instead."""
+    cached = imagenet_cache_file()
+    return f"put {cached.name} into {cached.parent} (or pass --model.weights /path/to/{cached.name})"
+
+
+TRY_RANDOM = "--model.weights random tries the machinery with a random network"
+
+
+def _imagenet_state_dict() -> dict[str, Tensor]:
+    cached = fetch_imagenet()
+    try:
+        return torch.load(cached, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a bad file; all mean the same here
+        raise NSTError(
+            f"cannot read the ImageNet VGG19 weights at {cached} ({brief(error)}); delete the file to download it again"
         ) from error
 
 
@@ -96,7 +136,7 @@ def _load_into(features: nn.Sequential, state: dict[str, Tensor], source: str) -
     wanted = features.state_dict()
     missing = [key for key in wanted if key not in state]
     if missing:
-        raise NSTError(
+        raise MissingLayers(
             f"{source} is not a VGG19 state dict: it lacks {missing[0]}"
             f"{f' and {len(missing) - 1} more keys' if len(missing) > 1 else ''}; "
             "expected torchvision's vgg19 file or vgg19().features.state_dict()"

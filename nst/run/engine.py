@@ -24,6 +24,7 @@ from nst.images import to_pil
 from nst.run import run_dirs
 from nst.run.console import quiet_lightning
 from nst.run.data import StyleTransferData
+from nst.run.downloads import fetch_ahead
 from nst.run.lightning_private import inert_hooks_left_out
 from nst.run.module import StyleTransfer
 from nst.run.outputs import FinalImage, picture_as_written
@@ -173,6 +174,7 @@ class Run:
         self.stop_requests.ignoring = False  # a sweep's earlier cell may have failed and cleaned up
         with self.stop_requests.signals():
             try:
+                fetch_ahead(self.settings)  # offline, one line names every file missing
                 with inert_hooks_left_out(self.trainer, self.model):
                     self.trainer.fit(self.model, datamodule=self.data, ckpt_path=self.ckpt_path)
                 self.stop_requests.training = False
