@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+import torch
 import yaml
 from drawing import draw_content, draw_style
 from fastapi.testclient import TestClient
@@ -104,9 +105,15 @@ def test_uploads_are_capped_in_bytes_and_megapixels(studio, monkeypatch):
     big = png(Image.effect_noise((64, 64), 50).convert("RGB"))
     assert "over the 0 MB an upload may be" in upload(studio, big, "big.png").json()["error"]
     monkeypatch.setattr(uploads_module, "MAX_BYTES", 40 * 2**20)
-    monkeypatch.setattr(uploads_module, "MAX_MEGAPIXELS", 0.001)
-    error = upload(studio, png(draw_content()), "wide.png").json()["error"]
-    assert "over the 0.001 megapixels" in error
+    # One limit, nst's own, checked from the header before the image is decoded.
+    wide = png(draw_content())
+    monkeypatch.setattr("nst.images.MAX_PIXELS", 1000)
+    monkeypatch.setattr(
+        "PIL.ImageFile.ImageFile.load", lambda self: pytest.fail("decoded before its size was checked")
+    )
+    response = upload(studio, wide, "wide.png")
+    error = response.json().get("error", response.text)
+    assert "over the 0 megapixels nst decodes" in error
 
 
 def test_a_job_is_an_ordinary_run_whose_config_reruns_from_the_cli(studio, workdir):
@@ -226,8 +233,17 @@ def test_bad_settings_and_requests_get_one_line(studio):
         ),
         ({"content": content, "styles": [style], "settings": {"colour": "x"}}, "unknown setting 'colour'"),
         (
-            {"content": content, "styles": [style], "settings": {"weights": "/no/such.pth"}},
-            "is not a file on the server",
+            {"content": content, "styles": [style], "settings": {"style_weight": ""}},
+            "Style weight is empty: give a number",
+        ),
+        (
+            {"content": content, "styles": [style], "settings": {"size": None}},
+            "Size (px) is empty: give a number",
+        ),
+        ({"content": content, "styles": [style], "settings": {"seed": 1.5}}, "Seed must be a whole number"),
+        (
+            {"content": content, "styles": [style, style], "blend": [1]},
+            "blend is one weight per painting",
         ),
         ({"content": None, "styles": []}, "nothing to start from"),
         ({"content": "../../etc/passwd", "styles": [style]}, "no such upload"),
@@ -249,10 +265,10 @@ def test_a_token_is_asked_for_when_one_is_set(workdir):
 
 
 def test_serve_listens_on_this_machine_unless_told_and_then_makes_a_token(monkeypatch, capsys):
-    import uvicorn
+    from nst.studio import server
 
     calls = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(server, "run", lambda app, host, port: calls.append({"host": host, "port": port}))
     main(["serve", "--port", "8765"])
     assert calls[-1]["host"] == "127.0.0.1" and "http://127.0.0.1:8765/ " in capsys.readouterr().out
     main(["serve", "--host", "0.0.0.0"])
@@ -348,3 +364,123 @@ def test_a_stopped_video_continues_from_the_gallery(studio, workdir):
     done = wait(studio, continued["id"])
     assert done["status"] == "finished" and done["frames_done"] == 10, done
     assert len(list((run_dir(workdir, stopped) / "frames").glob("*.png"))) == 10
+
+
+@pytest.mark.parametrize("typed", ["/etc/passwd", "/no/such/file.pth", "../weights.pth", "file:../x.pth"])
+def test_a_typed_path_never_becomes_the_weights_and_says_nothing_of_the_server(studio, typed):
+    content, style = pair(studio)
+    body = {"content": content, "styles": [style], "settings": {**FAST, "weights": typed}}
+    error = studio.post("/api/jobs", json=body).json()["error"]
+    # The same line whether the path exists or not: the page learns nothing of the server's files.
+    assert error == f"Network weights must be one of imagenet, random, got {typed!r}"
+    assert studio.get("/api/jobs").json() == []
+
+
+def test_weight_files_in_the_weights_folder_are_offered_by_name(workdir):
+    folder = workdir / "weights"
+    folder.mkdir()
+    from test_weights import torchvision_state_dict
+
+    state = {k: v * 0.05 for k, v in torchvision_state_dict().items()}  # He-like scale: no overflow
+    torch.save(state, folder / "vgg19-mine.pth")
+    (folder / "notes.txt").write_text("not weights")
+    with TestClient(create_app(workdir / "logs", weights_dir=folder)) as client:
+        weights = next(f for f in client.get("/api/settings").json()["fields"] if f["name"] == "weights")
+        assert [c[0] for c in weights["choices"]] == ["imagenet", "random", "file:vgg19-mine.pth"]
+        content, style = pair(client)
+        job = start(client, content, [style], weights="file:vgg19-mine.pth", steps=1)
+        job = wait(client, job["id"])
+        assert job["status"] == "finished"
+        config = yaml.safe_load((run_dir(workdir, job) / "config.yaml").read_text())
+        assert config["model"]["weights"] == str(folder / "vgg19-mine.pth")
+        entry = client.get("/api/runs").json()[0]
+        assert entry["form"]["weights"] == "file:vgg19-mine.pth"  # Run again picks it again
+
+
+def test_the_seed_is_a_setting_and_kept_for_run_again(studio, workdir):
+    _, style = pair(studio)
+    pictures = []
+    for seed in (3, 3, 4):
+        job = wait(studio, start(studio, None, [style], seed=seed, init="noise")["id"])
+        pictures.append((run_dir(workdir, job) / "final.png").read_bytes())
+    assert pictures[0] == pictures[1] != pictures[2]
+    assert studio.get("/api/runs").json()[0]["form"]["seed"] == 4
+
+
+def test_a_job_with_nothing_ahead_of_it_is_not_said_to_wait(studio):
+    content, style = pair(studio)
+    first = start(studio, content, [style], steps=40)
+    assert first["ahead"] == 0  # nothing was running: the page says it starts
+    second = start(studio, content, [style])
+    assert second["ahead"] == 1 and second["status"] == "queued"
+    wait(studio, second["id"])
+
+
+def test_a_damaged_checkpoint_shows_as_a_damaged_card_not_an_error(studio, workdir):
+    content, style = pair(studio)
+    job = wait(studio, start(studio, content, [style], steps=40)["id"], lambda j: j["step"] >= 26)
+    studio.post(f"/api/jobs/{job['id']}/stop")
+    wait(studio, job["id"])
+    folder = run_dir(workdir, job)
+    checkpoint = folder / "checkpoints" / "last.ckpt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # cut off, as by a full disk
+    entry = studio.get("/api/runs").json()[0]
+    assert entry["status"] == "damaged" and not entry["picture"] and not entry["continuable"]
+    for path in ("thumbnail.jpg", "picture.png", "picture.jpg/full"):
+        response = studio.get(f"/api/runs/{job['run']}/{path}")
+        assert response.status_code == 400 and "damaged checkpoint" in response.json()["error"]
+
+
+def test_serve_refuses_a_logs_path_that_is_a_file(workdir, capsys):
+    (workdir / "logs").write_text("not a folder")
+    with pytest.raises(SystemExit) as stopped:
+        main(["serve", "--logs", str(workdir / "logs")])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is a file, not a folder of runs" in err
+
+
+def test_a_removed_run_leaves_the_gallery_and_is_kept_aside(studio, workdir):
+    content, style = pair(studio)
+    job = wait(studio, start(studio, content, [style])["id"])
+    folder = run_dir(workdir, job)
+    answer = studio.post(f"/api/runs/{job['run']}/remove").json()
+    assert answer["removed"] == "studio/version_0" and studio.get("/api/runs").json() == []
+    kept = Path(answer["kept_in"])
+    assert (
+        not folder.exists()
+        and (kept / "final.png").is_file()
+        and kept.parent == workdir / "logs" / ".removed"
+    )
+
+
+def test_downloads_are_named_after_the_pictures(studio, workdir):
+    content, style = pair(studio)
+    job = wait(studio, start(studio, content, [style])["id"])
+    disposition = studio.get(f"/api/runs/{job['run']}/picture.png").headers["content-disposition"]
+    assert 'filename="photo_in_painting_studio-0.png"' in disposition
+    assert job["label"] == "studio/version_0"
+
+
+def test_a_result_becomes_a_photo_and_grows_to_a_larger_size(studio, workdir):
+    content, style = pair(studio)
+    job = wait(studio, start(studio, content, [style])["id"])
+    photo = studio.post(f"/api/runs/{job['run']}/as-photo").json()
+    assert photo["width"] == 32 and photo["name"] == "photo_in_painting_studio-0.png"
+    larger = studio.post(f"/api/runs/{job['run']}/larger", json={"settings": {"size": 64}}).json()
+    done = wait(studio, larger["id"])
+    assert done["status"] == "finished", done
+    config = yaml.safe_load((run_dir(workdir, done) / "config.yaml").read_text())
+    assert config["data"]["size"] == 64 and config["model"]["init"].endswith(f"{photo['id']}.png")
+    smaller = studio.post(f"/api/runs/{job['run']}/larger", json={"settings": {"size": 32}})
+    assert smaller.status_code == 400 and "a larger size than 32 px" in smaller.json()["error"]
+
+
+def test_continue_shows_the_whole_runs_curve(studio, workdir):
+    content, style = pair(studio)
+    job = wait(studio, start(studio, content, [style], steps=60)["id"], lambda j: j["step"] >= 30)
+    studio.post(f"/api/jobs/{job['id']}/stop")
+    wait(studio, job["id"])
+    again = studio.post(f"/api/runs/{job['run']}/continue").json()
+    assert again["curve"] and again["curve"][0][0] <= 5  # from the run's first steps, not from here
+    wait(studio, again["id"])

@@ -22,7 +22,6 @@ from PIL import Image
 
 from nst.images import resize_long_side
 from nst.studio import serve
-from nst.studio import uploads as uploads_module
 from nst.studio.app import create_app
 from nst.train.architecture import TransformNet
 from nst.train.network import Network
@@ -212,7 +211,7 @@ def test_a_bad_upload_is_refused_in_one_line_and_nothing_is_kept(studio, workdir
     assert "notes.png is not an image" in one_line(paint(studio, "train~0", b"just words", "notes.png"), 400)
     assert "empty.png is empty" in one_line(paint(studio, "train~0", b"", "empty.png"), 400)
     assert "a video" in one_line(paint(studio, "train~0", b"\x00\x00\x00\x18ftypmp42", "clip.mp4"), 400)
-    monkeypatch.setattr(uploads_module, "MAX_MEGAPIXELS", 0.1)
+    monkeypatch.setattr("nst.images.MAX_PIXELS", 100_000)
     assert "megapixels" in one_line(paint(studio, "train~0"), 400)  # 640×480 is 0.3
     assert "give a photo" in one_line(studio.post("/api/paint", data={"network": "train~0"}), 400)
     uploads = workdir / "logs" / "studio" / "uploads"
@@ -238,10 +237,10 @@ def test_painting_leaves_the_server_free_to_answer(studio, monkeypatch):
 
 
 def test_serve_offers_the_networks_folders_it_is_given(workdir, networks, monkeypatch, capsys):
-    import uvicorn
+    from nst.studio import server
 
     served = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(app))
+    monkeypatch.setattr(server, "run", lambda app, host, port: served.append(app))
     serve.main(["--logs", str(workdir / "logs"), "--networks", str(workdir / "mine")])
     with TestClient(served[0]) as client:
         assert "the_great_wave · mine/waves.pt" in listed(client)

@@ -61,7 +61,7 @@ def write_bytes(path: Path, data: bytes) -> None:
         out.write(data)
 
 
-def _scalars(run_dir: Path) -> dict[str, dict[int, float]]:
+def logged_scalars(run_dir: Path) -> dict[str, dict[int, float]]:
     """Every logged loss of a run by tag and step (a resumed step keeps its last value)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -75,7 +75,7 @@ def final_losses(run_dir: Path) -> dict[str, float]:
     # (nothing left to train) still reports its losses.
     # final/* are the losses of the picture the run handed back (its best image); a run from
     # before they were written has only its curves.
-    scalars = _scalars(run_dir)
+    scalars = logged_scalars(run_dir)
     prefix = "final/" if scalars.get("final/total") else "loss/"
     return {
         name: scalars[f"{prefix}{name}"][max(scalars[f"{prefix}{name}"])]
@@ -169,7 +169,9 @@ def _curves(sweep: Sweep, cells: list[Cell], sweep_dir: Path) -> dict[str, tuple
     curves = {}
     for cell in cells:
         # A video's cell: the total loss of each finished frame (by frame number).
-        points = _scalars(sweep_dir / "cells" / cell.id).get("video/total" if sweep.videos else "loss/total")
+        points = logged_scalars(sweep_dir / "cells" / cell.id).get(
+            "video/total" if sweep.videos else "loss/total"
+        )
         if points:
             steps = sorted(points)  # step s is logged while iteration s + 1 runs
             curves[f"{cell.id}: {describe(sweep, cell)}"] = (

@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import queue
+import re
 import secrets
 import tempfile
 from collections.abc import AsyncIterator, Sequence
@@ -20,11 +21,12 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image
 
 from nst.errors import NSTError
-from nst.images import save_image, to_pil, to_tensor
+from nst.images import MAX_PIXELS, save_image, to_pil, to_tensor
+from nst.many.sweep_figure import logged_scalars
 from nst.run import run_dirs
-from nst.studio.form import NAME, fields, settings_of
+from nst.studio.form import NAME, default_weights_dir, fields, settings_of
 from nst.studio.gallery import Gallery
-from nst.studio.jobs import Jobs
+from nst.studio.jobs import CURVE_POINTS, Jobs, run_label
 from nst.studio.networks import DEFAULT_SIDE, HOW, MAX_SIDE, Networks
 from nst.studio.uploads import MAX_BYTES, Uploads
 from nst.video.run import RESULT as VIDEO
@@ -40,10 +42,18 @@ def create_app(
     token: str | None = None,
     tensorboard: str | None = None,
     networks: Sequence[Path] = (),
+    weights_dir: Path | None = None,
 ) -> FastAPI:
     """The studio over the runs in ``logs``; with ``token``, every request must carry it.
-    ``networks``: folders of trained style networks to offer besides the runs' own."""
+    ``networks``: folders of trained style networks to offer besides the runs' own.
+    ``weights_dir``: where the VGG19 weight files the page may choose are (default:
+    torchvision's cache)."""
     logs = logs.absolute()
+    if logs.exists() and not logs.is_dir():
+        raise NSTError(
+            f"{logs} is a file, not a folder of runs: give --logs a folder (it is made if missing)"
+        )
+    weights_dir = default_weights_dir() if weights_dir is None else weights_dir
     uploads = Uploads(logs / NAME / "uploads")
     jobs = Jobs()
     styles = Networks(logs, networks)
@@ -54,7 +64,7 @@ def create_app(
         await asyncio.to_thread(jobs.close)  # a running job stops at its next step, with a checkpoint
 
     app = FastAPI(title="nst studio", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
-    gallery = Gallery(logs, uploads.name, uploads.folder)
+    gallery = Gallery(logs, uploads.name, uploads.folder, weights_dir)
     app.state.jobs = jobs
 
     @app.exception_handler(NSTError)
@@ -83,7 +93,12 @@ def create_app(
 
     @app.get("/api/settings")
     async def settings() -> dict[str, Any]:
-        return {"fields": fields(), "tensorboard": tensorboard, "max_upload_mb": MAX_BYTES // 2**20}
+        return {
+            "fields": fields(weights_dir),
+            "tensorboard": tensorboard,
+            "max_upload_mb": MAX_BYTES // 2**20,
+            "max_megapixels": MAX_PIXELS // 10**6,
+        }
 
     @app.post("/api/uploads")
     async def upload(file: Annotated[UploadFile, File()]) -> dict[str, Any]:
@@ -112,8 +127,13 @@ def create_app(
             raise NSTError("settings is a mapping of the form's fields")
         if content is None and form.get("init", "content") == "content":
             form = {**form, "init": "noise"}  # a texture has no photo to start from
-        settings = settings_of(form)
+        settings = settings_of(form, weights_dir)
         style_paths = [str(uploads.path(s)) for s in styles]
+        blend = body.get("blend")
+        if blend is not None:
+            if not isinstance(blend, list) or len(blend) != len(styles):
+                raise NSTError("blend is one weight per painting")
+            settings["data.style_blend"] = _blend(blend)
         layer = {
             **settings,
             "data.content": str(uploads.path(content)) if content is not None else None,
@@ -131,15 +151,15 @@ def create_app(
         title = " × ".join(n for n in names if n) or "run"
         where = run_dirs.Where(save_dir=str(logs), name=NAME)
         job = jobs.submit(title, [layer], where, kind="video" if video else "picture")
-        return job.summary()
+        return jobs.describe(job)
 
     @app.get("/api/jobs")
     async def job_list() -> list[dict[str, Any]]:
-        return [job.summary() for job in jobs.jobs.values()]
+        return [jobs.describe(job) for job in jobs.jobs.values()]
 
     @app.post("/api/jobs/{job_id}/stop")
     async def stop(job_id: str) -> dict[str, Any]:
-        return jobs.stop(job_id).summary()
+        return jobs.describe(jobs.stop(job_id))
 
     @app.get("/api/jobs/{job_id}/live.jpg")
     async def live(job_id: str) -> Response:
@@ -157,10 +177,13 @@ def create_app(
             until = loop.time() + seconds
             try:
                 for job in jobs.jobs.values():
-                    yield _event({"type": "job", "job": job.summary()})
+                    yield _event({"type": "job", "job": jobs.describe(job)})
                 yield _event({"type": "ready"})
                 quiet = 0.0
-                while loop.time() < until and not await request.is_disconnected():
+                # The stream ends when the server stops: open pages must not hold it up.
+                while (
+                    loop.time() < until and not jobs.closing.is_set() and not await request.is_disconnected()
+                ):
                     try:
                         yield _event(stream.get_nowait())
                         quiet = 0.0
@@ -237,7 +260,8 @@ def create_app(
                 {"ckpt_path": str(run_dir), "trainer.enable_progress_bar": False},
             ]
             where = run_dirs.Where(run_dir=run_dir)
-            return jobs.submit(f"{run_id} (continued)", layers, where, kind="video").summary()
+            job = jobs.submit(f"{run_label(run_dir)} (continued)", layers, where, kind="video")
+            return jobs.describe(job)
         layers = [
             ["--config", str(run_dir / "config.yaml")],
             {
@@ -246,14 +270,65 @@ def create_app(
                 "trainer.enable_progress_bar": False,
             },
         ]
-        return jobs.submit(f"{run_id} (continued)", layers, run_dirs.Where(run_dir=run_dir)).summary()
+        # The whole run's curve, not only the steps from here on.
+        curve = await asyncio.to_thread(_curve, run_dir)
+        job = jobs.submit(
+            f"{run_label(run_dir)} (continued)", layers, run_dirs.Where(run_dir=run_dir), curve=curve
+        )
+        return jobs.describe(job)
+
+    @app.post("/api/runs/{run_id}/remove")
+    async def remove(run_id: str) -> dict[str, Any]:
+        run_dir = gallery.find(run_id)
+        if any(job.run_dir == run_dir for job in jobs.active()):
+            raise NSTError(f"run {run_label(run_dir)} is running: stop it first")
+        moved = await asyncio.to_thread(gallery.remove, run_dir)
+        return {"removed": run_label(run_dir), "kept_in": str(moved)}
+
+    @app.post("/api/runs/{run_id}/as-photo")
+    async def as_photo(run_id: str) -> dict[str, Any]:
+        """The run's picture as a new upload, to be used as a photo (or a painting)."""
+        run_dir = gallery.find(run_id)
+        picture = await asyncio.to_thread(_picture, run_dir)
+        out = io.BytesIO()
+        picture.save(out, format="PNG")
+        name = f"{_picture_name(gallery, run_dir)}.png"
+        return await asyncio.to_thread(uploads.add, out.getvalue(), name)
+
+    @app.post("/api/runs/{run_id}/larger")
+    async def larger(run_id: str, request: Request) -> dict[str, Any]:
+        """The run again at a larger size, starting from its picture (upscaled): the strokes it
+        found are kept, and finer ones are added."""
+        run_dir = gallery.find(run_id)
+        body = await _json(request)
+        config = gallery.config(run_dir)
+        if is_video_run(run_dir) or not config:
+            raise NSTError(f"run {run_label(run_dir)} is a video or has no settings: it cannot grow")
+        form = {**gallery.form(run_dir), **(body.get("settings") or {})}
+        size = settings_of(form, weights_dir)["data.size"]
+        before = gallery.form(run_dir).get("size", 0)
+        if size <= before:
+            raise NSTError(f"a larger size than {before} px, please (got {size})")
+        start_from = await as_photo(run_id)
+        layer = {
+            **settings_of({**form, "multi_scale": False}, weights_dir),
+            "data.content": (config.get("data") or {}).get("content"),
+            "data.style": (config.get("data") or {}).get("style"),
+            "data.style_blend": (config.get("data") or {}).get("style_blend"),
+            "model.init": str(uploads.path(start_from["id"])),
+            "trainer.enable_progress_bar": False,
+            "checkpoint.every_n_steps": 25,
+        }
+        where = run_dirs.Where(save_dir=str(logs), name=NAME)
+        job = jobs.submit(f"{run_label(run_dir)} at {size} px", [layer], where)
+        return jobs.describe(job)
 
     @app.get("/api/runs/{run_id}/video.mp4")
     async def video_file(run_id: str) -> FileResponse:
         run_dir = gallery.find(run_id)
         if not (run_dir / VIDEO).is_file():
             raise NSTError("no such video: the run is not a video, or it has not finished")
-        name = f"{run_dir.parent.name}_{run_dir.name}.mp4"
+        name = f"{_picture_name(gallery, run_dir)}.mp4"
         return FileResponse(run_dir / VIDEO, media_type="video/mp4", filename=name)
 
     @app.get("/api/runs/{run_id}/frames/{index}.jpg")
@@ -262,6 +337,17 @@ def create_app(
         if index < 0 or not path.is_file():
             raise NSTError("no such frame")
         return _jpeg(await asyncio.to_thread(_opened, path))
+
+    @app.get("/api/runs/{run_id}/picture.jpg/full")
+    async def full_size(run_id: str) -> Response:
+        """The picture at full size, for viewing on the page (downloads are picture.*)."""
+        return _jpeg(await asyncio.to_thread(_picture, gallery.find(run_id)))
+
+    @app.get("/api/uploads/{upload_id}/full.jpg")
+    async def upload_full(upload_id: str) -> Response:
+        if uploads.is_video(upload_id):
+            return _jpeg(await asyncio.to_thread(uploads.thumbnail, upload_id))
+        return _jpeg(await asyncio.to_thread(_opened, uploads.path(upload_id)))
 
     @app.get("/api/runs/{run_id}/thumbnail.jpg")
     async def run_thumbnail(run_id: str) -> Response:
@@ -275,7 +361,7 @@ def create_app(
             raise NSTError(f"pictures come as {', '.join(FORMATS)}, not {ext[:10]}")
         run_dir = gallery.find(run_id)
         data = await asyncio.to_thread(_encoded, run_dir, ext)
-        name = f"{run_dir.parent.name}_{run_dir.name}.{ext}"
+        name = f"{_picture_name(gallery, run_dir)}.{ext}"
         return Response(
             data, media_type=FORMATS[ext], headers={"Content-Disposition": f'attachment; filename="{name}"'}
         )
@@ -293,6 +379,32 @@ def _side(given: str | None) -> int:
     if not 16 <= side <= MAX_SIDE:
         raise NSTError(f"size is the painting's long side in px, from 16 to {MAX_SIDE}; got {given[:20]}")
     return side
+
+
+def _blend(weights: list[Any]) -> list[float]:
+    if not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights):
+        raise NSTError("each painting's weight is a number")
+    if not all(0 <= w < float("inf") for w in weights) or not any(weights):
+        raise NSTError("each painting's weight is 0 or more, and not all are 0")
+    return [float(w) for w in weights]
+
+
+def _curve(run_dir: Path) -> list[list[float]]:
+    try:
+        points = sorted(logged_scalars(run_dir).get("loss/total", {}).items())
+    except Exception:  # unreadable event files: the curve starts empty, as before
+        return []
+    while len(points) > CURVE_POINTS:
+        points = points[::2]
+    return [[step, value] for step, value in points]
+
+
+def _picture_name(gallery: Gallery, run_dir: Path) -> str:
+    """A download's name: the pictures it was made from, then the run (unique), in safe characters."""
+    entry = gallery.names_of(run_dir)
+    made_of = "_in_".join(n for n in entry if n) or "picture"
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", made_of).strip("-.")[:80] or "picture"
+    return f"{safe}_{run_dir.parent.name}-{run_dir.name.removeprefix('version_')}"
 
 
 def _event(data: dict[str, Any]) -> str:
@@ -325,8 +437,13 @@ def _image(run_dir: Path) -> torch.Tensor | None:
     checkpoint = run_dirs.checkpoint_of(run_dir)
     if not checkpoint.is_file():
         return None
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
-    return state["state_dict"]["image"].float()
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+        return state["state_dict"]["image"].float()
+    except Exception as error:  # a damaged file: one line for the page, no traceback in the log
+        raise NSTError(
+            f"run {run_label(run_dir)} has a damaged checkpoint ({type(error).__name__})"
+        ) from None
 
 
 def _picture(run_dir: Path) -> Image.Image:

@@ -1,11 +1,12 @@
 """The studio's settings form: the options people change, with defaults and hints, and how a
 filled-in form becomes an ordinary run's settings (so its config.yaml re-runs from the CLI)."""
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from nst.errors import NSTError
+from nst.numerics.weights import imagenet_cache_file
 
 NAME = "studio"  # runs land in logs/studio/version_N
 
@@ -87,28 +88,63 @@ FIELDS = [
         "toggle",
     ),
     Field(
+        "seed",
+        "Seed",
+        0,
+        "The same seed and settings paint the same picture; Run again draws a new one.",
+        min=0,
+        max=2**31 - 1,
+        step=1,
+    ),
+    Field(
         "weights",
         "Network weights",
         "imagenet",
-        "ImageNet (downloaded once), random (for trying things), or the path of a .pth file on the server.",
-        "text",
+        "ImageNet's VGG19 (downloaded once), random (for trying the machinery), or a weights file "
+        "in the server's weights folder (serve --weights-dir).",
+        "choice",
+        [["imagenet", "ImageNet VGG19"], ["random", "random (no art)"]],
     ),
 ]
+FILE_PREFIX = "file:"  # a weights choice naming a file in the weights folder, by its name only
 _BY_NAME = {f.name: f for f in FIELDS}
 
 
-def fields() -> list[dict[str, Any]]:
-    return [asdict(f) for f in FIELDS]
+def default_weights_dir() -> Path:
+    """torchvision's cache of downloaded weights (under $TORCH_HOME), where .pth files land."""
+    return imagenet_cache_file().parent
 
 
-def settings_of(form: dict[str, Any]) -> dict[str, Any]:
+def weight_files(folder: Path | None) -> dict[str, Path]:
+    """The .pth files in ``folder`` the page may offer, by their choice value; the ImageNet file
+    itself is the "imagenet" choice. Nothing typed on the page becomes a path: a choice is looked
+    up here, among the files found."""
+    if folder is None or not folder.is_dir():
+        return {}
+    imagenet = imagenet_cache_file().name
+    found = sorted(p for p in folder.iterdir() if p.suffix == ".pth" and p.is_file() and p.name != imagenet)
+    return {FILE_PREFIX + p.name: p for p in found}
+
+
+def fields(weights_dir: Path | None = None) -> list[dict[str, Any]]:
+    return [asdict(f) for f in _fields(weights_dir)]
+
+
+def _fields(weights_dir: Path | None) -> list[Field]:
+    files = [[value, path.name] for value, path in weight_files(weights_dir).items()]
+    return [replace(f, choices=f.choices + files) if f.name == "weights" else f for f in FIELDS]
+
+
+def settings_of(form: dict[str, Any], weights_dir: Path | None = None) -> dict[str, Any]:
     """The run settings (config keys) of a filled-in form; unknown or bad values are refused in one line."""
+    by_name = {f.name: f for f in _fields(weights_dir)}
     values = {f.name: f.default for f in FIELDS}
     for name, value in form.items():
-        if name not in _BY_NAME:
+        if name not in by_name:
             raise NSTError(f"unknown setting {name!r}")
-        values[name] = _checked(_BY_NAME[name], value)
+        values[name] = _checked(by_name[name], value)
     size, steps = int(values["size"]), int(values["steps"])
+    weights = weight_files(weights_dir).get(values["weights"], values["weights"])
     settings: dict[str, Any] = {
         "data.size": size,
         "trainer.max_steps": steps,
@@ -117,7 +153,8 @@ def settings_of(form: dict[str, Any]) -> dict[str, Any]:
         "model.tv_weight": float(values["tv_weight"]),
         "model.optimizer": values["optimizer"],
         "model.init": values["init"],
-        "model.weights": str(values["weights"]).strip() or "imagenet",
+        "model.weights": str(weights),
+        "seed_everything": int(values["seed"]),
         "data.style_scale": float(values["style_scale"]),
     }
     colours = values["colours"]
@@ -135,7 +172,7 @@ def settings_of(form: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
-def form_of(config: dict[str, Any]) -> dict[str, Any]:
+def form_of(config: dict[str, Any], weights_dir: Path | None = None) -> dict[str, Any]:
     """A run's config (as its config.yaml has it) as the form shows it, for "run again"."""
     model, data, trainer = config.get("model", {}), config.get("data", {}), config.get("trainer", {})
     output = config.get("output") or {}
@@ -155,9 +192,17 @@ def form_of(config: dict[str, Any]) -> dict[str, Any]:
         "style_scale": data.get("style_scale") or 1.0,
         "colours": colours,
         "multi_scale": bool(model.get("phases")),
-        "weights": model.get("weights"),
+        "weights": _weights_choice(model.get("weights"), weights_dir),
+        "seed": config.get("seed_everything") if type(config.get("seed_everything")) is int else None,
     }
     return {k: v for k, v in form.items() if v is not None}
+
+
+def _weights_choice(weights: Any, weights_dir: Path | None) -> str | None:
+    if weights in ("imagenet", "random"):
+        return weights
+    by_path = {path.resolve(): value for value, path in weight_files(weights_dir).items()}
+    return by_path.get(Path(str(weights)).resolve()) if weights else None  # another file: left to choose
 
 
 def _checked(f: Field, value: Any) -> Any:
@@ -167,16 +212,13 @@ def _checked(f: Field, value: Any) -> Any:
         return value
     if f.kind == "choice":
         if value not in [c[0] for c in f.choices]:
-            raise NSTError(f"{f.label} must be one of {', '.join(c[0] for c in f.choices)}, got {value!r}")
+            shown = repr(value)[:60]  # the same line whatever the value names on the server
+            raise NSTError(f"{f.label} must be one of {', '.join(c[0] for c in f.choices)}, got {shown}")
         return value
-    if f.kind == "text":
-        if not isinstance(value, str) or len(value) > 500:
-            raise NSTError(f"{f.label} must be text")
-        if value not in ("imagenet", "random", "") and not Path(value).is_file():
-            raise NSTError(
-                f"{f.label}: {value} is not a file on the server; give imagenet, random or a .pth path"
-            )
-        return value
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise NSTError(f"{f.label} is empty: give a number")
+    if isinstance(value, bool):
+        raise NSTError(f"{f.label} must be a number, got {value!r}")
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -184,4 +226,6 @@ def _checked(f: Field, value: Any) -> Any:
     if number != number or (f.min is not None and number < f.min) or (f.max is not None and number > f.max):
         bounds = f"between {f.min:g} and {f.max:g}" if f.max is not None else f"at least {f.min:g}"
         raise NSTError(f"{f.label} must be {bounds}, got {value!r}")
+    if f.step == 1 and not number.is_integer():
+        raise NSTError(f"{f.label} must be a whole number, got {value!r}")
     return number

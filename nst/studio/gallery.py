@@ -4,6 +4,8 @@ picture, settings, losses and time. A run is named to the page by an id made her
 
 import json
 import re
+import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from nst.video.run import RESULT as VIDEO
 from nst.video.run import STATE, is_video_run
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]+~\d+$")
+REMOVED = ".removed"  # logs/.removed/: runs taken out of the gallery, kept until someone deletes them
 
 
 class Gallery:
@@ -26,8 +29,10 @@ class Gallery:
         logs: Path,
         names: Callable[[str], str | None] = lambda upload_id: None,
         uploads: Path | None = None,
+        weights_dir: Path | None = None,
     ) -> None:
         self.logs = logs
+        self.weights_dir = weights_dir
         self.names = names  # an uploaded image's file name, by the id it is stored under
         self.uploads = uploads  # where the studio keeps uploads: a run of them can be run again with them
 
@@ -37,7 +42,7 @@ class Gallery:
         if not self.logs.is_dir():
             return found
         for name in self.logs.iterdir():
-            if not name.is_dir():
+            if not name.is_dir() or name.name == REMOVED:
                 continue
             for version in name.glob("version_*"):
                 if (
@@ -72,17 +77,23 @@ class Gallery:
         data = config.get("data", {})
         styles = data.get("style")
         video = self._video(run_dir)
+        damaged = False
         if video is not None:
             finished, frames = video["finished"], video["frames"]
             stamps.append((run_dir / STATE).stat().st_mtime)
             checkpoint = run_dir / STATE  # its progress: the frames finished and the frame's checkpoint
+        elif not finished and checkpoint.is_file():
+            # torch writes a zip; a cut-off or overwritten one has lost its central directory.
+            damaged = not zipfile.is_zipfile(checkpoint)
+        status = "finished" if finished else "interrupted" if checkpoint.is_file() else "empty"
         return {
             "id": run_id,
             "name": run_dir.parent.name,
             "version": run_dir.name,
-            "status": "finished" if finished else "interrupted" if checkpoint.is_file() else "empty",
-            "picture": finished or (frames > 0 if video else checkpoint.is_file()),
-            "continuable": checkpoint.is_file() and not finished,
+            "label": f"{run_dir.parent.name}/{run_dir.name}",
+            "status": "damaged" if damaged else status,
+            "picture": not damaged and (finished or (frames > 0 if video else checkpoint.is_file())),
+            "continuable": not damaged and checkpoint.is_file() and not finished,
             "kind": "video" if video else "picture",
             "frames": frames if video else None,
             "time": max(stamps),
@@ -90,9 +101,26 @@ class Gallery:
             "losses": video["losses"] if video else final_losses(run_dir),
             "content": self._named(data.get("content")),
             "style": [self._named(s) for s in (styles if isinstance(styles, list) else [styles])],
-            "form": form_of(config),
+            "form": form_of(config, self.weights_dir),
             "uploads": self._uploads_of(data.get("content"), styles),
         }
+
+    def form(self, run_dir: Path) -> dict[str, Any]:
+        return form_of(self.config(run_dir), self.weights_dir)
+
+    def names_of(self, run_dir: Path) -> list[str]:
+        """The names of the pictures a run was made from: its photo, then its paintings."""
+        data = self.config(run_dir).get("data") or {}
+        styles = data.get("style")
+        sources = [data.get("content"), *(styles if isinstance(styles, list) else [styles])]
+        return [Path(name).stem for name in (self._named(s) for s in sources) if name]
+
+    def remove(self, run_dir: Path) -> Path:
+        """Take a run out of the gallery: moved into logs/.removed/, not deleted."""
+        kept = self.logs / REMOVED / f"{run_dir.parent.name}_{run_dir.name}_{time.strftime('%Y%m%d-%H%M%S')}"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        run_dir.rename(kept)
+        return kept
 
     @staticmethod
     def _video(run_dir: Path) -> dict[str, Any] | None:

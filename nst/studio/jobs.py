@@ -68,6 +68,7 @@ class Job:
             "title": self.title,
             "status": self.status,
             "run": _run_id(self.run_dir),
+            "label": run_label(self.run_dir),
             "step": self.step,
             "total": self.total,
             "losses": self.losses,
@@ -86,6 +87,11 @@ def _run_id(run_dir: Path | None) -> str | None:
     return f"{run_dir.parent.name}~{run_dir.name.removeprefix('version_')}" if run_dir else None
 
 
+def run_label(run_dir: Path | None) -> str | None:
+    """A run's name wherever the page shows one (the id is only for addresses): as in logs/."""
+    return f"{run_dir.parent.name}/{run_dir.name}" if run_dir else None
+
+
 class Jobs:
     """Jobs run one at a time (one device), in the order they came; each change is announced
     to every subscriber (the pages' event streams)."""
@@ -96,12 +102,20 @@ class Jobs:
         self._subscribers: list[queue.Queue[dict[str, Any]]] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        self.closing = threading.Event()  # set when the server stops: the pages' streams end
         self._worker = threading.Thread(target=self._work, name="nst-studio-worker", daemon=True)
         self._worker.start()
 
-    def submit(self, title: str, layers: Sequence[Layer], where: Where, kind: str = "picture") -> Job:
+    def submit(
+        self,
+        title: str,
+        layers: Sequence[Layer],
+        where: Where,
+        kind: str = "picture",
+        curve: list[list[float]] | None = None,
+    ) -> Job:
         """Queue a run (``kind`` video: a video run); ``where.run_dir`` names the run it
-        continues, if it continues one."""
+        continues, if it continues one, and ``curve`` its losses so far."""
         job = Job(
             id=str(next(self._ids)),
             title=title,
@@ -109,6 +123,7 @@ class Jobs:
             where=where,
             run_dir=where.run_dir,
             kind=kind,
+            curve=list(curve or []),
         )
         self.jobs[job.id] = job
         self._queue.put(job)
@@ -128,6 +143,18 @@ class Jobs:
         self.announce(job)
         return job
 
+    def describe(self, job: Job) -> dict[str, Any]:
+        """A job's summary, with how many jobs are ahead of it in the queue (0: it is next, so
+        the page says it starts rather than that it waits)."""
+        ahead = 0
+        if job.status == "queued":
+            ahead = sum(
+                1
+                for other in self.jobs.values()
+                if int(other.id) < int(job.id) and other.status in ("queued", "running", "stopping")
+            )
+        return {**job.summary(), "ahead": ahead}
+
     def active(self) -> list[Job]:
         return [j for j in self.jobs.values() if j.status in ("queued", "running", "stopping")]
 
@@ -143,16 +170,21 @@ class Jobs:
                 self._subscribers.remove(events)
 
     def announce(self, job: Job) -> None:
-        event = {"type": "job", "job": job.summary()}
+        event = {"type": "job", "job": self.describe(job)}
         with self._lock:
             for events in self._subscribers:
                 with contextlib.suppress(queue.Full):  # a page that stopped reading
                     events.put_nowait(event)
 
-    def close(self, wait_s: float = 120) -> None:
-        """Stop every job (a running one at its next step, with a checkpoint) and end the worker."""
+    def stop_all(self) -> None:
+        """Ask every job to stop (a running one at its next step, with a checkpoint); returns at once."""
+        self.closing.set()
         for job in self.active():
             self.stop(job.id)
+
+    def close(self, wait_s: float = 120) -> None:
+        """Stop every job (a running one at its next step, with a checkpoint) and end the worker."""
+        self.stop_all()
         self._queue.put(None)
         self._worker.join(wait_s)
 

@@ -35,6 +35,14 @@ def main(args: list[str]) -> None:
         "besides those of the runs in --logs; may be given more than once",
     )
     parser.add_argument(
+        "--weights-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a folder of VGG19 weight files (.pth) the page may choose besides ImageNet's and random "
+        "(default: torchvision's cache, $TORCH_HOME/hub/checkpoints); nothing typed on the page is a path",
+    )
+    parser.add_argument(
         "--tensorboard", default="http://127.0.0.1:6006", help="where TensorBoard runs, for the runs' links"
     )
     options = parser.parse_args(args)
@@ -43,18 +51,29 @@ def main(args: list[str]) -> None:
     for folder in options.networks:
         if not folder.is_dir():
             parser.error(f"--networks {folder} is not a folder")
+    if options.weights_dir is not None and not options.weights_dir.is_dir():
+        parser.error(f"--weights-dir {options.weights_dir} is not a folder")
+    if options.logs.exists() and not options.logs.is_dir():
+        parser.error(
+            f"--logs {options.logs} is a file, not a folder of runs; give a folder (it is made if missing)"
+        )
     local = options.host in LOOPBACK or _is_loopback(options.host)
     token = options.token or (None if local else secrets.token_urlsafe(18))
 
-    import uvicorn
-
+    from nst.studio import server
     from nst.studio.app import create_app
 
-    app = create_app(options.logs, token=token, tensorboard=options.tensorboard, networks=options.networks)
+    app = create_app(
+        options.logs,
+        token=token,
+        tensorboard=options.tensorboard,
+        networks=options.networks,
+        weights_dir=options.weights_dir,
+    )
     shown = f"[{options.host}]" if ":" in options.host else options.host
     address = f"http://{shown}:{options.port}/" + (f"?token={token}" if token else "")
     print(f"nst studio: {address}   (Ctrl-C stops it; a running job stops with a checkpoint)", flush=True)
-    uvicorn.run(app, host=options.host, port=options.port, log_level="warning")
+    server.run(app, options.host, options.port)
 
 
 def _is_loopback(host: str) -> bool:

@@ -17,7 +17,6 @@ from nst.files import atomic_write
 from nst.images import read_image
 
 MAX_BYTES = 40 * 2**20
-MAX_MEGAPIXELS = 50
 # A video is painted frame by frame (seconds to minutes a frame): the studio takes short clips.
 MAX_VIDEO_SECONDS = 20
 MAX_VIDEO_FRAMES = 300
@@ -48,13 +47,14 @@ class Uploads:
                     return self._keep_video(checking, upload_id, suffix or ".gif", shown, video)
             image = read_image(str(checking), "image")
         except NSTError as error:
-            video = _video_info(checking, shown)
+            # An image Pillow knows that nst refuses (too large, damaged) stays refused as an
+            # image: FFmpeg would read it as a video of one frame.
+            video = None if _pillow_knows(checking) else _video_info(checking, shown)
             if video is None:
                 raise NSTError(str(error).replace(str(checking), shown)) from None
             return self._keep_video(checking, upload_id, suffix, shown, video)
         finally:
             checking.unlink(missing_ok=True)  # (a video kept was moved away from it)
-        _check_megapixels(image, shown)
         width, height = image.size
         # Kept as PNG, upright (EXIF orientation applied), whatever format it came in.
         with atomic_write(self.folder / f"{upload_id}.png") as (out, _):
@@ -89,7 +89,6 @@ class Uploads:
             raise NSTError(str(error).replace(str(checking), shown)) from None
         finally:
             checking.unlink(missing_ok=True)
-        _check_megapixels(image, shown)
         return image
 
     def _keep_video(
@@ -195,19 +194,21 @@ def _check_bytes(data: bytes, shown: str) -> None:
         raise NSTError(f"{shown} is empty")
 
 
-def _check_megapixels(image: Image.Image, shown: str) -> None:
-    width, height = image.size
-    if width * height > MAX_MEGAPIXELS * 10**6:
-        raise NSTError(
-            f"{shown} is {width}×{height} px, over the {MAX_MEGAPIXELS} megapixels an upload may be"
-        )
-
-
 def _animated(path: Path) -> bool:
     try:
         with Image.open(path) as image:
             return bool(getattr(image, "is_animated", False))
     except (OSError, ValueError):
+        return False
+
+
+def _pillow_knows(path: Path) -> bool:
+    try:
+        with Image.open(path):
+            return True
+    except Image.DecompressionBombError:
+        return True
+    except (OSError, ValueError, SyntaxError):
         return False
 
 
