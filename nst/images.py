@@ -2,6 +2,7 @@
 
 import functools
 import io
+import math
 import os
 import warnings
 from pathlib import Path
@@ -108,11 +109,37 @@ def _high_bit_depth_to_8bit(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(values / top * 255 + 0.5, 0, 255).astype(np.uint8), "L")
 
 
+def long_side_size(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """(width, height) of an image of ``size`` scaled so its longer side is ``long_side``."""
+    scale = long_side / max(size)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
 def resize_long_side(image: Image.Image, long_side: int) -> Image.Image:
     """Scale so the longer side is ``long_side`` pixels, keeping the aspect ratio."""
-    scale = long_side / max(image.size)
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    size = long_side_size(image.size, long_side)
     return image if size == image.size else image.resize(size, Image.Resampling.BICUBIC)
+
+
+def check_painted_size(size: tuple[int, int], made_by: str, fix: str) -> None:
+    """Refuse to make an image of ``size`` = (width, height) over MAX_PIXELS, before anything is
+    made at that size: Pillow's resize to a size a mistyped setting asks for (10**6 px a side)
+    takes the machine's memory and ends in a bare MemoryError (or worse), before the run's memory estimate
+    (nst.numerics.memory) could refuse it. ``made_by`` says what makes the image ("data.size 9000
+    makes the result"), ``fix`` what to change."""
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise NSTError(
+            f"{made_by} {width}×{height} px, over the {MAX_PIXELS // 10**6} megapixels nst paints; {fix}"
+        )
+
+
+def largest_long_side(size: tuple[int, int]) -> int:
+    """The longest side an image of ``size``'s aspect ratio can be scaled to within MAX_PIXELS."""
+    side = math.isqrt(MAX_PIXELS * max(size) // min(size))
+    while side > 1 and math.prod(long_side_size(size, side)) > MAX_PIXELS:  # rounding: a step or two
+        side -= 1
+    return side
 
 
 def to_tensor(image: Image.Image) -> Tensor:

@@ -88,6 +88,21 @@ def test_stylize_texture_synthesis_and_several_styles(workdir, images):
         ({"size": 0}, "data.size must be a positive number of pixels, got 0"),
         ({"optimizer": "sgd"}, "Expected a typing.Literal['lbfgs', 'adam']. Got value: sgd"),
         ({"style_layers": ["conv9_1"]}, "unknown VGG19 layer 'conv9_1'"),
+        # Refused before Pillow is asked to make such an image (which ran out of memory).
+        (
+            {"size": 10**6},
+            "data.size 1000000 makes the result 1000000×750000 px, over the 100 megapixels nst paints; "
+            "lower data.size (to 11547 at most for this content image)",
+        ),
+        (
+            {"size": [10**5, 10**4]},
+            "data.size [100000, 10000] makes the result 100000×10000 px, over the 100",
+        ),
+        ({"style_scale": 10**4}, "data.style_scale 10000.0 makes the style image"),
+        (
+            {"phases": [{"size": 10**6, "steps": 1}, {"size": 32, "steps": 1}], "steps": 2},
+            "a model.phases size of",
+        ),
     ],
 )
 def test_bad_options_raise_nst_error_with_the_cli_message(workdir, images, options, message):

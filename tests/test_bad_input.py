@@ -138,6 +138,7 @@ CASES = [
     pytest.param(options("--data.style_blend", "[1, 2]"), "data.style_blend has 2 weights for 1 style images", id="style-blend-mismatch"),
     pytest.param(options("--data.style", "[]"), "data.style is an empty list", id="style-list-empty"),
     pytest.param(options("--data.size", "big"), "Parser key \"data.size\": expected int or list. Got value: big", id="size-not-a-number"),
+    pytest.param(options("--data.size", "1000000"), "data.size 1000000 makes the result 1000000×750000 px, over the 100 megapixels nst paints; lower data.size", id="size-beyond-any-memory"),
     pytest.param(options("--data.size", "[32]"), "data.size is a long side or [width, height], got [32]", id="size-list-of-one"),
     pytest.param(options("--model.lr", "0"), "model.lr must be a positive number", id="lr-zero"),
     pytest.param(options("--model.lbfgs_history", "0"), "model.lbfgs_history must be at least 1", id="lbfgs-history-zero"),

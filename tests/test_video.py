@@ -237,6 +237,10 @@ CASES = {
         ["--model.temporal_weight", "-1"],
         "temporal_weight must be 0 or more",
     ),
+    "a size far beyond any memory": lambda w: (
+        ["--data.size", "1000000"],
+        "data.size 1000000 makes the frames",
+    ),
     "a frame too large for memory": lambda w: (
         ["--data.size", "4000", "--model.memory_limit", "0.1"],
         "GB",

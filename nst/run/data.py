@@ -10,7 +10,15 @@ from torch import Tensor
 
 from nst import download
 from nst.errors import NSTError
-from nst.images import from_memory, read_image, resize_long_side, to_tensor
+from nst.images import (
+    check_painted_size,
+    from_memory,
+    largest_long_side,
+    long_side_size,
+    read_image,
+    resize_long_side,
+    to_tensor,
+)
 from nst.numerics.colour import luminance, match_colours
 from nst.numerics.regions import Regions, check_pair, read_regions
 from nst.numerics.targets import Images
@@ -170,18 +178,22 @@ class StyleTransferData(LightningDataModule):
 
     def _images_at(self, long_side: int) -> Images:
         size, scale = self.hparams.size, long_side / self.long_side
+        # What asks for this size, to name in a refusal: the run's own size, or a phase's.
+        own = long_side == self.long_side
+        asked = f"data.size {size}" if own else f"a model.phases size of {long_side}"
+        lower_size = lower = "lower data.size" if own else "lower that phase's size"
+        if isinstance(size, list):  # exactly as asked, even if that changes the aspect ratio
+            wanted = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+        elif self._content is not None:
+            wanted = long_side_size(self._content.size, long_side)
+            lower += f" (to {largest_long_side(self._content.size)} at most for this content image)"
+        else:
+            wanted = (long_side, long_side)
+        check_painted_size(wanted, f"{asked} makes the result", lower)
         content = None
         if self._content is not None:
-            if isinstance(size, list):  # exactly as asked, even if that changes the aspect ratio
-                width, height = (max(1, round(v * scale)) for v in size)
-                content = to_tensor(self._content.resize((width, height), Image.Resampling.BICUBIC))
-            else:
-                content = to_tensor(resize_long_side(self._content, long_side))
-            shape = tuple(content.shape[-2:])
-        elif isinstance(size, list):
-            shape = (max(1, round(size[1] * scale)), max(1, round(size[0] * scale)))
-        else:
-            shape = (long_side, long_side)
+            content = to_tensor(self._content.resize(wanted, Image.Resampling.BICUBIC))
+        shape = (wanted[1], wanted[0])
         colour_content = None
         if self.hparams.luminance_only and content is not None:
             colour_content, content = content, luminance(content)
@@ -191,6 +203,16 @@ class StyleTransferData(LightningDataModule):
             style_side = max(1, round(self.hparams.style_size * scale))
         else:
             style_side = max(1, round((self.hparams.style_scale or 1.0) * max(shape)))
+        if self.hparams.style_size:
+            asked, lower = f"data.style_size {self.hparams.style_size}", "lower data.style_size"
+        elif self.hparams.style_scale:
+            asked, lower = f"data.style_scale {self.hparams.style_scale}", "lower data.style_scale"
+        else:  # the style at the result's long side: larger than the result where the content is narrower
+            lower = f"{lower_size}, or give data.style_scale below 1"
+        for style in self._styles:
+            check_painted_size(
+                long_side_size(style.size, style_side), f"{asked} makes the style image", lower
+            )
         styles = [to_tensor(resize_long_side(style, style_side)) for style in self._styles]
         if self.hparams.match_colours and content is not None:
             styles = [match_colours(style, content) for style in styles]

@@ -33,6 +33,7 @@ from PIL import Image
 
 from nst.errors import NSTError
 from nst.files import atomic_write
+from nst.images import check_painted_size
 from nst.run import run_dirs
 from nst.run.engine import Run
 from nst.run.settings import Layer, parse_layers
@@ -342,6 +343,7 @@ def working_size(source: tuple[int, int], size: int | Sequence[int]) -> tuple[in
     else:
         width, height = size
     width, height = max(2, 2 * round(width / 2)), max(2, 2 * round(height / 2))
+    check_painted_size((int(width), int(height)), f"data.size {size} makes the frames", "lower data.size")
     return int(width), int(height)
 
 
