@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 COMMANDS = {
@@ -108,7 +109,11 @@ def _run(command: str, args: list[str], stop: Any, callbacks: Sequence[Any]) -> 
     if command == "fit":
         from nst.run.engine import Run
 
-        return Run([args], callbacks=callbacks, stop=stop).fit().stopped
+        run = Run([args], callbacks=callbacks, stop=stop)
+        result = run.fit()
+        if result.stopped is None:
+            _say_finished(run, result)
+        return result.stopped
     if command == "video":
         from nst.video.run import VideoRun
 
@@ -140,6 +145,31 @@ def _run(command: str, args: list[str], stop: Any, callbacks: Sequence[Any]) -> 
 
         export(args)
     return None
+
+
+def _say_finished(run: Any, result: Any) -> None:
+    """Where a finished run's picture went, and how to take it further (as a stopped run says
+    how to continue)."""
+    config = run.settings[0].config
+    written = [result.run_dir / "final.png"] if result.run_dir is not None else []
+    written += [Path(config.output.path)] if config.output.path else []
+    written = [_shown(path) for path in written if path.is_file()]
+    if not written:
+        return
+    print(f"Wrote {' and '.join(written)}")
+    # A run stopped early would stop again at once; a multi-scale run's length is its phases'.
+    if result.checkpoint is not None and result.stopped_early is None and not config.model.phases:
+        more = 2 * result.steps
+        overwrite = " --output.overwrite true" if config.output.path and not config.output.overwrite else ""
+        print(
+            f"Go on to {more} steps with the same command plus --ckpt_path last --trainer.max_steps {more}{overwrite}"
+        )
+
+
+def _shown(path: Path) -> str:
+    """``path`` as typed from here: relative to the working directory when it is inside it."""
+    path = path.absolute()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def _fail(message: str) -> None:

@@ -144,3 +144,18 @@ def test_offline_the_weights_alone_are_named_with_the_way_round_them(tiny_config
     assert err.count("\n") == 1 and err.startswith("error: cannot download the ImageNet VGG19 weights"), err
     assert "--model.weights /path/to/vgg19-dcbb9e9d.pth" in err and "--model.weights random" in err
     assert out.count("Downloading:") == 1, out  # tried once, not again for fewer layers
+
+
+def test_a_finished_run_says_where_its_picture_went_and_how_to_go_on(tiny_config, workdir, capsys):
+    config = str(tiny_config())
+    main(["fit", "--config", config])
+    out = capsys.readouterr().out.splitlines()
+    assert "Wrote logs/tiny/version_0/final.png" in out, out
+    (hint,) = [line for line in out if "--ckpt_path" in line]
+    assert hint.endswith("the same command plus --ckpt_path last --trainer.max_steps 8"), hint
+    # The hint works: the same command plus what it says goes on to 8 steps, in the same run.
+    main(["fit", "--config", config, *hint.split(" plus ")[1].split()])
+    run_dir = workdir / "logs" / "tiny" / "version_0"
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 8
+    assert "Wrote logs/tiny/version_0/final.png" in capsys.readouterr().out
+    assert not (workdir / "logs" / "tiny" / "version_1").exists()
