@@ -185,6 +185,11 @@ def _cli_error(args: list[str], capsys) -> str:
         ("no style", "give data.style"),
         ("too few photos", "training needs more than data.val_photos"),
         ("crops too small", "data.size must be at least 32"),
+        (
+            "crops beyond any memory",
+            "data.size 1000000 makes each crop 1000000×1000000 px, over the 100 megapixels",
+        ),
+        ("a style beyond any memory", "data.style_size 1000000 makes the style image"),
         ("no network", "model.width must be at least 1"),
         ("accumulated batches", "accumulate_grad_batches does not apply to nst train"),
         ("half precision throughout", "bf16-true is not supported by nst train"),
@@ -217,6 +222,10 @@ def test_bad_training_settings_get_one_line_and_leave_nothing(
         args += ["--data.val_photos", "12"]
     elif case == "crops too small":
         args += ["--data.size", "16"]
+    elif case == "crops beyond any memory":
+        args += ["--data.size", "1000000"]
+    elif case == "a style beyond any memory":
+        args += ["--data.style_size", "1000000"]
     elif case == "no network":
         args += ["--model.width", "0"]
     elif case == "accumulated batches":

@@ -282,6 +282,18 @@ def test_apply_refuses_in_one_line_leaving_nothing(
     assert not (tmp_path / "out").exists()
 
 
+def test_a_size_beyond_any_memory_is_refused_before_a_photo_is_scaled(
+    network_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    photo = tmp_path / "photo.png"
+    _photo(40, 30).save(photo)
+    output = tmp_path / "out" / "painted.png"
+    args = ["apply", "--network", str(network_file), "--input", str(photo), "--output", str(output)]
+    line = _refused(capsys, [*args, "--size", "1000000"])
+    assert "--size 1000000 paints" in line and "1000000×750000 px, over the 100 megapixels nst paints" in line
+    assert not (tmp_path / "out").exists()
+
+
 def test_apply_refuses_to_overwrite(
     network_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -31,6 +31,7 @@ from nst.errors import NSTError, OneLineParser, brief
 from nst.images import (
     MAX_PIXELS,
     OUTPUT_FORMATS,
+    check_painted_size,
     read_image,
     resize_long_side,
     resize_tensor,
@@ -237,6 +238,7 @@ class _Video:
         if size is not None:
             scale = size / max(width, height)
             width, height = round(width * scale), round(height * scale)
+            check_painted_size((width, height), f"--size {size} paints {source} at", "lower --size")
         self.resize = size is not None
         self.size = (width - width % 2, height - height % 2)  # H.264 in yuv420p takes even sides only
         check_side(self.size[::-1], _as_painted(source, size))
@@ -385,6 +387,7 @@ def _painted_size(photo: Path, long_side: int | None) -> tuple[int, int]:
     if long_side is not None:  # as nst.images.resize_long_side scales it
         scale = long_side / max(width, height)
         width, height = max(1, round(width * scale)), max(1, round(height * scale))
+        check_painted_size((width, height), f"--size {long_side} paints {photo} at", "lower --size")
     check_side((height, width), _as_painted(photo, long_side))
     return width, height
 

@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from nst.errors import NSTError, brief
-from nst.images import read_image, resize_long_side, to_tensor
+from nst.images import check_painted_size, long_side_size, read_image, resize_long_side, to_tensor
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 _MAX_SKIPS = 100  # a sample tries this many photos after an unreadable one before giving up
@@ -182,6 +182,7 @@ class PhotoData(LightningDataModule):
                 raise NSTError(f"{name} must be at least {least}, got {value}")
         if style_size is not None and style_size < 32:
             raise NSTError(f"data.style_size must be at least 32 px, got {style_size}")
+        check_painted_size((size, size), f"data.size {size} makes each crop", "lower data.size")
         styles = style if isinstance(style, list) else [style] if style else []
         if not styles:
             raise NSTError("give data.style: the painting whose style the network learns")
@@ -228,9 +229,13 @@ class PhotoData(LightningDataModule):
                 f"({h.batch_size} × {world} processes); give more photos or a smaller data.batch_size"
             )
         style_side = h.style_size or h.size
-        self.styles = [
-            to_tensor(resize_long_side(read_image(s, "style image"), style_side)) for s in self.styles_sources
-        ]
+        setting = "data.style_size" if h.style_size else "data.size"
+        self.styles = []
+        for source in self.styles_sources:
+            style = read_image(source, "style image")
+            made_by = f"{setting} {style_side} makes the style image"
+            check_painted_size(long_side_size(style.size, style_side), made_by, f"lower {setting}")
+            self.styles.append(to_tensor(resize_long_side(style, style_side)))
         weights = h.style_blend or [1.0] * len(self.styles)
         self.blend = [w / sum(weights) for w in weights]
 
