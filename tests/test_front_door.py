@@ -1,5 +1,6 @@
 """What a newcomer meets first: --help, the layer names they bring, TensorBoard's first cards."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -159,3 +160,19 @@ def test_a_finished_run_says_where_its_picture_went_and_how_to_go_on(tiny_config
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 8
     assert "Wrote logs/tiny/version_0/final.png" in capsys.readouterr().out
     assert not (workdir / "logs" / "tiny" / "version_1").exists()
+
+
+@pytest.mark.parametrize("command", ["fit", "video", "train"])
+def test_help_lists_nsts_own_options_before_lightnings_trainer(capsys, command):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    # In the text as a whole (the usage first) and among the options as listed one per line.
+    own, trainer = re.search(r"--(model|data)\.", out), re.search(r"--trainer\.", out)
+    assert own and trainer and own.start() < trainer.start(), out[:1500]
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("  --")]
+    first_own = next(i for i, option in enumerate(listed) if option.startswith(("--model.", "--data.")))
+    first_trainer = next(i for i, option in enumerate(listed) if option.startswith("--trainer."))
+    assert first_own < first_trainer
+    assert "--trainer.max_steps" in listed and "--trainer.precision" in listed  # still there, after them

@@ -93,6 +93,10 @@ class Settings(LightningCLI):
         kwargs.setdefault("exit_on_error", False)
         return super().init_parser(**kwargs)
 
+    def setup_parser(self, *args: Any, **kwargs: Any) -> None:
+        super().setup_parser(*args, **kwargs)
+        own_options_first(self.parser)
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
         parser.add_lightning_class_args(ImageLogger, "image_log")
@@ -142,6 +146,55 @@ class Settings(LightningCLI):
     def callbacks(self) -> list[Any]:
         """The callbacks the config describes besides ``trainer.callbacks``, in order."""
         return [self.config_init[key] for key in ("checkpoint", "image_log", "output", "animation")]
+
+
+def own_options_first(parser: LightningArgumentParser) -> None:
+    """``--help`` with the command's own options first and Lightning's Trainer's last.
+
+    LightningCLI adds the trainer's options first, and argparse prints groups in the order they
+    were added: the trainer's 370 lines came before the model's and the images' own, and its 70
+    options filled the usage line. Only the help text changes; parsing and the saved config
+    (which follow the order of the options, not of their groups) stay as they were.
+    """
+    groups = parser._action_groups  # argparse's list, in the order --help prints them
+    trainer = [g for g in groups if g._group_actions and all(_in_trainer(a) for a in g._group_actions)]
+    for group in trainer:
+        group.title = "Lightning's Trainer, trainer.* (lightning.ai/docs/pytorch/stable/common/trainer.html)"
+    parser._action_groups = [group for group in groups if group not in trainer] + trainer
+    sections = [group.dest for group in groups if getattr(group, "dest", None) and group not in trainer]
+    sections += ["trainer"] if trainer else []
+    top = [
+        _usage(a)
+        for a in parser._actions
+        if a.option_strings and "." not in a.dest and a.dest not in sections
+    ]
+    parser.usage = _wrapped(parser.prog, [*top, *(f"[--{section}.* ...]" for section in sections)])
+
+
+def _wrapped(prog: str, items: list[str], width: int = 79) -> str:
+    # Laid out as argparse lays out the usage it makes: items kept whole, lines aligned after the
+    # command's name (the first line follows "usage: ").
+    indent = " " * len(f"usage: {prog} ")
+    lines = [f"{prog}"]
+    for item in items:
+        shown = len(lines[-1]) + (len("usage: ") if len(lines) == 1 else 0)
+        if shown + 1 + len(item) > width and lines[-1].strip() != prog:
+            lines.append(indent + item)
+        else:
+            lines[-1] += f" {item}"
+    return "\n".join(lines)
+
+
+def _in_trainer(action: Any) -> bool:
+    return action.dest == "trainer" or action.dest.startswith("trainer.")
+
+
+def _usage(action: Any) -> str:
+    option = action.option_strings[0]
+    if action.nargs == 0:
+        return f"[{option}]"
+    metavar = str(action.metavar or action.dest.upper())
+    return f"[{option}{metavar}]" if metavar.startswith("[") else f"[{option} {metavar}]"
 
 
 def _layer(layer: Any) -> Layer:

@@ -20,7 +20,7 @@ from nst.run import run_dirs
 from nst.run.checkpoint_files import check_ckpt_path, checkpoint_of
 from nst.run.checkpoints import RunCheckpoint
 from nst.run.console import quiet_lightning
-from nst.run.settings import LOGGER, Layer, _config_stem, _layer, _parse
+from nst.run.settings import LOGGER, Layer, _config_stem, _layer, _parse, own_options_first
 from nst.train.data import PhotoData
 from nst.train.module import StyleNetworkTraining
 
@@ -89,6 +89,10 @@ class TrainSettings(LightningCLI):
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         kwargs.setdefault("exit_on_error", False)
         return super().init_parser(**kwargs)
+
+    def setup_parser(self, *args: Any, **kwargs: Any) -> None:
+        super().setup_parser(*args, **kwargs)
+        own_options_first(self.parser)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(TrainingCheckpoint, "checkpoint")
