@@ -157,8 +157,10 @@ def _say_finished(run: Any, result: Any) -> None:
     if not written:
         return
     print(f"Wrote {' and '.join(written)}")
-    # A run stopped early would stop again at once; a multi-scale run's length is its phases'.
-    if result.checkpoint is not None and result.stopped_early is None and not config.model.phases:
+    # Only a run that reached trainer.max_steps: one stopped early (or by trainer.max_time) would
+    # stop again at once, and a multi-scale run's length is its phases'.
+    reached = result.steps == run.trainer.max_steps and result.stopped_early is None
+    if result.checkpoint is not None and reached and not config.model.phases:
         more = 2 * result.steps
         overwrite = " --output.overwrite true" if config.output.path and not config.output.overwrite else ""
         print(
