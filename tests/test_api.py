@@ -5,6 +5,7 @@ import threading
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.callbacks import EarlyStopping
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -110,6 +111,12 @@ def test_bad_options_raise_nst_error_with_the_cli_message(workdir, images, optio
         nst.stylize(images["content"], images["style"], **{**SHALLOW, "size": 32, "steps": 1, **options})
     assert message in str(error.value) and "\n" not in str(error.value)
     assert not (workdir / "logs").exists()
+
+
+def test_a_callback_of_the_caller_is_checked_as_one_the_config_names(workdir, images):
+    stopping = EarlyStopping("loss/total", patience=-1)
+    with pytest.raises(nst.NSTError, match="EarlyStopping's patience must be 0 or more"):
+        nst.stylize(images["content"], images["style"], size=32, steps=2, callbacks=[stopping], **SHALLOW)
 
 
 def test_a_bad_image_in_memory_is_named(images):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from drawing import draw_content
 from PIL import Image
 
@@ -67,6 +68,27 @@ def last_run_then(*extra: str) -> Setup:
     def setup(workdir: Path, config: Path, url: str) -> list[str]:
         main(["fit", "--config", str(config), "--trainer.max_steps", "2"])
         return ["--config", str(config), *extra, "--trainer.max_steps", "3", "--ckpt_path", "last"]
+
+    return setup
+
+
+def early_stopping(**settings: object) -> Setup:
+    """The tiny config and a second one that adds an EarlyStopping with ``settings``."""
+
+    def setup(workdir: Path, config: Path, url: str) -> list[str]:
+        init = {"monitor": "loss/total", **settings}
+        (workdir / "stop.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "trainer": {
+                        "callbacks": [
+                            {"class_path": "lightning.pytorch.callbacks.EarlyStopping", "init_args": init}
+                        ]
+                    }
+                }
+            )
+        )
+        return ["--config", str(config), "--config", "stop.yaml"]
 
     return setup
 
@@ -187,6 +209,9 @@ CASES = [
     pytest.param(lambda w, c, u: ["--config", str(c), "--ckpt_path", "last"], "no run of 'tiny' to resume", id="resume-without-a-run"),
     pytest.param(last_run_then("--data.size", "48"), "the run being resumed was made with a different data.size", id="resume-last-with-other-size"),
     pytest.param(options("--ckpt_path", "best"), "nst keeps one checkpoint per run; use --ckpt_path last", id="checkpoint-best"),
+    pytest.param(early_stopping(patience=-1), "EarlyStopping's patience must be 0 or more (the checks without improvement it waits before stopping the run), got -1", id="early-stopping-patience-negative"),
+    pytest.param(early_stopping(min_delta=float("inf")), "EarlyStopping's min_delta must be a finite number (the change that counts as an improvement), got inf", id="early-stopping-min-delta-infinite"),
+    pytest.param(early_stopping(min_delta=float("nan")), "EarlyStopping's min_delta must be a finite number", id="early-stopping-min-delta-nan"),
     pytest.param(options("--trainer.strategy", "foo"), "trainer options: You selected an invalid strategy name", id="trainer-strategy-unknown"),
 ]  # fmt: skip
 

@@ -198,6 +198,7 @@ def _cli_error(args: list[str], capsys) -> str:
             "a torch file",
             "not a checkpoint Lightning wrote; give --ckpt_path the checkpoints/last.ckpt of an nst train run",
         ),
+        ("a negative patience", "EarlyStopping's patience must be 0 or more"),
         ("a misspelt option", "python cli.py train --help"),
     ],
 )
@@ -241,6 +242,12 @@ def test_bad_training_settings_get_one_line_and_leave_nothing(
     elif case == "a torch file":
         torch.save({"a": 1}, tmp_path / "dict.ckpt")
         args += ["--ckpt_path", str(tmp_path / "dict.ckpt")]
+    elif case == "a negative patience":
+        args += [
+            "--trainer.callbacks+=EarlyStopping",
+            "--trainer.callbacks.monitor=loss/val",
+            "--trainer.callbacks.patience=-1",
+        ]
     elif case == "a misspelt option":
         args += ["--model.widht", "3"]
     assert expected in _cli_error(args, capsys)

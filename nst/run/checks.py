@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch.callbacks import EarlyStopping
+
 from nst.errors import NSTError
 from nst.numerics.vgg import layer_index, min_side
 from nst.numerics.weights import check_weights_option
@@ -87,6 +89,26 @@ def check_trainer_options(trainer: Mapping[str, Any]) -> None:
         raise NSTError(
             "trainer.accumulate_grad_batches does not apply: every step is one whole picture; leave it out"
         )
+
+
+def check_early_stopping(callbacks: Sequence[Any]) -> None:
+    """Settings of Lightning's EarlyStopping that it takes but that make no sense: a negative
+    patience stops a run at the first step that does not improve, as 0 does, which is not what
+    whoever wrote it meant; a min_delta that is not finite (Lightning flips its sign by mode, so
+    a negative one is a tolerance, and allowed) makes no step count as an improvement."""
+    for callback in callbacks:
+        if not isinstance(callback, EarlyStopping):
+            continue
+        if callback.patience < 0:
+            raise NSTError(
+                f"EarlyStopping's patience must be 0 or more (the checks without improvement it "
+                f"waits before stopping the run), got {callback.patience}"
+            )
+        if not math.isfinite(callback.min_delta):
+            raise NSTError(
+                f"EarlyStopping's min_delta must be a finite number (the change that counts as an "
+                f"improvement), got {abs(callback.min_delta)}"
+            )
 
 
 def check_length(h: Mapping[str, Any], max_steps: int) -> None:

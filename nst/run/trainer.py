@@ -12,7 +12,7 @@ from nst.errors import NSTError
 from nst.run.animation import Animation
 from nst.run.checkpoint_files import RunCheckpointIO
 from nst.run.checkpoints import RunCheckpoint
-from nst.run.checks import check_trainer_options
+from nst.run.checks import check_early_stopping, check_trainer_options
 from nst.run.outputs import HparamsSummary, SaveRunConfig
 from nst.run.progress import StepProgressBar
 from nst.run.settings import Settings
@@ -40,6 +40,7 @@ def make_trainer(
     given = list(given) if isinstance(given, list) else [given]
     # A callback that is off is left out: Lightning would still call its hooks that act.
     own = [c for c in first.callbacks if not (isinstance(c, Animation) and not c.every_n_steps)]
+    check_early_stopping([*given, *callbacks])
     run = [*given, *own, HparamsSummary(), *callbacks]
     if options.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in run):
         run.append(StepProgressBar())

@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import ProgressBar
 from nst.errors import NSTError
 from nst.run import run_dirs
 from nst.run.checkpoint_files import RunCheckpointIO
+from nst.run.checks import check_early_stopping
 from nst.run.console import quiet_lightning
 from nst.run.engine import interruption_in, reraise_for_user
 from nst.run.outputs import SaveRunConfig
@@ -88,6 +89,7 @@ class TrainRun:
         options = dict(settings.trainer_options)
         given = options.get("callbacks") or []
         own = [*(given if isinstance(given, list) else [given]), *callbacks]
+        check_early_stopping(own)
         own += [settings.checkpoint, NetworkFile(), Paintings()]
         if options.get("enable_progress_bar") is not False and not any(
             isinstance(c, ProgressBar) for c in own
