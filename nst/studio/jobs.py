@@ -40,6 +40,7 @@ class Job:
     step: int = 0
     total: int = 0
     losses: dict[str, float] = field(default_factory=dict)
+    losses_step: int | None = None  # the step the losses are of (they are logged every few steps)
     curve: list[list[float]] = field(default_factory=list)  # [step, total loss]
     started: float | None = None
     start_step: int = 0
@@ -72,6 +73,7 @@ class Job:
             "step": self.step,
             "total": self.total,
             "losses": self.losses,
+            "losses_step": self.losses_step,
             "curve": self.curve,
             "rate": rate,
             "eta": eta,
@@ -271,7 +273,7 @@ class _Watch(Callback):
         logged = pl_module.painting.losses
         losses = {k.removeprefix("loss/"): v for k, v in logged.items() if k.count("/") == 1}
         if losses and losses != job.losses:
-            job.losses = losses
+            job.losses, job.losses_step = losses, job.step
             if "total" in losses:
                 job.curve.append([job.step, losses["total"]])
                 if len(job.curve) > CURVE_POINTS:  # keep the curve's shape, thinned

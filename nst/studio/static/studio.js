@@ -7,6 +7,8 @@ const chosen = { content: null, styles: [] }; // uploads: {id, name}
 let fields = [];
 let watched = null; // the job shown in the live view
 const jobs = new Map();
+const uploading = new Set(); // uploads on their way: Start waits for them
+const SAVED = "nst-studio-settings"; // the form, kept in this browser across reloads
 
 async function api(path, options = {}) {
   const response = await fetch(path, options);
@@ -15,11 +17,14 @@ async function api(path, options = {}) {
   return body;
 }
 
-function say(text, error = false) {
-  const message = $("message");
+function say(text, error = false, where = "message") {
+  const message = $(where);
   message.textContent = text;
   message.className = error ? "error" : "";
 }
+
+// Uploads speak beside the drop zones, where the user is looking.
+const sayPictures = (text, error = false) => say(text, error, "pictures-message");
 
 function element(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -33,32 +38,54 @@ function element(tag, attributes = {}, ...children) {
 
 // -- pictures ----------------------------------------------------------------------------
 
-async function upload(file, role) {
-  say(`Uploading ${file.name} …`);
+function upload(file, role) {
+  sayPictures(`Uploading ${file.name} …`);
   const form = new FormData();
   form.append("file", file);
-  try {
-    const info = await api("/api/uploads", { method: "POST", body: form });
-    choose(info, role);
-    say("");
-    loadRecent();
-  } catch (error) {
-    say(error.message, true);
-  }
+  const sending = (async () => {
+    try {
+      const info = await api("/api/uploads", { method: "POST", body: form });
+      choose(info, role);
+      sayPictures("");
+      loadRecent();
+      return true;
+    } catch (error) {
+      sayPictures(`${file.name}: ${error.message}`, true);
+      return false;
+    }
+  })();
+  uploading.add(sending);
+  drawStart();
+  sending.finally(() => { uploading.delete(sending); drawStart(); });
+  return sending;
+}
+
+function drawStart() {
+  const busy = uploading.size > 0;
+  $("start").textContent = busy ? "Uploading …" : "Start";
+  $("start").title = busy ? "Start waits for the uploads to finish" : "";
 }
 
 function choose(info, role) {
   if (role === "content") chosen.content = info;
-  else if (!chosen.styles.some((s) => s.id === info.id)) chosen.styles.push(info);
+  else if (!chosen.styles.some((s) => s.id === info.id)) chosen.styles.push({ ...info, weight: 1 });
   drawChosen();
 }
 
-function thumb(info, onRemove) {
+function thumb(info, onRemove, extra = []) {
   const img = element("img", { src: `/api/uploads/${info.id}/thumbnail.jpg`, alt: info.name, title: info.name });
   const remove = element("button", { type: "button", title: "Remove", onclick: onRemove }, "×");
   const badge = info.kind === "video"
     ? [element("span", { class: "video-badge" }, `▶ ${info.seconds.toFixed(1)} s`)] : [];
-  return element("div", { class: "thumb" }, img, remove, ...badge);
+  return element("div", { class: "thumb" }, img, remove, ...badge, ...extra);
+}
+
+// A blend's weight per painting, shown once there are two or more.
+function blendInput(style) {
+  const input = element("input", { type: "number", min: 0, step: "any", value: style.weight ?? 1,
+    class: "blend", title: `How much of ${style.name} in the blend`, "aria-label": `weight of ${style.name}` });
+  input.oninput = () => { style.weight = input.value === "" ? null : Number(input.value); };
+  return input;
 }
 
 function drawChosen() {
@@ -66,7 +93,8 @@ function drawChosen() {
     ...(chosen.content ? [thumb(chosen.content, () => { chosen.content = null; drawChosen(); })] : []),
   );
   $("style-thumbs").replaceChildren(
-    ...chosen.styles.map((s) => thumb(s, () => { chosen.styles = chosen.styles.filter((o) => o !== s); drawChosen(); })),
+    ...chosen.styles.map((s) => thumb(s, () => { chosen.styles = chosen.styles.filter((o) => o !== s); drawChosen(); },
+      chosen.styles.length > 1 ? [blendInput(s)] : [])),
   );
 }
 
@@ -111,18 +139,58 @@ function drawForm() {
       });
     }
     const shown = f.kind === "choice" ? f.choices.find((c) => c[0] === f.default)[1] : f.kind === "toggle" ? (f.default ? "on" : "off") : f.default;
-    return element("div", { class: "field" },
-      element("label", { for: `f-${f.name}` }, f.label), input,
+    const slider = f.name === "style_weight" ? [logSlider(input)] : [];
+    return element("div", { class: "field", id: `field-${f.name}` },
+      element("label", { for: `f-${f.name}` }, f.label), ...slider, input,
+      element("small", { class: "why", id: `why-${f.name}`, role: "alert" }),
       element("small", {}, `${f.hint} Default: ${shown}.`));
   }));
+  form.oninput = form.onchange = () => { checkForm(); localStorage.setItem(SAVED, JSON.stringify(rawValues())); };
 }
 
-function formValues() {
+// Style weight spans orders of magnitude: a slider over its logarithm, beside the number.
+function logSlider(number) {
+  const slider = element("input", { type: "range", min: 2, max: 10, step: 0.1, id: "f-style_weight-log",
+    "aria-label": "style weight, logarithmic", class: "log" });
+  const follow = () => { const v = Number(number.value); if (number.value !== "" && v > 0) slider.value = Math.log10(v); };
+  slider.oninput = () => { number.value = Number((10 ** Number(slider.value)).toPrecision(2)); };
+  number.addEventListener("input", follow);
+  number.addEventListener("change", follow);
+  setTimeout(follow);
+  return slider;
+}
+
+function rawValues() {
   const values = {};
   for (const f of fields) {
     const input = $(`f-${f.name}`);
-    values[f.name] = f.kind === "toggle" ? input.checked : f.kind === "number" ? Number(input.value) : input.value;
+    values[f.name] = f.kind === "toggle" ? input.checked : input.value;
   }
+  return values;
+}
+
+// Each field's problem beside it; a field left empty or holding letters is never sent as 0.
+function checkForm() {
+  const problems = [];
+  for (const f of fields.filter((f) => f.kind === "number")) {
+    const input = $(`f-${f.name}`);
+    const number = Number(input.value);
+    let why = "";
+    if (input.validity.badInput) why = "not a number";
+    else if (input.value.trim() === "") why = "empty: give a number";
+    else if (!Number.isFinite(number)) why = "not a number";
+    else if (f.min !== null && number < f.min) why = `at least ${f.min}`;
+    else if (f.max !== null && number > f.max) why = `at most ${f.max}`;
+    $(`why-${f.name}`).textContent = why;
+    $(`field-${f.name}`).classList.toggle("invalid", Boolean(why));
+    if (why) problems.push(`${f.label}: ${why}`);
+  }
+  return problems;
+}
+
+function formValues() {
+  const values = rawValues();
+  for (const f of fields) if (f.kind === "number") values[f.name] = Number(values[f.name]);
   return values;
 }
 
@@ -131,21 +199,37 @@ function fillForm(values) {
     if (!(f.name in values)) continue;
     const input = $(`f-${f.name}`);
     if (f.kind === "toggle") input.checked = Boolean(values[f.name]);
-    else input.value = values[f.name];
+    else if (f.kind !== "choice" || f.choices.some((c) => c[0] === values[f.name])) input.value = values[f.name];
+    input.dispatchEvent(new Event("change"));
   }
+}
+
+function newSeed() {
+  $("f-seed").value = Math.floor(Math.random() * 2 ** 31);
 }
 
 async function start() {
   $("start").disabled = true;
   try {
+    if (uploading.size) { // the pictures still on their way are part of this run
+      say("Waiting for the uploads …");
+      const sent = await Promise.all([...uploading]);
+      if (!sent.every(Boolean)) throw new Error("an upload failed (see above): choose the picture again");
+    }
+    const problems = checkForm();
+    if (problems.length) throw new Error(problems.join("; "));
+    const blend = chosen.styles.length > 1 ? chosen.styles.map((s) => s.weight) : null;
+    if (blend && blend.some((w) => w === null || !(w >= 0))) throw new Error("each painting's weight is a number, 0 or more");
     const job = await api("/api/jobs", {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ content: chosen.content?.id ?? null, styles: chosen.styles.map((s) => s.id), settings: formValues() }),
+      body: JSON.stringify({ content: chosen.content?.id ?? null, styles: chosen.styles.map((s) => s.id), settings: formValues(), blend }),
     });
     watched = job.id;
-    say(job.status === "queued" && [...jobs.values()].some((j) => j.status === "running") ? "Queued: it starts when the run before it ends." : "Started.");
+    say(job.ahead > 0 ? "Queued: it starts when the run before it ends." : "Started.");
     update(job);
+    // On a phone the live view is far above the button: take the user there.
+    if (window.matchMedia("(max-width: 820px)").matches) $("watch").scrollIntoView({ behavior: "smooth" });
   } catch (error) {
     say(error.message, true);
   } finally {
@@ -182,15 +266,20 @@ function drawLive(job) {
   document.body.classList.add("watching"); // on a phone the live view comes first from now on
   $("idle").hidden = true;
   $("progress").hidden = false;
+  const live = $("live");
   if (job.live) {
-    const live = $("live");
     const src = `/api/jobs/${job.id}/live.jpg?v=${job.live}`;
     if (live.dataset.src !== src) { live.dataset.src = src; live.src = src; live.dataset.version = job.live; }
     live.hidden = false;
+  } else { // never another job's picture above this one's status
+    live.hidden = true;
+    live.removeAttribute("src");
+    delete live.dataset.src;
   }
   const total = job.total || 0;
   $("bar-fill").style.width = total ? `${(100 * job.step) / total}%` : "0";
   $("step").textContent = `step ${job.step} / ${total || "…"}`;
+  $("job-title").textContent = job.label ? `${job.title} · ${job.label}` : job.title;
   if (job.kind === "video") {
     const frames = job.frames_total || 0;
     $("bar-fill").style.width = frames ? `${(100 * job.frames_done) / frames}%` : "0";
@@ -199,9 +288,11 @@ function drawLive(job) {
   drawFrames(job);
   $("rate").textContent = job.rate ? `${job.rate.toFixed(job.rate < 10 ? 2 : 0)} steps/s` : "–";
   $("eta").textContent = job.eta !== null && job.eta !== undefined ? `${seconds(job.eta)} left` : "";
-  $("losses").replaceChildren(...Object.entries(job.losses || {}).map(([k, v]) => element("span", {}, `${k} ${v.toPrecision(4)}`)));
+  const losses = Object.entries(job.losses || {});
+  $("losses").replaceChildren(...(losses.length ? [element("span", { class: "hint" }, `at step ${job.losses_step ?? job.step}:`)] : []),
+    ...losses.map(([k, v]) => element("span", {}, `${k} ${v.toPrecision(4)}`)));
   drawCurve(job.curve || []);
-  const words = { queued: "waiting in the queue", running: "running", stopping: "stopping after this step …",
+  const words = { queued: job.ahead > 0 ? `waiting in the queue (${job.ahead} ahead)` : "starting …", running: "running", stopping: "stopping after this step …",
     finished: "finished", stopped: "stopped (continue it from the gallery)", failed: `failed: ${job.error}` };
   $("job-status").textContent = words[job.status] || job.status;
   $("job-status").className = job.status === "failed" ? "error" : "";
@@ -229,15 +320,21 @@ function drawFrames(job) {
 
 function drawQueue() {
   const waiting = [...jobs.values()].filter((j) => ["queued", "running", "stopping"].includes(j.status));
-  $("queue").replaceChildren(...(waiting.length ? waiting.map((j) => element("li", {},
+  $("queue").replaceChildren(...waiting.map((j) => element("li", {},
     `${j.title} — ${j.status}${j.status === "running" ? (j.kind === "video" ? ` (frame ${j.frames_done + 1}/${j.frames_total || "…"})` : ` (${j.step}/${j.total})`) : ""} `,
-    element("button", { type: "button", class: "quiet", onclick: () => stopJob(j.id) }, "stop"))) : [element("li", {}, "Empty.")]));
+    element("button", { type: "button", class: "quiet", onclick: () => stopJob(j.id) }, "stop"))));
+  $("queue-empty").hidden = waiting.length > 0;
 }
+
+const isActive = (job) => ["queued", "running", "stopping"].includes(job.status);
 
 function update(job) {
   const before = jobs.get(job.id);
   jobs.set(job.id, job);
-  if (watched === null || (jobs.get(watched)?.status !== "running" && job.status === "running")) watched = job.id;
+  // The live view follows the running job, else the newest (a fresh page is sent the oldest first).
+  const shown = jobs.get(watched);
+  if (!shown || (job.status === "running" && shown.status !== "running")
+      || (!isActive(shown) && Number(job.id) > Number(shown.id))) watched = job.id;
   if (job.id === watched) drawLive(job);
   drawQueue();
   if (before && before.status !== job.status && ["finished", "stopped", "failed"].includes(job.status)) loadGallery();
@@ -263,8 +360,9 @@ async function loadGallery() {
   const settings = await api("/api/settings");
   $("gallery").replaceChildren(...entries.map((run) => {
     const img = run.picture
-      ? element("img", { src: `/api/runs/${encodeURIComponent(run.id)}/thumbnail.jpg?t=${run.time}`, alt: run.id, loading: "lazy" })
-      : element("img", { alt: "" });
+      ? element("img", { src: `/api/runs/${encodeURIComponent(run.id)}/thumbnail.jpg?t=${run.time}`, alt: run.label,
+        loading: "lazy", title: "See it at full size, beside its pictures", class: "zoom", onclick: () => view(run) })
+      : element("div", { class: `no-picture ${run.status}` }, run.status === "damaged" ? "damaged checkpoint" : "no picture yet");
     const losses = Object.entries(run.losses).map(([k, v]) => `${k} ${Number(v).toPrecision(3)}`).join(" · ");
     const what = [run.content, ...(run.style || [])].filter(Boolean).join(" × ");
     const links = element("div", { class: "links" });
@@ -278,8 +376,15 @@ async function loadGallery() {
     }
     links.append(element("button", { type: "button", class: "again", onclick: () => runAgain(run) }, "Run again"));
     if (run.continuable) {
-      links.append(element("button", { type: "button", class: "continue", onclick: () => continueRun(run.id) }, "Continue"));
+      links.append(element("button", { type: "button", class: "continue", onclick: () => continueRun(run) }, "Continue"));
     }
+    if (run.picture) {
+      links.append(element("button", { type: "button", class: "as-photo", onclick: () => asPhoto(run) }, "Use as photo"));
+      if (run.kind !== "video" && run.form.size * 2 <= 4096) {
+        links.append(element("button", { type: "button", class: "larger", onclick: () => larger(run) }, `Again at ${run.form.size * 2} px`));
+      }
+    }
+    links.append(element("button", { type: "button", class: "remove quiet", onclick: () => removeRun(run) }, "Remove"));
     if (settings.tensorboard) {
       const filter = encodeURIComponent(`${run.name}/${run.version}`);
       links.append(element("a", { href: `${settings.tensorboard}/?runFilter=${filter}#timeseries`, target: "_blank", rel: "noopener" }, "TensorBoard"));
@@ -287,7 +392,7 @@ async function loadGallery() {
     const when = new Date(run.time * 1000).toLocaleString();
     return element("div", { class: "card", "data-run": run.id }, img,
       element("div", { class: "body" },
-        element("div", { class: "title" }, `${run.name}/${run.version} `, element("span", { class: `badge ${run.status}` }, run.status)),
+        element("div", { class: "title" }, `${run.label} `, element("span", { class: `badge ${run.status}` }, run.status)),
         element("div", { class: "hint" }, (what || "—") + (run.kind === "video" ? ` · video, ${run.frames} frames painted` : "")),
         element("div", { class: "hint settings-line" }, settingsLine(run.form)),
         element("div", { class: "hint" }, `${when} · ${seconds(run.seconds)}`),
@@ -304,7 +409,8 @@ function runAgain(run) {
     chosen.styles = run.uploads.styles;
     drawChosen();
   }
-  say(`Settings of ${run.name}/${run.version} filled in${run.uploads ? ", with its pictures" : ""}.`);
+  newSeed(); // the same settings, a different picture
+  say(`Settings of ${run.label} filled in${run.uploads ? ", with its pictures" : ""}, with a new seed.`);
   window.scrollTo({ top: 0, behavior: "smooth" });
 }
 
@@ -317,15 +423,61 @@ function settingsLine(form) {
   return parts.join(" · ");
 }
 
-async function continueRun(id) {
+async function continueRun(run) {
+  await submitted(`/api/runs/${encodeURIComponent(run.id)}/continue`, {}, `Continuing ${run.label}.`);
+}
+
+async function larger(run) {
+  const size = run.form.size * 2;
+  await submitted(`/api/runs/${encodeURIComponent(run.id)}/larger`, { settings: { size } },
+    `${run.label} again at ${size} px, from its picture.`);
+}
+
+async function submitted(path, body, text) {
   try {
-    const job = await api(`/api/runs/${encodeURIComponent(id)}/continue`, { method: "POST" });
+    const job = await api(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
     watched = job.id;
     update(job);
-    say(`Continuing ${id}.`);
+    say(text);
+    $("watch").scrollIntoView({ behavior: "smooth" });
   } catch (error) {
     say(error.message, true);
   }
+}
+
+async function asPhoto(run) {
+  try {
+    const info = await api(`/api/runs/${encodeURIComponent(run.id)}/as-photo`, { method: "POST" });
+    choose(info, "content");
+    loadRecent();
+    sayPictures(`The result of ${run.label} is the photo now.`);
+    window.scrollTo({ top: 0, behavior: "smooth" });
+  } catch (error) {
+    say(error.message, true);
+  }
+}
+
+async function removeRun(run) {
+  if (!confirm(`Remove ${run.label} from the gallery? Its folder is moved to logs/.removed/, not deleted.`)) return;
+  try {
+    await api(`/api/runs/${encodeURIComponent(run.id)}/remove`, { method: "POST" });
+    loadGallery();
+  } catch (error) {
+    say(error.message, true);
+  }
+}
+
+// The result at full size, beside the photo and paintings it was made from.
+function view(run) {
+  const box = $("viewer");
+  const figure = (src, caption) => element("figure", {}, element("img", { src, alt: caption }), element("figcaption", {}, caption));
+  const sources = [];
+  if (run.uploads?.content) sources.push(figure(`/api/uploads/${run.uploads.content.id}/full.jpg`, `photo: ${run.uploads.content.name}`));
+  for (const s of run.uploads?.styles || []) sources.push(figure(`/api/uploads/${s.id}/full.jpg`, `painting: ${s.name}`));
+  $("viewer-pictures").replaceChildren(
+    figure(`/api/runs/${encodeURIComponent(run.id)}/picture.jpg/full?t=${run.time}`, `${run.label} · ${run.form.size} px`), ...sources);
+  $("viewer-title").textContent = [run.content, ...(run.style || [])].filter(Boolean).join(" × ") || run.label;
+  box.showModal();
 }
 
 // -- instant styles ----------------------------------------------------------------------
@@ -474,6 +626,10 @@ async function main() {
   fields = settings.fields;
   if (settings.tensorboard) { $("tensorboard").href = settings.tensorboard; $("tensorboard").hidden = false; }
   drawForm();
+  try { fillForm(JSON.parse(localStorage.getItem(SAVED) || "{}")); } catch { /* a form from another version */ }
+  checkForm();
+  $("viewer-close").onclick = () => $("viewer").close();
+  $("pictures-limits").textContent = `Up to ${settings.max_upload_mb} MB and ${settings.max_megapixels} megapixels a picture.`;
   dropZone($("drop-content"), $("file-content"), "content");
   dropZone($("drop-style"), $("file-style"), "style");
   $("start").onclick = start;
