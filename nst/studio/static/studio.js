@@ -470,7 +470,9 @@ async function removeRun(run) {
 // The result at full size, beside the photo and paintings it was made from.
 function view(run) {
   const box = $("viewer");
-  const figure = (src, caption) => element("figure", {}, element("img", { src, alt: caption }), element("figcaption", {}, caption));
+  // Fitted to the window; its caption opens it at 100 %.
+  const figure = (src, caption) => element("figure", {}, element("img", { src, alt: caption }),
+    element("figcaption", {}, element("a", { href: src, target: "_blank", rel: "noopener", title: "Open at 100 %" }, caption)));
   const sources = [];
   if (run.uploads?.content) sources.push(figure(`/api/uploads/${run.uploads.content.id}/full.jpg`, `photo: ${run.uploads.content.name}`));
   for (const s of run.uploads?.styles || []) sources.push(figure(`/api/uploads/${s.id}/full.jpg`, `painting: ${s.name}`));
