@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,19 @@ def test_every_photo_in_every_style_without_a_sweep_file(tiny_config, workdir, p
     cell = batch_dir(workdir) / "cells" / "r3c0"  # d in the painting's style
     assert (results / "d__painting.png").read_bytes() == (cell / "final.png").read_bytes()
     assert (batch_dir(workdir) / "figure.png").is_file()
+
+
+def test_a_sweep_whose_runs_logged_no_curve_draws_its_loss_plot_without_a_warning(
+    tiny_config, workdir, photos
+):
+    # Runs shorter than trainer.log_every_n_steps log no loss curve: matplotlib warned that the
+    # plot had nothing to put in its legend.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        main(["sweep", "--config", str(tiny_config()), "--contents", "photos/[ab].png", "--styles", "painting.png",
+              "--trainer.max_steps", "2", "--trainer.log_every_n_steps", "50"])  # fmt: skip
+    assert not [w for w in caught if "No artists with labels" in str(w.message)]
+    assert (batch_dir(workdir) / "losses.png").is_file()
 
 
 def test_a_bad_image_in_a_folder_is_named_before_anything_runs(tiny_config, workdir, photos, capsys):

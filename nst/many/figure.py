@@ -172,7 +172,16 @@ def plot_losses(
     ax.set_ylabel("total loss (weighted)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    if len(curves) <= 12:
+    if not curves:  # runs shorter than trainer.log_every_n_steps, or none finished: no legend to draw
+        ax.text(
+            0.5,
+            0.5,
+            "no losses were logged (runs log every trainer.log_every_n_steps steps)",
+            transform=ax.transAxes,
+            ha="center",
+            color="grey",
+        )
+    elif len(curves) <= 12:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     fig.tight_layout()
     with atomic_write(path) as (out, _):
