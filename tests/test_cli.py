@@ -310,8 +310,8 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tiny_config
 def test_the_progress_bar_counts_steps_and_shows_the_losses(tiny_config, workdir, capsys):
     run("--config", str(tiny_config()), "--trainer.enable_progress_bar", "true")
     out = capsys.readouterr().out
-    assert "step: 100%" in out and "4/4" in out
-    assert "loss/total=" in out and "loss/style=" in out
+    assert "step 4/4 |" in out and " left, loss " in out
+    assert re.search(r"loss [\d.e+-]+ \([<>]?\d+% style\)", out), out  # and the style's share of it
 
 
 def test_the_progress_bar_is_redrawn_at_most_ten_times_a_second_and_at_the_end(
@@ -322,7 +322,7 @@ def test_the_progress_bar_is_redrawn_at_most_ten_times_a_second_and_at_the_end(
     clock = iter(range(1000))  # 30 ms a step: one step in four is drawn, and the last
     monkeypatch.setattr(progress, "monotonic", lambda: next(clock) * 0.03)
     run("--config", str(tiny_config()), "--trainer.max_steps", "9", "--trainer.enable_progress_bar", "true")
-    shown = re.findall(r"(\d+)/9 \[", capsys.readouterr().out.replace("\r", "\n"))
+    shown = re.findall(r"step (\d+)/9 \|", capsys.readouterr().out.replace("\r", "\n"))
     assert sorted({int(n) for n in shown}) == [0, 1, 5, 9]
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from nst.cli import main
@@ -176,3 +177,27 @@ def test_help_lists_nsts_own_options_before_lightnings_trainer(capsys, command):
     first_trainer = next(i for i, option in enumerate(listed) if option.startswith("--trainer."))
     assert first_own < first_trainer
     assert "--trainer.max_steps" in listed and "--trainer.precision" in listed  # still there, after them
+
+
+@pytest.mark.parametrize(("columns", "least"), [(120, 60), (80, 25)])
+def test_a_runs_terminal_shows_the_step_time_left_and_losses_and_no_noise(
+    tiny_config, workdir, capsys, monkeypatch, columns, least
+):
+    # A run as the starry config makes it (bar and Lightning's defaults on), in a terminal
+    # `columns` wide, with losses written with an exponent, as a real run's are.
+    config = yaml.safe_load(tiny_config().read_text())
+    for key in ("enable_progress_bar", "enable_model_summary"):
+        del config["trainer"][key]
+    (workdir / "plain.yaml").write_text(yaml.safe_dump(config))
+    import tqdm.std
+
+    # What tqdm measures in a terminal `columns` wide (it leaves the last column free).
+    monkeypatch.setattr(tqdm.std, "_screen_shape_wrapper", lambda: lambda fp: (columns - 1, 39))
+    main(["fit", "--config", "plain.yaml", "--model.style_weight", "1e11"])
+    out = capsys.readouterr().out
+    drawn = [line for line in re.split(r"[\r\n]", out) if line.startswith("step")]
+    last = drawn[-1]
+    assert re.fullmatch(r"step 4/4 \|█+\| 00:00 left, loss [\d.]+e\+\d+ \([<>]?\d+% style\)", last), last
+    assert len(last) < columns and len(last.split("|")[1]) >= least, last
+    assert "v_num" not in out and "Total params" not in out and "Total Flops" not in out, out
+    assert "Trainer.fit` stopped" not in out, out  # never written onto the bar's line

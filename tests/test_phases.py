@@ -195,4 +195,4 @@ def test_the_images_follow_the_phase_size(images):
 def test_the_progress_bar_shows_the_phase(tiny_config, workdir, capsys):
     run(*phased(tiny_config(phases=PHASES)), "--trainer.enable_progress_bar", "true")
     out = capsys.readouterr().out
-    assert "phase=1/3 at 16 px" in out and "phase=3/3 at 32 px" in out
+    assert "phase 1/3 at 16 px" in out and "phase 3/3 at 32 px" in out

@@ -4,10 +4,15 @@ import logging
 import sys
 import warnings
 
+from tqdm import tqdm
+
 
 class _NoAdverts(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return "Tip:" not in record.getMessage()
+        message = record.getMessage()
+        # "`Trainer.fit` stopped: `max_steps=500` reached." says what the bar at 500/500 shows,
+        # and a finished run says where its picture went (nst.cli) or why it stopped early.
+        return "Tip:" not in message and not message.startswith("`Trainer.fit` stopped")
 
 
 class _Console(logging.StreamHandler):
@@ -21,7 +26,10 @@ class _Console(logging.StreamHandler):
     def emit(self, record: logging.LogRecord) -> None:
         # Looked up per record, as sys.stdout may be swapped (tests capture it).
         self.stream = sys.stdout if record.levelno < logging.WARNING else sys.stderr
-        super().emit(record)
+        # On a line of its own: a progress bar being drawn is cleared first and drawn again
+        # below it, rather than the note written onto the end of the bar's line.
+        with tqdm.external_write_mode(file=self.stream):
+            super().emit(record)
 
 
 def quiet_lightning() -> None:

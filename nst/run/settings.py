@@ -35,6 +35,8 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "devices": 1,
     "log_every_n_steps": 5,
     "num_sanity_val_steps": 0,
+    # Lightning's table of modules, parameters and FLOPs says nothing about a picture.
+    "enable_model_summary": False,
     # name None: named after the config file (see nst.run.run_dirs.place)
     "logger": {
         "class_path": LOGGER,
