@@ -212,6 +212,7 @@ CASES = [
     pytest.param(early_stopping(patience=-1), "EarlyStopping's patience must be 0 or more (the checks without improvement it waits before stopping the run), got -1", id="early-stopping-patience-negative"),
     pytest.param(early_stopping(min_delta=float("inf")), "EarlyStopping's min_delta must be a finite number (the change that counts as an improvement), got inf", id="early-stopping-min-delta-infinite"),
     pytest.param(early_stopping(min_delta=float("nan")), "EarlyStopping's min_delta must be a finite number", id="early-stopping-min-delta-nan"),
+    pytest.param(early_stopping(mode="mx"), "error: EarlyStopping: `mode` can be min, max, got mx", id="early-stopping-mode-unknown"),
     pytest.param(options("--trainer.strategy", "foo"), "trainer options: You selected an invalid strategy name", id="trainer-strategy-unknown"),
 ]  # fmt: skip
 

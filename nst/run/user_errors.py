@@ -79,6 +79,16 @@ def as_nst_error(error: BaseException, command: str = "fit") -> NSTError | None:
     if isinstance(error, argparse.ArgumentError):  # from the config parser
         message = _plain_parser_error(" ".join(str(error).split()))
         return NSTError(f"{message} (python cli.py {command} --help lists the options)")
+    if isinstance(error, ValueError) and not isinstance(error, NSTError | MisconfigurationException):
+        # A callback of trainer.callbacks that refuses its settings as it is made (Lightning's
+        # EarlyStopping with mode: mx) is reported by jsonargparse as a ValueError about the
+        # whole union of callbacks types, caused by the callback's own error, which says it.
+        cause = _cause(error)
+        if isinstance(cause, MisconfigurationException):
+            made = re.search(r"class_path='(?:[\w.]+\.)?(\w+)'", str(error))  # which callback said it
+            return NSTError(f"{made[1] + ': ' if made else ''}{' '.join(str(cause).split())}")
+        if cause is not None:
+            return cause
     if isinstance(error, MisconfigurationException):  # Lightning's own checks of trainer options
         message = " ".join(str(error).split())
         if any(word in message.lower() for word in ("gpu", "cuda", "mps")):
@@ -86,4 +96,16 @@ def as_nst_error(error: BaseException, command: str = "fit") -> NSTError | None:
             found += ", MPS" if torch.backends.mps.is_available() else ""
             message += f" (this machine has {found}; use --trainer.accelerator auto or cpu)"
         return NSTError(message)
+    return None
+
+
+def _cause(error: BaseException) -> NSTError | MisconfigurationException | None:
+    """The NSTError or Lightning MisconfigurationException among ``error``'s causes, if any."""
+    seen: set[int] = set()
+    cause = error.__cause__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, NSTError | MisconfigurationException):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__
     return None
