@@ -128,6 +128,16 @@ def click(driver, selector: str, what: str) -> None:
     until(attempt, what=what)
 
 
+def open_studio(driver, address: str, workdir: Path) -> None:
+    """Draw a photo and a painting into ``workdir`` and open the studio's page."""
+    from selenium.webdriver.common.by import By
+
+    draw_content().save(workdir / "photo.png")
+    draw_style().save(workdir / "painting.png")
+    driver.get(address)
+    until(lambda: driver.find_elements(By.ID, "f-size"), what="the settings form")
+
+
 def fill(driver, **values: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -144,11 +154,8 @@ def fill(driver, **values: str) -> None:
 def test_upload_run_watch_stop_continue_and_download_in_a_browser(server, browser, workdir):
     from selenium.webdriver.common.by import By
 
-    draw_content().save(workdir / "photo.png")
-    draw_style().save(workdir / "painting.png")
+    open_studio(browser, server, workdir)
     find = browser.find_element
-    browser.get(server)
-    until(lambda: browser.find_elements(By.ID, "f-size"), what="the settings form")
     shoot(browser, "1-empty")
 
     find(By.ID, "file-content").send_keys(str(workdir / "photo.png"))
@@ -215,12 +222,9 @@ def test_what_an_artist_met_in_a_browser_is_mended(served, browser, workdir):
     from selenium.webdriver.common.by import By
 
     address, process = served
-    draw_content().save(workdir / "photo.png")
-    draw_style().save(workdir / "painting.png")
     (workdir / "notes.png").write_text("not a picture")
+    open_studio(browser, address, workdir)
     find = browser.find_element
-    browser.get(address)
-    until(lambda: browser.find_elements(By.ID, "f-size"), what="the settings form")
     # Every status the live view shows, as it changes (a "waiting" shown for a moment counts).
     browser.execute_script(
         "window.seen = []; new MutationObserver(() => window.seen.push(document.getElementById('job-status')"
@@ -304,11 +308,8 @@ def test_what_an_artist_met_in_a_browser_is_mended(served, browser, workdir):
 def test_the_gallery_shows_a_result_beside_its_pictures_and_removes_a_run(server, browser, workdir):
     from selenium.webdriver.common.by import By
 
-    draw_content().save(workdir / "photo.png")
-    draw_style().save(workdir / "painting.png")
+    open_studio(browser, server, workdir)
     find = browser.find_element
-    browser.get(server)
-    until(lambda: browser.find_elements(By.ID, "f-size"), what="the settings form")
     find(By.ID, "file-content").send_keys(str(workdir / "photo.png"))
     find(By.ID, "file-style").send_keys(str(workdir / "painting.png"))
     until(lambda: browser.find_elements(By.CSS_SELECTOR, "#style-thumbs img"), what="the thumbnails")

@@ -35,6 +35,9 @@ from nst.video.run import frame_path, is_video_run
 STATIC = Path(__file__).parent / "static"
 FORMATS = {"png": "image/png", "jpg": "image/jpeg", "tif": "image/tiff"}
 TOKEN_COOKIE = "nst_token"
+# What every new studio run has besides its form: no terminal bar (nobody sees the server's
+# terminal), and checkpoints often enough that Stop and a crash lose little.
+NEW_RUN = {"trainer.enable_progress_bar": False, "checkpoint.every_n_steps": 25}
 
 
 def create_app(
@@ -138,8 +141,7 @@ def create_app(
             **settings,
             "data.content": str(uploads.path(content)) if content is not None else None,
             "data.style": (style_paths[0] if len(style_paths) == 1 else style_paths) or None,
-            "trainer.enable_progress_bar": False,
-            "checkpoint.every_n_steps": 25,
+            **NEW_RUN,
         }
         video = content is not None and uploads.is_video(content)
         if video:  # the steps are the first frame's; later frames start from it and stop sooner
@@ -304,20 +306,19 @@ def create_app(
         config = gallery.config(run_dir)
         if is_video_run(run_dir) or not config:
             raise NSTError(f"run {run_label(run_dir)} is a video or has no settings: it cannot grow")
-        form = {**gallery.form(run_dir), **(body.get("settings") or {})}
-        size = settings_of(form, weights_dir)["data.size"]
-        before = gallery.form(run_dir).get("size", 0)
+        form = gallery.form(run_dir)
+        # One size from here on: the picture it starts from is the coarse stage already.
+        settings = settings_of({**form, **(body.get("settings") or {}), "multi_scale": False}, weights_dir)
+        size, before = settings["data.size"], form.get("size", 0)
         if size <= before:
             raise NSTError(f"a larger size than {before} px, please (got {size})")
         start_from = await as_photo(run_id)
+        data = config.get("data") or {}
         layer = {
-            **settings_of({**form, "multi_scale": False}, weights_dir),
-            "data.content": (config.get("data") or {}).get("content"),
-            "data.style": (config.get("data") or {}).get("style"),
-            "data.style_blend": (config.get("data") or {}).get("style_blend"),
+            **settings,
+            **{f"data.{key}": data.get(key) for key in ("content", "style", "style_blend")},
             "model.init": str(uploads.path(start_from["id"])),
-            "trainer.enable_progress_bar": False,
-            "checkpoint.every_n_steps": 25,
+            **NEW_RUN,
         }
         where = run_dirs.Where(save_dir=str(logs), name=NAME)
         job = jobs.submit(f"{run_label(run_dir)} at {size} px", [layer], where)

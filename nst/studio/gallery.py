@@ -16,6 +16,7 @@ from nst.errors import NSTError
 from nst.many.sweep_figure import final_losses
 from nst.run import run_dirs
 from nst.studio.form import form_of
+from nst.studio.jobs import run_label
 from nst.video.run import RESULT as VIDEO
 from nst.video.run import STATE, is_video_run
 
@@ -90,7 +91,7 @@ class Gallery:
             "id": run_id,
             "name": run_dir.parent.name,
             "version": run_dir.name,
-            "label": f"{run_dir.parent.name}/{run_dir.name}",
+            "label": run_label(run_dir),
             "status": "damaged" if damaged else status,
             "picture": not damaged and (finished or (frames > 0 if video else checkpoint.is_file())),
             "continuable": not damaged and checkpoint.is_file() and not finished,
@@ -100,7 +101,7 @@ class Gallery:
             "seconds": max(stamps) - min(stamps),
             "losses": video["losses"] if video else final_losses(run_dir),
             "content": self._named(data.get("content")),
-            "style": [self._named(s) for s in (styles if isinstance(styles, list) else [styles])],
+            "style": [self._named(s) for s in _listed(styles)],
             "form": form_of(config, self.weights_dir),
             "uploads": self._uploads_of(data.get("content"), styles),
         }
@@ -111,8 +112,7 @@ class Gallery:
     def names_of(self, run_dir: Path) -> list[str]:
         """The names of the pictures a run was made from: its photo, then its paintings."""
         data = self.config(run_dir).get("data") or {}
-        styles = data.get("style")
-        sources = [data.get("content"), *(styles if isinstance(styles, list) else [styles])]
+        sources = [data.get("content"), *_listed(data.get("style"))]
         return [Path(name).stem for name in (self._named(s) for s in sources) if name]
 
     def remove(self, run_dir: Path) -> Path:
@@ -137,7 +137,7 @@ class Gallery:
 
     def _uploads_of(self, content: Any, styles: Any) -> dict[str, Any] | None:
         """The studio uploads a run's pictures are, to pick them again; None if any is not one."""
-        styles = styles if isinstance(styles, list) else [] if styles is None else [styles]
+        styles = [s for s in _listed(styles) if s is not None]
 
         def upload(source: Any) -> dict[str, Any] | None:
             path = Path(str(source))
@@ -163,6 +163,11 @@ class Gallery:
         except (OSError, yaml.YAMLError):
             return {}
         return config if isinstance(config, dict) else {}
+
+
+def _listed(styles: Any) -> list[Any]:
+    """data.style as a list: a config names one painting, or several."""
+    return styles if isinstance(styles, list) else [styles]
 
 
 def is_training_run(run_dir: Path) -> bool:

@@ -178,15 +178,11 @@ class Jobs:
                 with contextlib.suppress(queue.Full):  # a page that stopped reading
                     events.put_nowait(event)
 
-    def stop_all(self) -> None:
-        """Ask every job to stop (a running one at its next step, with a checkpoint); returns at once."""
+    def close(self, wait_s: float = 120) -> None:
+        """Stop every job (a running one at its next step, with a checkpoint) and end the worker."""
         self.closing.set()
         for job in self.active():
             self.stop(job.id)
-
-    def close(self, wait_s: float = 120) -> None:
-        """Stop every job (a running one at its next step, with a checkpoint) and end the worker."""
-        self.stop_all()
         self._queue.put(None)
         self._worker.join(wait_s)
 
