@@ -139,9 +139,9 @@ function drawForm() {
       });
     }
     const shown = f.kind === "choice" ? f.choices.find((c) => c[0] === f.default)[1] : f.kind === "toggle" ? (f.default ? "on" : "off") : f.default;
-    const slider = f.name === "style_weight" ? [logSlider(input)] : [];
+    const control = f.name === "style_weight" ? element("div", { class: "with-slider" }, logSlider(input), input) : input;
     return element("div", { class: "field", id: `field-${f.name}` },
-      element("label", { for: `f-${f.name}` }, f.label), ...slider, input,
+      element("label", { for: `f-${f.name}` }, f.label), control,
       element("small", { class: "why", id: `why-${f.name}`, role: "alert" }),
       element("small", {}, `${f.hint} Default: ${shown}.`));
   }));
@@ -279,7 +279,8 @@ function drawLive(job) {
   const total = job.total || 0;
   $("bar-fill").style.width = total ? `${(100 * job.step) / total}%` : "0";
   $("step").textContent = `step ${job.step} / ${total || "…"}`;
-  $("job-title").textContent = job.label ? `${job.title} · ${job.label}` : job.title;
+  // A continued run's title names it already.
+  $("job-title").textContent = job.label && !job.title.includes(job.label) ? `${job.title} · ${job.label}` : job.title;
   if (job.kind === "video") {
     const frames = job.frames_total || 0;
     $("bar-fill").style.width = frames ? `${(100 * job.frames_done) / frames}%` : "0";
